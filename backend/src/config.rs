@@ -1,0 +1,164 @@
+//! Command line and environment: every setting is a flag of `bookstore serve` with an
+//! environment variable as fallback (names from the contract), and a default that runs on a
+//! laptop with no set-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "bookstore", version, about = "The bookstore REST API, its UI and its metrics")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve`, which is also what runs when no sub-command is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API, the UI, the docs and the metrics (the default).
+    Serve(ServeArgs),
+    /// Exit 0 if the server on --addr answers /healthz with 200, else 1. For container
+    /// health checks: the runtime image has no shell and no curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BOOKSTORE_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// SQLite database URL; the file and its folder are created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/bookstore.db")]
+    pub database_url: String,
+
+    /// Folder of UI files served at `/`; default `frontend` if it exists; empty turns it off.
+    #[arg(long, env = "BOOKSTORE_STATIC_DIR")]
+    pub static_dir: Option<String>,
+
+    /// Seed a sample catalogue into a brand-new database.
+    #[arg(long, env = "BOOKSTORE_DEMO_DATA", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub demo_data: bool,
+
+    /// Log format: `pretty` (human-readable lines) or `json` (one object per line).
+    #[arg(long, env = "BOOKSTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Comma-separated origins allowed to call the API from a browser (CORS); empty allows
+    /// only same-origin pages, such as the UI this server or nginx serves.
+    #[arg(long, env = "BOOKSTORE_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+
+    /// Time limit per request (for example `10s` or `500ms`); past it the answer is a 503.
+    #[arg(long, env = "BOOKSTORE_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// On SIGTERM or SIGINT, how long requests in progress may take to finish.
+    #[arg(long, env = "BOOKSTORE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// Address of the server to check (an unspecified address such as 0.0.0.0 means this host).
+    #[arg(long, env = "BOOKSTORE_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl ServeArgs {
+    /// The UI folder to serve, if any: the flag or variable when given (empty means none),
+    /// else `frontend` when it exists in the working directory.
+    pub fn static_dir(&self) -> Option<PathBuf> {
+        match self.static_dir.as_deref() {
+            Some("") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => Some(PathBuf::from("frontend")).filter(|dir| dir.is_dir()),
+        }
+    }
+
+    /// The allowed CORS origins, without empty entries.
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins
+            .iter()
+            .map(|origin| origin.trim().to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect()
+    }
+
+    /// Settings for tests and embedding: an ephemeral port on loopback, the given database,
+    /// no UI and no sample data.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            static_dir: Some(String::new()),
+            demo_data: false,
+            log_format: LogFormat::Pretty,
+            cors_origins: Vec::new(),
+            request_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("bookstore").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_defaults_run_on_a_laptop() {
+        let cli = parse(&[]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(cli.serve.database_url, "sqlite://data/bookstore.db");
+        assert!(cli.serve.demo_data);
+        assert_eq!(cli.serve.request_timeout, Duration::from_secs(10));
+        assert!(cli.serve.cors_origins().is_empty());
+    }
+
+    #[test]
+    fn flags_are_read_for_serve_and_healthcheck() {
+        let cli = parse(&["serve", "--demo-data", "false", "--request-timeout", "250ms"]);
+        let Some(Command::Serve(serve)) = cli.command else { panic!("not serve") };
+        assert!(!serve.demo_data);
+        assert_eq!(serve.request_timeout, Duration::from_millis(250));
+
+        let cli = parse(&["healthcheck", "--addr", "0.0.0.0:9000"]);
+        let Some(Command::Healthcheck(check)) = cli.command else { panic!("not healthcheck") };
+        assert_eq!(check.addr.port(), 9000);
+    }
+
+    #[test]
+    fn cors_origins_are_split_on_commas() {
+        let cli = parse(&["--cors-origins", "http://a.example, http://b.example,"]);
+        assert_eq!(cli.serve.cors_origins(), ["http://a.example", "http://b.example"]);
+    }
+
+    #[test]
+    fn an_empty_static_dir_turns_the_ui_off() {
+        let cli = parse(&["--static-dir", ""]);
+        assert_eq!(cli.serve.static_dir(), None);
+        let cli = parse(&["--static-dir", "/srv/ui"]);
+        assert_eq!(cli.serve.static_dir(), Some(PathBuf::from("/srv/ui")));
+    }
+}

@@ -1,0 +1,439 @@
+//! A book and the rules its fields obey (the table in `shared/spec/api.md`).
+//!
+//! Input arrives as a JSON object; [`NewBook::from_json`] and [`BookPatch::from_json`] check
+//! every field and report every broken rule at once, so a client can fix them all in one go.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use validator::{ValidateLength, ValidateRange};
+
+use super::FieldError;
+
+/// Longest title, author or genre, counted in Unicode scalar values after trimming.
+pub const TEXT_MAX_CHARS: u64 = 50;
+pub const YEAR_MIN: i64 = -5000;
+pub const YEAR_MAX: i64 = 2100;
+
+const TEXT_RULE: &str = "must be 1 to 50 characters";
+const GENRE_RULE: &str = "must be at most 50 characters, or null";
+const YEAR_RULE: &str = "must be an integer from -5000 to 2100";
+const REQUIRED: &str = "is required";
+const UNKNOWN: &str = "is not a known field";
+
+/// The fields a client may send, in the order errors are reported.
+const FIELDS: [&str; 4] = ["title", "author", "year", "genre"];
+
+/// Trims `raw` and checks its length in characters (not bytes).
+fn trimmed_text(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    trimmed
+        .validate_length(Some(1), Some(TEXT_MAX_CHARS), None)
+        .then(|| trimmed.to_owned())
+}
+
+macro_rules! required_text {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Trims surrounding whitespace, then requires 1 to 50 characters.
+            pub fn parse(raw: &str) -> Result<Self, &'static str> {
+                trimmed_text(raw).map(Self).ok_or(TEXT_RULE)
+            }
+
+            fn from_json(value: &Value) -> Result<Self, &'static str> {
+                value.as_str().ok_or(TEXT_RULE).and_then(Self::parse)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+required_text!(
+    /// A book's title: trimmed, 1 to 50 characters.
+    Title
+);
+required_text!(
+    /// A book's author: trimmed, 1 to 50 characters.
+    Author
+);
+
+/// A book's genre: trimmed, 1 to 50 characters. "No genre" is `Option::None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genre(String);
+
+impl Genre {
+    /// An all-whitespace genre means "no genre" and becomes `None`.
+    pub fn parse(raw: &str) -> Result<Option<Self>, &'static str> {
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        trimmed_text(raw).map(|g| Some(Self(g))).ok_or(GENRE_RULE)
+    }
+
+    fn from_json(value: &Value) -> Result<Option<Self>, &'static str> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(raw) => Self::parse(raw),
+            _ => Err(GENRE_RULE),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A publication year from -5000 to 2100 (negative years are BCE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Year(i64);
+
+impl Year {
+    pub fn new(year: i64) -> Result<Self, &'static str> {
+        year.validate_range(Some(YEAR_MIN), Some(YEAR_MAX), None, None)
+            .then_some(Self(year))
+            .ok_or(YEAR_RULE)
+    }
+
+    /// Accepts a JSON number with no fractional part (`1965` or `1965.0`, as JSON Schema's
+    /// `integer` does); a string such as `"1965"` is rejected.
+    fn from_json(value: &Value) -> Result<Self, &'static str> {
+        let Value::Number(number) = value else {
+            return Err(YEAR_RULE);
+        };
+        let year = number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 1e6)
+                .map(|f| f as i64)
+        });
+        year.ok_or(YEAR_RULE).and_then(Self::new)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A complete, valid set of client-supplied fields: the body of `POST` and `PUT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBook {
+    pub title: Title,
+    pub author: Author,
+    pub year: Year,
+    pub genre: Option<Genre>,
+}
+
+impl NewBook {
+    /// Checks a `POST`/`PUT` body: all of `title`, `author`, `year`; optional `genre`;
+    /// nothing else.
+    pub fn from_json(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Errors::for_object(object);
+        let title = errors.required(object, "title", Title::from_json);
+        let author = errors.required(object, "author", Author::from_json);
+        let year = errors.required(object, "year", Year::from_json);
+        let genre = errors.optional(object, "genre", Genre::from_json);
+        match (title, author, year) {
+            (Some(title), Some(author), Some(year)) if errors.is_empty() => Ok(Self {
+                title,
+                author,
+                year,
+                genre: genre.flatten(),
+            }),
+            _ => Err(errors.into_sorted()),
+        }
+    }
+}
+
+/// A JSON merge patch (RFC 7396) of a book: `None` leaves a field as it is, and
+/// `genre: Some(None)` clears the genre.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookPatch {
+    pub title: Option<Title>,
+    pub author: Option<Author>,
+    pub year: Option<Year>,
+    pub genre: Option<Option<Genre>>,
+}
+
+impl BookPatch {
+    /// Checks a `PATCH` body: any subset of the fields; `title`, `author` and `year` cannot
+    /// be cleared with `null`.
+    pub fn from_json(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Errors::for_object(object);
+        let patch = Self {
+            title: errors.optional(object, "title", Title::from_json),
+            author: errors.optional(object, "author", Author::from_json),
+            year: errors.optional(object, "year", Year::from_json),
+            genre: errors.optional(object, "genre", Genre::from_json),
+        };
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(errors.into_sorted())
+        }
+    }
+
+    /// The book as it will be after the patch.
+    ///
+    /// Fields the patch leaves alone are re-checked, so a row edited outside the API into
+    /// something invalid is reported rather than carried along.
+    pub fn apply_to(self, current: &Book) -> Result<NewBook, Vec<FieldError>> {
+        let mut errors = Errors::default();
+        let title = self
+            .title
+            .or_else(|| errors.stored("title", Title::parse(&current.title)));
+        let author = self
+            .author
+            .or_else(|| errors.stored("author", Author::parse(&current.author)));
+        let year = self
+            .year
+            .or_else(|| errors.stored("year", Year::new(current.year)));
+        let genre = match self.genre {
+            Some(genre) => genre,
+            None => errors
+                .stored("genre", Genre::parse(current.genre.as_deref().unwrap_or("")))
+                .flatten(),
+        };
+        match (title, author, year) {
+            (Some(title), Some(author), Some(year)) if errors.is_empty() => Ok(NewBook {
+                title,
+                author,
+                year,
+                genre,
+            }),
+            _ => Err(errors.into_sorted()),
+        }
+    }
+}
+
+/// Collects every broken rule of one body before giving up.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    /// Starts with one error per field the contract does not know.
+    fn for_object(object: &Map<String, Value>) -> Self {
+        Self(
+            object
+                .keys()
+                .filter(|key| !FIELDS.contains(&key.as_str()))
+                .map(|key| FieldError::new(key.as_str(), UNKNOWN))
+                .collect(),
+        )
+    }
+
+    fn required<T>(
+        &mut self,
+        object: &Map<String, Value>,
+        field: &str,
+        parse: impl FnOnce(&Value) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match object.get(field) {
+            None => {
+                self.0.push(FieldError::new(field, REQUIRED));
+                None
+            }
+            Some(value) => self.record(field, parse(value)),
+        }
+    }
+
+    fn optional<T>(
+        &mut self,
+        object: &Map<String, Value>,
+        field: &str,
+        parse: impl FnOnce(&Value) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        object
+            .get(field)
+            .and_then(|value| self.record(field, parse(value)))
+    }
+
+    fn stored<T>(&mut self, field: &str, parsed: Result<T, &'static str>) -> Option<T> {
+        self.record(field, parsed)
+    }
+
+    fn record<T>(&mut self, field: &str, parsed: Result<T, &'static str>) -> Option<T> {
+        parsed
+            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Contract fields first, in contract order, then unknown fields by name.
+    fn into_sorted(mut self) -> Vec<FieldError> {
+        self.0.sort_by_key(|e| {
+            let rank = FIELDS.iter().position(|f| *f == e.field);
+            (rank.unwrap_or(FIELDS.len()), e.field.clone())
+        });
+        self.0
+    }
+}
+
+/// A stored book, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "id": 42, "title": "Dune", "author": "Frank Herbert", "year": 1965,
+    "genre": "Science fiction",
+    "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"
+}))]
+pub struct Book {
+    /// Assigned by the server; never reused.
+    #[schema(minimum = 1)]
+    pub id: i64,
+    #[schema(min_length = 1, max_length = 50)]
+    pub title: String,
+    #[schema(min_length = 1, max_length = 50)]
+    pub author: String,
+    #[schema(minimum = -5000, maximum = 2100)]
+    pub year: i64,
+    #[schema(min_length = 1, max_length = 50)]
+    pub genre: Option<String>,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Bumped by every change; the `ETag` is derived from it.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub version: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("not an object"),
+        }
+    }
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_title_is_trimmed() {
+        assert_eq!(Title::parse("  Dune \n").unwrap().as_str(), "Dune");
+    }
+
+    #[test]
+    fn an_empty_or_blank_title_is_rejected() {
+        assert!(Title::parse("").is_err());
+        assert!(Title::parse(" \t\n ").is_err());
+    }
+
+    #[test]
+    fn title_length_counts_characters_not_bytes() {
+        let fifty_accents = "é".repeat(50);
+        assert_eq!(fifty_accents.len(), 100);
+        assert!(Title::parse(&fifty_accents).is_ok());
+        assert!(Title::parse(&"é".repeat(51)).is_err());
+        assert!(Author::parse(&"📚".repeat(50)).is_ok());
+        assert!(Author::parse(&"📚".repeat(51)).is_err());
+    }
+
+    #[test]
+    fn length_is_measured_after_trimming() {
+        let padded = format!("   {}   ", "a".repeat(50));
+        assert_eq!(Title::parse(&padded).unwrap().as_str(), "a".repeat(50));
+    }
+
+    #[test]
+    fn hostile_text_is_kept_verbatim() {
+        for raw in ["<img src=x onerror=alert(1)>", "'; DROP TABLE books; --", "a\0b"] {
+            assert_eq!(Title::parse(raw).unwrap().as_str(), raw);
+        }
+    }
+
+    #[test]
+    fn year_bounds_are_inclusive() {
+        assert!(Year::new(-5000).is_ok());
+        assert!(Year::new(2100).is_ok());
+        assert!(Year::new(-5001).is_err());
+        assert!(Year::new(2101).is_err());
+    }
+
+    #[test]
+    fn a_year_must_be_a_json_integer() {
+        assert_eq!(Year::from_json(&json!(1965)).unwrap().get(), 1965);
+        assert_eq!(Year::from_json(&json!(1965.0)).unwrap().get(), 1965);
+        assert!(Year::from_json(&json!("1965")).is_err());
+        assert!(Year::from_json(&json!(1965.5)).is_err());
+        assert!(Year::from_json(&json!(true)).is_err());
+        assert!(Year::from_json(&json!(1e300)).is_err());
+    }
+
+    #[test]
+    fn a_blank_genre_becomes_none() {
+        assert_eq!(Genre::parse("   ").unwrap(), None);
+        assert_eq!(Genre::parse("").unwrap(), None);
+        assert_eq!(Genre::from_json(&Value::Null).unwrap(), None);
+        assert_eq!(Genre::parse(" Poetry ").unwrap().unwrap().as_str(), "Poetry");
+        assert!(Genre::parse(&"x".repeat(51)).is_err());
+    }
+
+    #[test]
+    fn a_complete_body_is_accepted() {
+        let book = NewBook::from_json(&object(json!({
+            "title": " Dune ", "author": "Frank Herbert", "year": 1965, "genre": null
+        })))
+        .unwrap();
+        assert_eq!(book.title.as_str(), "Dune");
+        assert_eq!(book.genre, None);
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let errors = NewBook::from_json(&object(json!({
+            "title": "", "year": "1965", "genre": 7, "isbn": "x", "id": 3
+        })))
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            ["title", "author", "year", "genre", "id", "isbn"]
+        );
+        assert_eq!(errors[1].message, "is required");
+        assert_eq!(errors[4].message, "is not a known field");
+    }
+
+    #[test]
+    fn a_patch_may_clear_the_genre_but_not_the_title() {
+        let patch = BookPatch::from_json(&object(json!({"genre": null}))).unwrap();
+        assert_eq!(patch.genre, Some(None));
+        let errors = BookPatch::from_json(&object(json!({"title": null}))).unwrap_err();
+        assert_eq!(fields(&errors), ["title"]);
+    }
+
+    #[test]
+    fn a_patch_changes_only_the_fields_it_names() {
+        let current = Book {
+            id: 1,
+            title: "Dune".into(),
+            author: "Frank Herbert".into(),
+            year: 1965,
+            genre: Some("Science fiction".into()),
+            created_at: "2026-11-25T10:00:00Z".into(),
+            updated_at: "2026-11-25T10:00:00Z".into(),
+            version: 1,
+        };
+        let patch = BookPatch::from_json(&object(json!({"year": 1966}))).unwrap();
+        let next = patch.apply_to(&current).unwrap();
+        assert_eq!(next.title.as_str(), "Dune");
+        assert_eq!(next.year.get(), 1966);
+        assert_eq!(next.genre.unwrap().as_str(), "Science fiction");
+    }
+}

@@ -1,0 +1,244 @@
+//! The one error type of the application, and the one place that turns an error into an
+//! HTTP response: an RFC 9457 `application/problem+json` body.
+//!
+//! Handlers, extractors and the store return [`Error`] and use `?`; nothing else decides
+//! status codes. Details of server-side failures are logged, never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::FieldError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed JSON, or bad query parameters (each listed in `errors`).
+    #[error("bad request: {detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The path exists but not with this method; the `Allow` header is set by the router.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `If-Match` named a version that is no longer current.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// JSON of the wrong shape, or fields that break the rules (each listed in `errors`).
+    #[error("unprocessable: {detail}")]
+    Unprocessable {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// The request took longer than the configured time limit.
+    #[error("request timed out")]
+    Timeout,
+    /// The database cannot be reached or is busy: the request is safe to retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// A 422 for field rule violations, with a detail that counts them.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        Self::Unprocessable {
+            detail: count_fields(errors.len()),
+            errors,
+        }
+    }
+
+    /// A 400 for bad query parameters.
+    pub fn invalid_query(errors: Vec<FieldError>) -> Self {
+        let n = errors.len();
+        let detail = if n == 1 {
+            "1 query parameter is invalid".to_owned()
+        } else {
+            format!("{n} query parameters are invalid")
+        };
+        Self::BadRequest { detail, errors }
+    }
+
+    /// The problem a bare status code stands for, used to give responses produced outside
+    /// the handlers (the router's 404/405, the timeout and body-limit layers) the same body.
+    pub fn from_status(status: StatusCode) -> Option<Self> {
+        Some(match status {
+            StatusCode::NOT_FOUND => Self::NotFound("no such route".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Self::UnsupportedMediaType("expected application/json".to_owned())
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest { detail, .. } | Self::Unprocessable { detail, .. } => detail.clone(),
+            Self::NotFound(what) => what.clone(),
+            Self::MethodNotAllowed => "this path does not support this method; see the Allow header".into(),
+            Self::PreconditionFailed => {
+                "the book has changed since it was read (If-Match does not match its ETag); fetch it again".into()
+            }
+            Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::UnsupportedMediaType(expected) => expected.clone(),
+            Self::Timeout => "the request took too long; it is safe to retry".into(),
+            Self::Unavailable(_) => "the database is unavailable; it is safe to retry".into(),
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".into(),
+        }
+    }
+
+    fn errors(self) -> Option<Vec<FieldError>> {
+        match self {
+            Self::BadRequest { errors, .. } | Self::Unprocessable { errors, .. } => Some(errors),
+            _ => None,
+        }
+    }
+}
+
+fn count_fields(n: usize) -> String {
+    if n == 1 {
+        "1 field is invalid".to_owned()
+    } else {
+        format!("{n} fields are invalid")
+    }
+}
+
+/// Database failures that mean "try again later" become 503; anything else is a bug (500).
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        let transient = match &error {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => true,
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL,
+            // SQLITE_CANTOPEN (primary result codes, the low byte of extended codes).
+            E::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)),
+            _ => false,
+        };
+        if transient {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(Box::new(error))
+        }
+    }
+}
+
+/// The RFC 9457 problem document every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank", "title": "Unprocessable Content", "status": 422,
+    "detail": "2 fields are invalid",
+    "errors": [{"field": "title", "message": "must be 1 to 50 characters"},
+               {"field": "year", "message": "must be an integer from -5000 to 2100"}]
+}))]
+pub struct Problem {
+    /// Always `about:blank`: the status code says what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The status code's reason phrase.
+    pub title: &'static str,
+    pub status: u16,
+    /// What went wrong with this request, for humans.
+    pub detail: String,
+    /// Every invalid field or query parameter (400 and 422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "request failed"),
+            Self::Unavailable(source) => tracing::warn!(error = %source, "database unavailable"),
+            _ => {}
+        }
+        let problem = Problem {
+            kind: "about:blank",
+            title: reason_phrase(status),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: self.errors(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// RFC 9110's reason phrases, which renamed two that the `http` crate still spells the
+/// older way.
+fn reason_phrase(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable Content",
+        StatusCode::PAYLOAD_TOO_LARGE => "Content Too Large",
+        other => other.canonical_reason().unwrap_or("Error"),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detail_counts_invalid_fields() {
+        let one = Error::invalid_fields(vec![FieldError::new("title", "x")]);
+        assert_eq!(one.detail(), "1 field is invalid");
+        let two = Error::invalid_fields(vec![FieldError::new("a", "x"), FieldError::new("b", "y")]);
+        assert_eq!(two.detail(), "2 fields are invalid");
+    }
+
+    #[test]
+    fn a_busy_database_is_a_retryable_503_and_other_failures_a_500() {
+        assert_eq!(
+            Error::from(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            Error::from(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn internal_details_are_not_sent_to_the_client() {
+        let error = Error::Internal("secret path /etc/x".into());
+        assert!(!error.detail().contains("secret"));
+    }
+}

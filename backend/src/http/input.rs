@@ -1,0 +1,144 @@
+//! Extractors that turn raw requests into checked domain values, or into the contract's
+//! errors: 415 for a body that is not JSON, 413 past 64 KiB, 400 for malformed JSON or a bad
+//! path or query, 422 for JSON that breaks the book rules.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::domain::{BookPatch, FieldError, ListQuery, NewBook};
+use crate::error::Error;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body the domain knows how to check.
+pub trait JsonInput: Sized {
+    /// Accepted `Content-Type` values (without parameters).
+    const MEDIA_TYPES: &'static [&'static str];
+    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>>;
+}
+
+impl JsonInput for NewBook {
+    const MEDIA_TYPES: &'static [&'static str] = &["application/json"];
+    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        NewBook::from_json(object)
+    }
+}
+
+impl JsonInput for BookPatch {
+    const MEDIA_TYPES: &'static [&'static str] = &["application/merge-patch+json", "application/json"];
+    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        BookPatch::from_json(object)
+    }
+}
+
+/// A checked JSON body.
+pub struct Input<T>(pub T);
+
+impl<S, T> FromRequest<S> for Input<T>
+where
+    S: Send + Sync,
+    T: JsonInput,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        if !has_media_type(req.headers(), T::MEDIA_TYPES) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "the body must be JSON, sent with Content-Type: {}",
+                T::MEDIA_TYPES.join(" or ")
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest {
+                    detail: "the request body could not be read".to_owned(),
+                    errors: Vec::new(),
+                }
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest {
+            detail: format!("the body is not valid JSON: {e}"),
+            errors: Vec::new(),
+        })?;
+        let Value::Object(object) = value else {
+            return Err(Error::Unprocessable {
+                detail: "the body must be a JSON object".to_owned(),
+                errors: Vec::new(),
+            });
+        };
+        T::from_object(&object).map(Input).map_err(Error::invalid_fields)
+    }
+}
+
+fn has_media_type(headers: &HeaderMap, accepted: &[&str]) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    accepted.iter().any(|media| essence.eq_ignore_ascii_case(media))
+}
+
+/// The `{id}` of `/books/{id}`: a positive integer, or a 400.
+#[derive(Debug, Clone, Copy)]
+pub struct BookId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for BookId {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let invalid = || Error::BadRequest {
+            detail: "the book id in the path must be a positive integer".to_owned(),
+            errors: vec![FieldError::new("id", "must be a positive integer")],
+        };
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid())?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id >= 1)
+            .map(BookId)
+            .ok_or_else(invalid)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RawQuery(None));
+        let raw = raw.unwrap_or_default();
+        ListQuery::from_pairs(form_urlencoded::parse(raw.as_bytes())).map_err(Error::invalid_query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+        headers
+    }
+
+    #[test]
+    fn media_types_ignore_parameters_and_case() {
+        let json = NewBook::MEDIA_TYPES;
+        assert!(has_media_type(&headers("application/json"), json));
+        assert!(has_media_type(&headers("Application/JSON; charset=utf-8"), json));
+        assert!(!has_media_type(&headers("text/plain"), json));
+        assert!(!has_media_type(&HeaderMap::new(), json));
+        assert!(!has_media_type(&headers("application/merge-patch+json"), json));
+        assert!(has_media_type(&headers("application/merge-patch+json"), BookPatch::MEDIA_TYPES));
+    }
+}

@@ -1,0 +1,165 @@
+//! Where HTTP lives: the routes of each resource, merged into one router, wrapped in the
+//! middleware every request goes through.
+
+mod books;
+mod conditional;
+mod health;
+mod input;
+mod observe;
+mod openapi;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ETAG, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{from_fn, map_response};
+use axum::response::Response;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use input::BODY_LIMIT;
+pub use openapi::{ApiDoc, Docs, genre_pattern, text_pattern};
+pub use observe::{STATIC, UNMATCHED};
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub docs: Docs,
+}
+
+/// The HTTP settings that shape the router.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub static_dir: Option<PathBuf>,
+    pub cors_origins: Vec<String>,
+    pub request_timeout: Duration,
+}
+
+/// Responses smaller than this are not worth compressing.
+const COMPRESS_ABOVE: u64 = 1024;
+
+/// The UI's Content-Security-Policy when this server serves it (nginx sets the same one in
+/// the container stack): scripts, styles and data only from this origin, and no framing.
+const UI_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+    base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let routes = Router::new()
+        .merge(books::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .route_layer(from_fn(observe::tag_route));
+    let routes = match &config.static_dir {
+        Some(dir) => routes.fallback_service(static_files(dir.clone())),
+        None => routes,
+    };
+
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let cors = (!config.cors_origins.is_empty()).then(|| cors(&config.cors_origins));
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(from_fn(observe::record_metrics))
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .option_layer(cors)
+        .layer(CompressionLayer::new().compress_when(SizeAbove::new(COMPRESS_ABOVE).and(NoValidator)))
+        .layer(from_fn(observe::problem_bodies))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+
+    routes.layer(middleware).with_state(state)
+}
+
+/// One span per request, carrying its id; `tag_route` fills in the matched route.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        route = tracing::field::Empty,
+        request_id,
+    )
+}
+
+/// Responses with an `ETag` stay uncompressed, so their strong tag always names the same
+/// bytes (compressed bytes would need a different tag).
+#[derive(Clone, Copy)]
+struct NoValidator;
+
+impl Predicate for NoValidator {
+    fn should_compress<B: http_body::Body>(&self, response: &axum::http::Response<B>) -> bool {
+        !response.headers().contains_key(ETAG)
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::LINK,
+            books::X_TOTAL_COUNT,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The UI folder, for `cargo run` without nginx. Files are revalidated on every load
+/// (`no-cache`), so an edited file shows up on the next reload.
+fn static_files(dir: PathBuf) -> Router {
+    Router::new()
+        .fallback_service(ServeDir::new(dir).append_index_html_on_directories(true))
+        .layer(map_response(mark_static))
+}
+
+async fn mark_static(mut response: Response) -> Response {
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        response.extensions_mut().insert(observe::StaticFile);
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(UI_CSP));
+        headers.insert(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    response
+}

@@ -1,0 +1,121 @@
+//! Building and running the application: one function used by `main` and by every test.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::ServeArgs;
+use crate::http::{self, AppState, Docs, HttpConfig};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Opens the database (migrating it, and seeding a brand-new one if asked), builds the
+    /// router and binds the listener. Port 0 picks a free port (see [`Self::local_addr`]).
+    pub async fn build(args: &ServeArgs) -> anyhow::Result<Self> {
+        let opened = Store::open(&args.database_url)
+            .await
+            .with_context(|| format!("cannot open the database {}", args.database_url))?;
+        let store = opened.store;
+        if opened.fresh && args.demo_data {
+            let added = store.seed_demo_catalogue().await.context("cannot add the sample books")?;
+            tracing::info!(books = added, "new database: added the sample catalogue");
+        }
+        let state = AppState {
+            store: store.clone(),
+            metrics: Metrics::install()?,
+            docs: Docs::build(),
+        };
+        let config = HttpConfig {
+            static_dir: args.static_dir(),
+            cors_origins: args.cors_origins(),
+            request_timeout: args.request_timeout,
+        };
+        if let Some(dir) = &config.static_dir {
+            tracing::info!(dir = %dir.display(), "serving the UI");
+        }
+        let router = http::router(state, &config);
+        let listener = TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+            shutdown_timeout: args.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections, lets requests in
+    /// progress finish (for at most the shutdown timeout), and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "listening");
+        let stopping = std::sync::Arc::new(Notify::new());
+        let signalled = stopping.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in progress");
+            signalled.notify_one();
+        });
+        let deadline = async {
+            stopping.notified().await;
+            tokio::time::sleep(self.shutdown_timeout).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = deadline => tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "requests still in progress at the shutdown deadline were cut off"
+            ),
+        }
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM (what `docker stop` sends) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,52 @@
+//! The sample catalogue a brand-new database starts with, so a newcomer's first screen is
+//! not empty. `--demo-data false` (or `BOOKSTORE_DEMO_DATA=false`) turns it off.
+
+use super::Store;
+use crate::domain::{Author, Genre, NewBook, Title, Year};
+use crate::error::Result;
+
+const CATALOGUE: [(&str, &str, i64, &str); 12] = [
+    ("Dune", "Frank Herbert", 1965, "Science fiction"),
+    ("Pride and Prejudice", "Jane Austen", 1813, "Romance"),
+    ("Nineteen Eighty-Four", "George Orwell", 1949, "Dystopian"),
+    ("One Hundred Years of Solitude", "Gabriel García Márquez", 1967, "Magical realism"),
+    ("The Left Hand of Darkness", "Ursula K. Le Guin", 1969, "Science fiction"),
+    ("Things Fall Apart", "Chinua Achebe", 1958, "Literary fiction"),
+    ("The Name of the Rose", "Umberto Eco", 1980, "Mystery"),
+    ("Beloved", "Toni Morrison", 1987, "Literary fiction"),
+    ("The Hobbit", "J. R. R. Tolkien", 1937, "Fantasy"),
+    ("Crime and Punishment", "Fyodor Dostoevsky", 1866, "Literary fiction"),
+    ("The Odyssey", "Homer", -700, "Epic poetry"),
+    ("Kafka on the Shore", "Haruki Murakami", 2002, "Magical realism"),
+];
+
+impl Store {
+    /// Adds the sample catalogue. Called only for a database that was just created.
+    pub async fn seed_demo_catalogue(&self) -> Result<usize> {
+        for (title, author, year, genre) in CATALOGUE {
+            let book = NewBook {
+                title: Title::parse(title).expect("sample titles are valid"),
+                author: Author::parse(author).expect("sample authors are valid"),
+                year: Year::new(year).expect("sample years are valid"),
+                genre: Genre::parse(genre).expect("sample genres are valid"),
+            };
+            self.create_book(&book).await?;
+        }
+        Ok(CATALOGUE.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_book_obeys_the_rules() {
+        for (title, author, year, genre) in CATALOGUE {
+            assert!(Title::parse(title).is_ok(), "{title}");
+            assert!(Author::parse(author).is_ok(), "{author}");
+            assert!(Year::new(year).is_ok(), "{year}");
+            assert!(matches!(Genre::parse(genre), Ok(Some(_))), "{genre}");
+        }
+    }
+}
