@@ -10,7 +10,11 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "bookstore", version, about = "The bookstore REST API, its UI and its metrics")]
+#[command(
+    name = "bookstore",
+    version,
+    about = "The bookstore REST API, its UI and its metrics"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -52,7 +56,12 @@ pub struct ServeArgs {
 
     /// Comma-separated origins allowed to call the API from a browser (CORS); empty allows
     /// only same-origin pages, such as the UI this server or nginx serves.
-    #[arg(long, env = "BOOKSTORE_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "BOOKSTORE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub cors_origins: Vec<String>,
 
     /// Time limit per request (for example `10s` or `500ms`); past it the answer is a 503.
@@ -139,12 +148,16 @@ mod tests {
     #[test]
     fn flags_are_read_for_serve_and_healthcheck() {
         let cli = parse(&["serve", "--demo-data", "false", "--request-timeout", "250ms"]);
-        let Some(Command::Serve(serve)) = cli.command else { panic!("not serve") };
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("not serve")
+        };
         assert!(!serve.demo_data);
         assert_eq!(serve.request_timeout, Duration::from_millis(250));
 
         let cli = parse(&["healthcheck", "--addr", "0.0.0.0:9000"]);
-        let Some(Command::Healthcheck(check)) = cli.command else { panic!("not healthcheck") };
+        let Some(Command::Healthcheck(check)) = cli.command else {
+            panic!("not healthcheck")
+        };
         assert_eq!(check.addr.port(), 9000);
     }
 

@@ -17,10 +17,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub enum Error {
     /// Malformed JSON, or bad query parameters (each listed in `errors`).
     #[error("bad request: {detail}")]
-    BadRequest {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    BadRequest { detail: String, errors: Vec<FieldError> },
     #[error("not found: {0}")]
     NotFound(String),
     /// The path exists but not with this method; the `Allow` header is set by the router.
@@ -35,10 +32,7 @@ pub enum Error {
     UnsupportedMediaType(String),
     /// JSON of the wrong shape, or fields that break the rules (each listed in `errors`).
     #[error("unprocessable: {detail}")]
-    Unprocessable {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    Unprocessable { detail: String, errors: Vec<FieldError> },
     /// The request took longer than the configured time limit.
     #[error("request timed out")]
     Timeout,
@@ -104,7 +98,8 @@ impl Error {
             Self::NotFound(what) => what.clone(),
             Self::MethodNotAllowed => "this path does not support this method; see the Allow header".into(),
             Self::PreconditionFailed => {
-                "the book has changed since it was read (If-Match does not match its ETag); fetch it again".into()
+                "the book has changed since it was read (If-Match does not match its ETag); fetch it again"
+                    .into()
             }
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
             Self::UnsupportedMediaType(expected) => expected.clone(),

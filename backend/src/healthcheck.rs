@@ -13,9 +13,14 @@ use tokio::net::TcpStream;
 pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     let target = reachable(addr);
     let exchange = async {
-        let mut stream = TcpStream::connect(target).await.map_err(|e| format!("cannot connect to {target}: {e}"))?;
+        let mut stream = TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("cannot connect to {target}: {e}"))?;
         let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut head = [0u8; 32];
         let mut read = 0;
         while read < 12 {
@@ -29,7 +34,10 @@ pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         if status_line.starts_with("HTTP/1.1 200") || status_line.starts_with("HTTP/1.0 200") {
             Ok(())
         } else {
-            Err(format!("unhealthy: {}", status_line.lines().next().unwrap_or("no answer")))
+            Err(format!(
+                "unhealthy: {}",
+                status_line.lines().next().unwrap_or("no answer")
+            ))
         }
     };
     tokio::time::timeout(timeout, exchange)
@@ -52,9 +60,15 @@ mod tests {
 
     #[test]
     fn an_unspecified_address_is_checked_on_loopback() {
-        assert_eq!(reachable("0.0.0.0:8000".parse().unwrap()).to_string(), "127.0.0.1:8000");
+        assert_eq!(
+            reachable("0.0.0.0:8000".parse().unwrap()).to_string(),
+            "127.0.0.1:8000"
+        );
         assert_eq!(reachable("[::]:8000".parse().unwrap()).to_string(), "[::1]:8000");
-        assert_eq!(reachable("10.0.0.5:80".parse().unwrap()).to_string(), "10.0.0.5:80");
+        assert_eq!(
+            reachable("10.0.0.5:80".parse().unwrap()).to_string(),
+            "10.0.0.5:80"
+        );
     }
 
     #[tokio::test]

@@ -68,7 +68,10 @@ impl Metrics {
     }
 
     fn describe(&self) {
-        describe_counter!(REQUESTS_TOTAL, "HTTP requests answered, by method, route template and status.");
+        describe_counter!(
+            REQUESTS_TOTAL,
+            "HTTP requests answered, by method, route template and status."
+        );
         describe_histogram!(
             REQUEST_DURATION,
             metrics::Unit::Seconds,
@@ -76,8 +79,14 @@ impl Metrics {
         );
         describe_gauge!(REQUESTS_IN_FLIGHT, "HTTP requests being answered now.");
         describe_gauge!(BOOKS, "Books stored.");
-        describe_gauge!(POOL_CONNECTIONS, "Database connections, by state (idle or in_use).");
-        describe_gauge!(BUILD_INFO, "Always 1; the version label says which build is running.");
+        describe_gauge!(
+            POOL_CONNECTIONS,
+            "Database connections, by state (idle or in_use)."
+        );
+        describe_gauge!(
+            BUILD_INFO,
+            "Always 1; the version label says which build is running."
+        );
         self.process.describe();
         gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         gauge!(REQUESTS_IN_FLIGHT).set(0.0);

@@ -30,7 +30,10 @@ impl Application {
             .with_context(|| format!("cannot open the database {}", args.database_url))?;
         let store = opened.store;
         if opened.fresh && args.demo_data {
-            let added = store.seed_demo_catalogue().await.context("cannot add the sample books")?;
+            let added = store
+                .seed_demo_catalogue()
+                .await
+                .context("cannot add the sample books")?;
             tracing::info!(books = added, "new database: added the sample catalogue");
         }
         let state = AppState {
@@ -56,6 +59,11 @@ impl Application {
             store,
             shutdown_timeout: args.shutdown_timeout,
         })
+    }
+
+    /// The store the application uses (tests reach behind the API with it).
+    pub fn store(&self) -> Store {
+        self.store.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

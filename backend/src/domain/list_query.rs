@@ -103,11 +103,7 @@ impl ListQuery {
                 errors.push(FieldError::new(key, message));
             }
         }
-        if errors.is_empty() {
-            Ok(query)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(query) } else { Err(errors) }
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
@@ -256,7 +252,13 @@ mod tests {
 
     #[test]
     fn the_query_string_round_trips() {
-        let query = parse(&[("q", "a&b"), ("year_to", "1990"), ("sort", "-year"), ("limit", "5")]).unwrap();
+        let query = parse(&[
+            ("q", "a&b"),
+            ("year_to", "1990"),
+            ("sort", "-year"),
+            ("limit", "5"),
+        ])
+        .unwrap();
         let again = query.query_string_at(query.offset);
         let reparsed = ListQuery::from_pairs(form_urlencoded::parse(again.as_bytes())).unwrap();
         assert_eq!(reparsed, query);

@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/books/", get(list_books).post(create_book))
         .route(
             "/books/{id}",
-            get(get_book).put(replace_book).patch(patch_book).delete(delete_book),
+            get(get_book)
+                .put(replace_book)
+                .patch(patch_book)
+                .delete(delete_book),
         )
 }
 
@@ -128,7 +131,11 @@ pub async fn create_book(State(state): State<AppState>, Input(book): Input<NewBo
         (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_book(State(state): State<AppState>, BookId(id): BookId, headers: HeaderMap) -> Result<Response> {
+pub async fn get_book(
+    State(state): State<AppState>,
+    BookId(id): BookId,
+    headers: HeaderMap,
+) -> Result<Response> {
     let book = state.store.get_book(id).await?.ok_or_else(|| not_found(id))?;
     if none_match_hits(&headers, &book) {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag(&book))]).into_response());
@@ -224,7 +231,11 @@ pub async fn patch_book(
         (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_book(State(state): State<AppState>, BookId(id): BookId, if_match: IfMatch) -> Result<StatusCode> {
+pub async fn delete_book(
+    State(state): State<AppState>,
+    BookId(id): BookId,
+    if_match: IfMatch,
+) -> Result<StatusCode> {
     let expected = if_match.expected_versions(id);
     state.store.delete_book(id, expected.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -271,6 +282,9 @@ mod tests {
     #[test]
     fn prev_from_past_the_end_is_the_last_full_page() {
         assert_eq!(links(10, 100, 25), "</books?limit=10&offset=15>; rel=\"prev\"");
-        assert_eq!(links(10, 5, 25), "</books?limit=10&offset=15>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\"");
+        assert_eq!(
+            links(10, 5, 25),
+            "</books?limit=10&offset=15>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+        );
     }
 }

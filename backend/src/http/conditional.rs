@@ -22,9 +22,8 @@ pub fn etag(book: &Book) -> HeaderValue {
 /// copy is current and the answer is 304.
 pub fn none_match_hits(headers: &HeaderMap, book: &Book) -> bool {
     let current = format!("{}.{}", book.id, book.version);
-    list_values(headers, IF_NONE_MATCH).any(|tag| {
-        tag == "*" || opaque(tag.strip_prefix("W/").unwrap_or(tag)) == Some(current.as_str())
-    })
+    list_values(headers, IF_NONE_MATCH)
+        .any(|tag| tag == "*" || opaque(tag.strip_prefix("W/").unwrap_or(tag)) == Some(current.as_str()))
 }
 
 /// The `If-Match` header, read as the versions of the book the client will accept.
@@ -113,7 +112,10 @@ mod tests {
     fn if_none_match_uses_weak_comparison_and_lists() {
         let current = book(7, 3);
         assert!(none_match_hits(&with(IF_NONE_MATCH, "\"7.3\""), &current));
-        assert!(none_match_hits(&with(IF_NONE_MATCH, "\"1.1\", W/\"7.3\""), &current));
+        assert!(none_match_hits(
+            &with(IF_NONE_MATCH, "\"1.1\", W/\"7.3\""),
+            &current
+        ));
         assert!(none_match_hits(&with(IF_NONE_MATCH, "*"), &current));
         assert!(!none_match_hits(&with(IF_NONE_MATCH, "\"7.2\""), &current));
         assert!(!none_match_hits(&HeaderMap::new(), &current));
@@ -121,7 +123,10 @@ mod tests {
 
     #[test]
     fn if_match_accepts_strong_tags_of_this_book_only() {
-        assert_eq!(if_match("\"7.3\", \"7.4\"").expected_versions(7), Some(vec![3, 4]));
+        assert_eq!(
+            if_match("\"7.3\", \"7.4\"").expected_versions(7),
+            Some(vec![3, 4])
+        );
         assert_eq!(if_match("W/\"7.3\"").expected_versions(7), Some(vec![]));
         assert_eq!(if_match("\"8.3\"").expected_versions(7), Some(vec![]));
         assert_eq!(if_match("garbage").expected_versions(7), Some(vec![]));

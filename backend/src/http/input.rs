@@ -139,6 +139,9 @@ mod tests {
         assert!(!has_media_type(&headers("text/plain"), json));
         assert!(!has_media_type(&HeaderMap::new(), json));
         assert!(!has_media_type(&headers("application/merge-patch+json"), json));
-        assert!(has_media_type(&headers("application/merge-patch+json"), BookPatch::MEDIA_TYPES));
+        assert!(has_media_type(
+            &headers("application/merge-patch+json"),
+            BookPatch::MEDIA_TYPES
+        ));
     }
 }

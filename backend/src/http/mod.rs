@@ -29,8 +29,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use input::BODY_LIMIT;
-pub use openapi::{ApiDoc, Docs, genre_pattern, text_pattern};
 pub use observe::{STATIC, UNMATCHED};
+pub use openapi::{ApiDoc, Docs, genre_pattern, text_pattern};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -131,14 +131,15 @@ fn cors(origins: &[String]) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
-        .expose_headers([
-            header::ETAG,
-            header::LOCATION,
-            header::LINK,
-            books::X_TOTAL_COUNT,
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
         ])
+        .allow_headers([header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .expose_headers([header::ETAG, header::LOCATION, header::LINK, books::X_TOTAL_COUNT])
         .max_age(Duration::from_secs(600))
 }
 

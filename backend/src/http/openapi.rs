@@ -15,8 +15,8 @@ use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::Config;
 
@@ -85,7 +85,9 @@ fn year() -> ObjectBuilder {
         .schema_type(Type::Integer)
         .minimum(Some(-5000))
         .maximum(Some(2100))
-        .description(Some("Year of publication, -5000 to 2100 (negative years are BCE)"))
+        .description(Some(
+            "Year of publication, -5000 to 2100 (negative years are BCE)",
+        ))
 }
 
 fn genre() -> ObjectBuilder {
@@ -177,30 +179,111 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json(State(state): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, "application/json")], state.docs.document.to_string()).into_response()
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.docs.document.to_string(),
+    )
+        .into_response()
 }
 
 /// Interactive API documentation (Swagger UI), with no external resources.
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "The Swagger UI page", content_type = "text/html")))]
 pub async fn docs(State(state): State<AppState>) -> Result<Response, Error> {
-    let page = swagger_file(&state.docs, "index.html")?.ok_or_else(|| Error::Internal("Swagger UI has no index.html".into()))?;
+    let page = swagger_file(&state.docs, "index.html")?
+        .ok_or_else(|| Error::Internal("Swagger UI has no index.html".into()))?;
     // Swagger UI's page loads its files relative to itself, which from `/docs` (no slash)
     // would be the site root: a <base> makes `/docs` itself work, not just `/docs/`.
-    let html = String::from_utf8_lossy(&page.bytes).replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1);
+    let html =
+        String::from_utf8_lossy(&page.bytes).replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1);
     Ok(([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
 /// Swagger UI's scripts, styles and images.
 async fn docs_file(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Error> {
-    let file = swagger_file(&state.docs, &file)?.ok_or_else(|| Error::NotFound("no such documentation file".into()))?;
+    let file = swagger_file(&state.docs, &file)?
+        .ok_or_else(|| Error::NotFound("no such documentation file".into()))?;
     let mut response = ([(CONTENT_TYPE, file.content_type)], file.bytes.into_owned()).into_response();
     if file.gzpipped {
-        response.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response
+            .headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Ok(response)
 }
 
 fn swagger_file(docs: &Docs, file: &str) -> Result<Option<utoipa_swagger_ui::SwaggerFile<'static>>, Error> {
     utoipa_swagger_ui::serve(file, docs.swagger.clone()).map_err(|e| Error::Internal(e.to_string().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Genre, Title};
+
+    /// Strings around every edge of the rule: blank, 1 character, 49 to 51 characters, with
+    /// whitespace (and look-alikes that are not whitespace) on the ends and in the middle.
+    fn candidates() -> Vec<String> {
+        let edges = [
+            "",
+            " ",
+            "\t\n",
+            "\u{3000}",
+            "\u{85}",
+            "\u{a0}\u{2028}",
+            "\u{1c}",
+            "\u{feff}",
+            "\u{200b}",
+        ];
+        let mut out = Vec::new();
+        for prefix in edges {
+            for suffix in edges {
+                for len in [0, 1, 2, 48, 49, 50, 51] {
+                    for fill in ["a", "é", "📚", "a b"] {
+                        let body: String = fill.chars().cycle().take(len).collect();
+                        out.push(format!("{prefix}{body}{suffix}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_text_pattern_accepts_exactly_what_the_domain_accepts() {
+        let pattern = regex::Regex::new(&text_pattern()).unwrap();
+        for candidate in candidates() {
+            assert_eq!(
+                pattern.is_match(&candidate),
+                Title::parse(&candidate).is_ok(),
+                "{candidate:?} ({} chars)",
+                candidate.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn the_genre_pattern_accepts_exactly_what_the_domain_accepts() {
+        let pattern = regex::Regex::new(&genre_pattern()).unwrap();
+        for candidate in candidates() {
+            assert_eq!(
+                pattern.is_match(&candidate),
+                Genre::parse(&candidate).is_ok(),
+                "{candidate:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_whitespace_class_is_rusts_whitespace() {
+        let class = regex::Regex::new(&format!("^[{WHITESPACE}]$")).unwrap();
+        for c in (0..=0x3000u32).filter_map(char::from_u32) {
+            assert_eq!(
+                class.is_match(&c.to_string()),
+                c.is_whitespace(),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
 }

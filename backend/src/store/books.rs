@@ -165,8 +165,11 @@ fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
         let needle = fold_case(q);
         // FTS5 reads its query up to a NUL byte, so such a needle takes the scan.
         if needle.chars().count() >= TRIGRAM && !needle.contains('\0') {
-            clause.next(sql).push("id IN (SELECT rowid FROM books_search WHERE books_search MATCH ");
-            sql.push_bind(format!("\"{}\"", needle.replace('"', "\"\""))).push(")");
+            clause
+                .next(sql)
+                .push("id IN (SELECT rowid FROM books_search WHERE books_search MATCH ");
+            sql.push_bind(format!("\"{}\"", needle.replace('"', "\"\"")))
+                .push(")");
         } else {
             clause.next(sql).push("(instr(title_key, ");
             sql.push_bind(needle.clone()).push(") > 0 OR instr(author_key, ");
@@ -208,6 +211,8 @@ impl Clause {
 
 /// The current time as stored and returned: RFC 3339, UTC, whole seconds.
 fn now() -> String {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     now.format(&Rfc3339).unwrap_or_default()
 }

@@ -1,0 +1,186 @@
+//! Starting the application for a test, and small helpers that keep tests readable.
+
+use std::net::SocketAddr;
+
+use bookstore::config::ServeArgs;
+use bookstore::startup::Application;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub store: bookstore::store::Store,
+    _stop: oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    /// The application on 127.0.0.1 with a brand-new database file and no sample data.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let mut args = ServeArgs::for_tests(url);
+        adjust(&mut args);
+        let app = Application::build(&args).await.expect("the application starts");
+        let addr = app.local_addr();
+        let store = app.store();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        Self {
+            addr,
+            client,
+            store,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET is answered")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST is answered")
+    }
+
+    /// Sends `body` as is, with the given Content-Type (or none).
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method.parse().expect("a method"), self.url(path))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("the request is answered")
+    }
+
+    /// Creates a book and returns it as the API returned it.
+    pub async fn create(&self, body: Value) -> Value {
+        let response = self.post_json("/books", &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "creating {body}");
+        response.json().await.expect("a JSON book")
+    }
+
+    /// Creates a valid book with the given title.
+    pub async fn create_titled(&self, title: &str) -> Value {
+        self.create(json!({"title": title, "author": "Some Author", "year": 2000}))
+            .await
+    }
+}
+
+/// A valid book body.
+pub fn dune() -> Value {
+    json!({"title": "Dune", "author": "Frank Herbert", "year": 1965, "genre": "Science fiction"})
+}
+
+/// Asserts an RFC 9457 problem with this status, and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "errors are problem documents"
+    );
+    let body: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+/// The `field` of every entry of a problem's `errors`.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("an errors array")
+        .iter()
+        .map(|e| e["field"].as_str().expect("a field name").to_owned())
+        .collect()
+}
+
+pub fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("a {name} header"))
+        .to_str()
+        .expect("an ASCII header")
+}
+
+/// The ids of a JSON array of books.
+pub fn ids(books: &Value) -> Vec<i64> {
+    books
+        .as_array()
+        .expect("an array of books")
+        .iter()
+        .map(|b| b["id"].as_i64().expect("an id"))
+        .collect()
+}
+
+/// Reads a raw HTTP/1.1 response until the server closes the connection or 2 s pass.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                buffer.extend_from_slice(&chunk[..n]);
+                if response_complete(&buffer) {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// Whether `buffer` holds a whole response with a Content-Length body.
+fn response_complete(buffer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buffer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .is_some_and(|length| body.len() >= length)
+}

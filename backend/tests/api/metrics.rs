@@ -1,0 +1,66 @@
+//! `/metrics`: the contract's metrics, labelled by route template.
+//!
+//! The tests of one binary share one metrics recorder, so these assert on series and on
+//! labels rather than on exact totals; `tests/process.rs` checks values on a process of its own.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, dune, header};
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_text_format() {
+    let app = TestApp::spawn().await;
+    app.create(dune()).await;
+    app.get("/books/1").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header(&response, "content-type").starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "http_requests_in_flight",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "bookstore_books",
+        "bookstore_db_pool_connections{state=\"idle\"}",
+        "bookstore_db_pool_connections{state=\"in_use\"}",
+        "bookstore_build_info{version=",
+    ] {
+        assert!(text.contains(name), "{name} is exported");
+    }
+    assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
+    assert!(text.contains("# TYPE http_requests_total counter"));
+}
+
+#[tokio::test]
+async fn requests_are_labelled_by_route_template_not_raw_path() {
+    let app = TestApp::spawn().await;
+    let book = app.create(dune()).await;
+    app.get(&format!("/books/{}", book["id"])).await;
+    app.get("/books/987654321").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/books/{id}",status="200"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/books/{id}",status="404""#));
+    assert!(text.contains(r#"http_requests_total{method="POST",route="/books",status="201"}"#));
+    assert!(!text.contains("987654321"), "raw ids never become labels");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_share_fixed_labels() {
+    let app = TestApp::spawn().await;
+    for i in 0..20 {
+        app.get(&format!("/random-{i}-path")).await;
+    }
+    app.send_raw("BREW", "/books", None, "").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("random-"), "unknown paths never become labels");
+    assert!(text.contains(r#"route="unmatched",status="404""#));
+    assert!(text.contains(r#"method="OTHER""#));
+    assert!(!text.contains("BREW"));
+}

@@ -1,0 +1,335 @@
+//! The built binary as a process: start-up, readiness, graceful shutdown on SIGTERM,
+//! data kept across restarts, the sample catalogue, the health check sub-command, and the
+//! metrics of a process of its own.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_bookstore");
+
+/// A running `bookstore serve` with JSON logs, on a port it chose itself.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(db: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(db, extra, "info")
+    }
+
+    fn start_logging(db: &Path, extra: &[&str], filter: &str) -> Self {
+        let mut child = Command::new(BINARY)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--static-dir",
+                "",
+            ])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", db.display()))
+            .args(extra)
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = logs
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the server logs where it listens");
+            let entry: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+            if entry["message"] == "listening" {
+                break entry["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        Self { child, addr, logs }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = client.get(self.url("/readyz")).send().await;
+            if answer.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the server never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit in {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log line so far.
+    fn drain_logs(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested").join("bookstore.db");
+    (dir, db)
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_binary_creates_its_database_becomes_ready_and_serves() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    assert!(db.exists(), "the file and its folder are created");
+    let (status, books) = get_json(&server.url("/books")).await;
+    assert_eq!((status, books), (200, json!([])));
+    let (status, health) = get_json(&server.url("/healthz")).await;
+    assert_eq!((status, health), (200, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0_and_the_data_survives() {
+    let (_dir, db) = temp_db();
+    let mut server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+
+    // A client that is slow to send its body keeps a request in flight.
+    let body = json!({"title": "Slow but sure", "author": "A. Tortoise", "year": 1999}).to_string();
+    let (first, rest) = body.as_bytes().split_at(10);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /books HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    server.signal("TERM");
+    // Once shutdown has begun, new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(server.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener stays open after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "it waits for the request in flight"
+    );
+
+    stream.write_all(rest).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the slow request completes: {answer}"
+    );
+
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
+    let logs = server.drain_logs().join("\n");
+    assert!(logs.contains("\"stopped\""), "{logs}");
+
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let (_, books) = get_json(&server.url("/books")).await;
+    assert_eq!(
+        books[0]["title"], "Slow but sure",
+        "the book survives the restart"
+    );
+}
+
+#[tokio::test]
+async fn sigint_also_stops_the_server_cleanly() {
+    let (_dir, db) = temp_db();
+    let mut server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    server.signal("INT");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    // The last connection to close checkpoints the WAL into the database file.
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+#[tokio::test]
+async fn a_new_database_gets_the_sample_catalogue_once() {
+    let (_dir, db) = temp_db();
+    let mut server = Server::start(&db, &[]);
+    server.wait_ready().await;
+    let response = reqwest::get(server.url("/books")).await.unwrap();
+    assert_eq!(response.headers()["x-total-count"], "12");
+    let client = reqwest::Client::new();
+    let deleted = client.delete(server.url("/books/1")).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(10));
+
+    // Not brand new any more: no second helping, even with sample data on.
+    let server = Server::start(&db, &[]);
+    server.wait_ready().await;
+    let response = reqwest::get(server.url("/books")).await.unwrap();
+    assert_eq!(response.headers()["x-total-count"], "11");
+}
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_exits_0_only_when_the_server_answers() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let healthy = Command::new(BINARY)
+        .args(["healthcheck", "--addr", &server.addr.to_string()])
+        .status()
+        .unwrap();
+    assert!(healthy.success());
+    let unspecified = format!("0.0.0.0:{}", server.addr.port());
+    let healthy = Command::new(BINARY)
+        .arg("healthcheck")
+        .env("BOOKSTORE_ADDR", unspecified)
+        .status()
+        .unwrap();
+    assert!(
+        healthy.success(),
+        "BOOKSTORE_ADDR is read, and 0.0.0.0 means this host"
+    );
+    drop(server);
+
+    let unhealthy = Command::new(BINARY)
+        .args(["healthcheck", "--addr", "127.0.0.1:9", "--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(unhealthy.status.code(), Some(1));
+    assert!(!unhealthy.stderr.is_empty(), "it says why");
+}
+
+#[tokio::test]
+async fn the_metrics_of_a_process_count_its_books_and_requests() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &[]);
+    server.wait_ready().await;
+    for _ in 0..3 {
+        reqwest::get(server.url("/books/1")).await.unwrap();
+    }
+    reqwest::get(server.url("/no/such/thing")).await.unwrap();
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in\n{text}"))
+    };
+    assert_eq!(value("bookstore_books"), 12.0);
+    assert_eq!(
+        value(r#"http_requests_total{method="GET",route="/books/{id}",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"http_request_duration_seconds_count{method="GET",route="/books/{id}",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(&format!(
+            "bookstore_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
+    assert!(value("process_start_time_seconds") > 1.7e9);
+    assert_eq!(
+        value("http_requests_in_flight"),
+        1.0,
+        "the scrape itself is in flight"
+    );
+}
+
+#[tokio::test]
+async fn request_logs_are_json_lines_with_the_route_and_request_id() {
+    let (_dir, db) = temp_db();
+    let server = Server::start_logging(&db, &["--demo-data", "false"], "info,tower_http=debug");
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    client
+        .get(server.url("/books/5"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let entry = loop {
+        let line = server
+            .logs
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a request log line");
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if entry["span"]["request_id"] == "trace-me-42" && entry["message"] == "finished processing request" {
+            break entry;
+        }
+        assert!(Instant::now() < deadline, "no log line for the request");
+    };
+    assert_eq!(entry["span"]["route"], "/books/{id}");
+    assert_eq!(entry["status"], 404);
+}

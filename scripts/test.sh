@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, then runs every tier and prints a
+# pass/fail summary. `scripts/test.sh TIER...` runs only the named tiers; `--list` names them.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+TIERS=(static rust audit schemathesis)
+
+tier_static() {
+  apt_install shellcheck
+  log "cargo fmt --check"
+  cargo fmt --all --check
+  log "cargo clippy -D warnings"
+  cargo clippy --all-targets --quiet -- -D warnings
+  log "shellcheck scripts/*.sh .ci/run"
+  shellcheck -x scripts/*.sh .ci/run
+}
+
+tier_rust() {
+  log "cargo test (unit, black-box API, process)"
+  cargo test --quiet
+}
+
+tier_audit() {
+  cargo_tool cargo-audit cargo-audit
+  local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
+  [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
+  log "cargo audit against $db (offline)"
+  cargo audit --db "$db" --no-fetch
+}
+
+tier_schemathesis() {
+  venv_tool st 'schemathesis==4.32.5'
+  local bin port dir pid status=0
+  bin=$(build_release)
+  port=$(free_port)
+  dir=$(mktemp -d)
+  "$bin" --addr "127.0.0.1:$port" --database-url "sqlite://$dir/st.db" --demo-data false \
+    --static-dir "" >"$dir/server.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/readyz" 30
+  log "schemathesis: every check against the served /openapi.json"
+  (cd "$dir" && st run "http://127.0.0.1:$port/openapi.json" --checks all --max-examples 100 \
+    --seed 1 --no-color) || status=$?
+  kill "$pid"
+  wait "$pid" || true
+  if grep -q '"level":"ERROR"\|ERROR' "$dir/server.log"; then
+    warn "the server logged errors during the run:"
+    grep ERROR "$dir/server.log" | head -20 >&2
+    status=1
+  fi
+  rm -rf "$dir"
+  return "$status"
+}
+
+main() {
+  if [ "${1:-}" = "--list" ]; then
+    printf '%s\n' "${TIERS[@]}"
+    return 0
+  fi
+  local selected=("$@")
+  [ ${#selected[@]} -gt 0 ] || selected=("${TIERS[@]}")
+  apt_install curl ca-certificates
+  local results=() failed=0 tier started status
+  for tier in "${selected[@]}"; do
+    declare -F "tier_$tier" >/dev/null || die "no tier '$tier' (try --list)"
+    log "tier: $tier"
+    started=$SECONDS
+    # A subshell outside any `if`, so that `set -e` stops the tier at its first failure.
+    set +e
+    ("tier_$tier")
+    status=$?
+    set -e
+    if [ "$status" -eq 0 ]; then
+      results+=("PASS  $tier  ($((SECONDS - started))s)")
+    else
+      results+=("FAIL  $tier  ($((SECONDS - started))s)")
+      failed=1
+    fi
+  done
+  printf '\n%s\n' "──── summary ────"
+  printf '%s\n' "${results[@]}"
+  if [ "$failed" -eq 0 ]; then
+    printf '\033[1;32mALL PASSED\033[0m\n'
+  else
+    printf '\033[1;31mFAILED\033[0m\n'
+  fi
+  return "$failed"
+}
+
+main "$@"
