@@ -38,7 +38,7 @@ pub enum Error {
     Timeout,
     /// The database cannot be reached or is busy: the request is safe to retry.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -109,6 +109,14 @@ impl Error {
         }
     }
 
+    /// The same error again, for answering several requests that one failure affected.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
+            other => Self::Internal(other.to_string().into()),
+        }
+    }
+
     fn errors(self) -> Option<Vec<FieldError>> {
         match self {
             Self::BadRequest { errors, .. } | Self::Unprocessable { errors, .. } => Some(errors),
@@ -140,7 +148,7 @@ impl From<sqlx::Error> for Error {
             _ => false,
         };
         if transient {
-            Self::Unavailable(error)
+            Self::Unavailable(error.to_string())
         } else {
             Self::Internal(Box::new(error))
         }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{ETAG, LINK, LOCATION};
+use axum::http::header::{CONTENT_TYPE, ETAG, LINK, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -60,11 +60,12 @@ pub fn router() -> Router<AppState> {
 pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Result<Response> {
     let page = state.store.list_books(&query).await?;
     let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(X_TOTAL_COUNT, HeaderValue::from(page.total));
     if let Some(links) = page_links(&query, page.total) {
         headers.insert(LINK, links);
     }
-    Ok((headers, Json(page.books)).into_response())
+    Ok((headers, page.json().clone()).into_response())
 }
 
 /// The `Link` header of a page: `next` while books remain after it, `prev` unless it is the
@@ -103,7 +104,7 @@ fn page_links(query: &ListQuery, total: i64) -> Option<HeaderValue> {
     )
 )]
 pub async fn create_book(State(state): State<AppState>, Input(book): Input<NewBook>) -> Result<Response> {
-    let created = state.store.create_book(&book).await?;
+    let created = state.store.create_book(book).await?;
     let location = HeaderValue::from_str(&format!("/books/{}", created.id)).ok();
     let mut response = book_response(StatusCode::CREATED, &created);
     if let Some(location) = location {
@@ -174,7 +175,7 @@ pub async fn replace_book(
     let expected = if_match.expected_versions(id);
     let replaced = state
         .store
-        .update_book(id, expected.as_deref(), |_| Ok(book))
+        .update_book(id, expected, Box::new(|_| Ok(book)))
         .await?;
     Ok(book_response(StatusCode::OK, &replaced))
 }
@@ -212,7 +213,7 @@ pub async fn patch_book(
     let expected = if_match.expected_versions(id);
     let patched = state
         .store
-        .update_book(id, expected.as_deref(), |current| patch.apply_to(current))
+        .update_book(id, expected, Box::new(|current| patch.apply_to(current)))
         .await?;
     Ok(book_response(StatusCode::OK, &patched))
 }
@@ -237,7 +238,7 @@ pub async fn delete_book(
     if_match: IfMatch,
 ) -> Result<StatusCode> {
     let expected = if_match.expected_versions(id);
-    state.store.delete_book(id, expected.as_deref()).await?;
+    state.store.delete_book(id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,8 +47,8 @@ pub async fn healthz() -> Json<Status> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(Status { status: "ok" })),
-        Ok(Err(error)) => Err(Error::Unavailable(error)),
-        Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
+        Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
+        Err(_) => Err(Error::Unavailable("no answer within 2 s".to_owned())),
     }
 }
 

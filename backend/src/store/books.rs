@@ -1,11 +1,13 @@
-//! The SQL for books: one small function per operation.
+//! The SQL for books: one small function per statement.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::Store;
-use crate::domain::{Book, FieldError, ListQuery, NewBook, SortKey, fold_case};
+use crate::domain::{Book, ListQuery, NewBook, SortKey, fold_case};
 use crate::error::{Error, Result};
 
 /// The columns of a [`Book`], as a macro so that `concat!` can build each query at compile time.
@@ -22,119 +24,22 @@ const TRIGRAM: usize = 3;
 pub struct Page {
     pub books: Vec<Book>,
     pub total: i64,
+    json: OnceLock<Bytes>,
 }
 
-impl Store {
-    pub async fn get_book(&self, id: i64) -> Result<Option<Book>> {
-        let sql = concat!("SELECT ", columns!(), " FROM books WHERE id = ?");
-        Ok(sqlx::query_as(sql).bind(id).fetch_optional(self.read()).await?)
-    }
-
-    pub async fn list_books(&self, query: &ListQuery) -> Result<Page> {
-        let mut select = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM books"));
-        push_filters(&mut select, query);
-        let direction = if query.descending { "DESC" } else { "ASC" };
-        let column = match query.sort {
-            SortKey::Id => None,
-            SortKey::Title => Some("title_key"),
-            SortKey::Author => Some("author_key"),
-            SortKey::Year => Some("year"),
-            SortKey::CreatedAt => Some("created_at"),
-        };
-        select.push(" ORDER BY ");
-        if let Some(column) = column {
-            select.push(format_args!("{column} {direction}, "));
+impl Page {
+    pub fn new(books: Vec<Book>, total: i64) -> Self {
+        Self {
+            books,
+            total,
+            json: OnceLock::new(),
         }
-        select.push(format_args!("id {direction} LIMIT "));
-        select.push_bind(query.limit);
-        select.push(" OFFSET ");
-        select.push_bind(query.offset);
-        let books = select.build_query_as().fetch_all(self.read()).await?;
-
-        let total = if query.is_unfiltered() {
-            self.book_count()
-        } else {
-            let mut count = QueryBuilder::new("SELECT count(*) FROM books");
-            push_filters(&mut count, query);
-            count.build_query_scalar().fetch_one(self.read()).await?
-        };
-        Ok(Page { books, total })
     }
 
-    pub async fn create_book(&self, book: &NewBook) -> Result<Book> {
-        let now = now();
-        let sql = concat!(
-            "INSERT INTO books (title, author, year, genre, created_at, updated_at, \
-             title_key, author_key, genre_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
-            columns!()
-        );
-        let created = bind_fields(sqlx::query_as(sql), book, &now)
-            .fetch_one(self.write())
-            .await?;
-        self.count_changed(1);
-        Ok(created)
-    }
-
-    /// Replaces a book with `change(current)`, but only if its version is one of
-    /// `expected` (when given): the read, the check and the write happen in one transaction
-    /// on the single writer connection, so no other write can slip in between.
-    pub async fn update_book(
-        &self,
-        id: i64,
-        expected: Option<&[i64]>,
-        change: impl FnOnce(&Book) -> Result<NewBook, Vec<FieldError>>,
-    ) -> Result<Book> {
-        let mut tx = self.write().begin().await?;
-        let current = current_version(&mut tx, id, expected).await?;
-        let next = change(&current).map_err(Error::invalid_fields)?;
-        let sql = concat!(
-            "UPDATE books SET title = ?, author = ?, year = ?, genre = ?, updated_at = ?, \
-             title_key = ?, author_key = ?, genre_key = ?, version = version + 1 \
-             WHERE id = ? RETURNING ",
-            columns!()
-        );
-        let now = now();
-        let updated = sqlx::query_as(sql)
-            .bind(next.title.as_str())
-            .bind(next.author.as_str())
-            .bind(next.year.get())
-            .bind(next.genre.as_ref().map(|g| g.as_str()))
-            .bind(&now)
-            .bind(fold_case(next.title.as_str()))
-            .bind(fold_case(next.author.as_str()))
-            .bind(next.genre.as_ref().map(|g| fold_case(g.as_str())))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(updated)
-    }
-
-    /// Deletes a book, if its version is one of `expected` (when given).
-    pub async fn delete_book(&self, id: i64, expected: Option<&[i64]>) -> Result<()> {
-        let mut tx = self.write().begin().await?;
-        current_version(&mut tx, id, expected).await?;
-        sqlx::query("DELETE FROM books WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.count_changed(-1);
-        Ok(())
-    }
-}
-
-/// The current row, or 404, or 412 if its version is not one the client expected.
-async fn current_version(conn: &mut SqliteConnection, id: i64, expected: Option<&[i64]>) -> Result<Book> {
-    let sql = concat!("SELECT ", columns!(), " FROM books WHERE id = ?");
-    let current: Book = sqlx::query_as(sql)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    match expected {
-        Some(versions) if !versions.contains(&current.version) => Err(Error::PreconditionFailed),
-        _ => Ok(current),
+    /// The books as a JSON array, serialized once however often the page is served.
+    pub fn json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| serde_json::to_vec(&self.books).unwrap_or_default().into())
     }
 }
 
@@ -142,21 +47,134 @@ pub fn not_found(id: i64) -> Error {
     Error::NotFound(format!("there is no book with id {id}"))
 }
 
-fn bind_fields<'q, O>(
-    query: sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
-    book: &'q NewBook,
+pub async fn select(pool: &SqlitePool, id: i64) -> Result<Option<Book>, sqlx::Error> {
+    let sql = concat!("SELECT ", columns!(), " FROM books WHERE id = ?");
+    sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+}
+
+pub async fn select_page(
+    pool: &SqlitePool,
+    query: &ListQuery,
+    total: Option<i64>,
+) -> Result<Page, sqlx::Error> {
+    let mut select = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM books"));
+    push_filters(&mut select, query);
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let column = match query.sort {
+        SortKey::Id => None,
+        SortKey::Title => Some("title_key"),
+        SortKey::Author => Some("author_key"),
+        SortKey::Year => Some("year"),
+        SortKey::CreatedAt => Some("created_at"),
+    };
+    select.push(" ORDER BY ");
+    if let Some(column) = column {
+        select.push(format_args!("{column} {direction}, "));
+    }
+    select.push(format_args!("id {direction} LIMIT "));
+    select.push_bind(query.limit);
+    select.push(" OFFSET ");
+    select.push_bind(query.offset);
+    let books = select.build_query_as().fetch_all(pool).await?;
+
+    let total = match total {
+        Some(total) => total,
+        None => {
+            let mut count = QueryBuilder::new("SELECT count(*) FROM books");
+            push_filters(&mut count, query);
+            count.build_query_scalar().fetch_one(pool).await?
+        }
+    };
+    Ok(Page::new(books, total))
+}
+
+pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM books")
+        .fetch_one(pool)
+        .await
+}
+
+/// Inserts several books with one statement and returns them in the order given.
+///
+/// Writing many rows per statement is what lets a batch of creates cost one round trip to
+/// SQLite instead of one each. Callers keep the number of rows to a few sizes (see the
+/// writer), so that each size's statement is prepared once and then reused.
+pub async fn insert_many<'a>(
+    conn: &mut SqliteConnection,
+    new: &'a [NewBook],
+    now: &'a str,
+) -> Result<Vec<Book>, sqlx::Error> {
+    let mut sql = QueryBuilder::new(
+        "INSERT INTO books (title, author, year, genre, created_at, updated_at, title_key, author_key, genre_key) ",
+    );
+    sql.push_values(new, |mut row, book| {
+        row.push_bind(book.title.as_str())
+            .push_bind(book.author.as_str())
+            .push_bind(book.year.get())
+            .push_bind(book.genre.as_ref().map(|g| g.as_str()))
+            .push_bind(now)
+            .push_bind(now)
+            .push_bind(fold_case(book.title.as_str()))
+            .push_bind(fold_case(book.author.as_str()))
+            .push_bind(book.genre.as_ref().map(|g| fold_case(g.as_str())));
+    });
+    sql.push(concat!(" RETURNING ", columns!()));
+    let mut created: Vec<Book> = sql.build_query_as().fetch_all(conn).await?;
+    // RETURNING gives rows in no promised order; ids are assigned in VALUES order.
+    created.sort_unstable_by_key(|book| book.id);
+    Ok(created)
+}
+
+pub async fn update(
+    conn: &mut SqliteConnection,
+    id: i64,
+    book: &NewBook,
     now: &str,
-) -> sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
-    query
+) -> Result<Book, sqlx::Error> {
+    let sql = concat!(
+        "UPDATE books SET title = ?, author = ?, year = ?, genre = ?, updated_at = ?, \
+         title_key = ?, author_key = ?, genre_key = ?, version = version + 1 \
+         WHERE id = ? RETURNING ",
+        columns!()
+    );
+    sqlx::query_as(sql)
         .bind(book.title.as_str())
         .bind(book.author.as_str())
         .bind(book.year.get())
         .bind(book.genre.as_ref().map(|g| g.as_str()))
-        .bind(now.to_owned())
-        .bind(now.to_owned())
+        .bind(now)
         .bind(fold_case(book.title.as_str()))
         .bind(fold_case(book.author.as_str()))
         .bind(book.genre.as_ref().map(|g| fold_case(g.as_str())))
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn delete(conn: &mut SqliteConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM books WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The current row for a change: the outer `Result` is the database, the inner one the
+/// answer (404 if there is no such book, 412 if its version is not one the client expects).
+pub async fn current(
+    conn: &mut SqliteConnection,
+    id: i64,
+    expected: Option<&[i64]>,
+) -> Result<Result<Book>, sqlx::Error> {
+    let sql = concat!("SELECT ", columns!(), " FROM books WHERE id = ?");
+    let current: Option<Book> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    Ok(match current {
+        None => Err(not_found(id)),
+        Some(book) if expected.is_some_and(|versions| !versions.contains(&book.version)) => {
+            Err(Error::PreconditionFailed)
+        }
+        Some(book) => Ok(book),
+    })
 }
 
 fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
@@ -210,7 +228,7 @@ impl Clause {
 }
 
 /// The current time as stored and returned: RFC 3339, UTC, whole seconds.
-fn now() -> String {
+pub fn now() -> String {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);

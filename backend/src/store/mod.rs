@@ -1,16 +1,20 @@
 //! Where the SQL lives: the SQLite database behind the API.
 //!
-//! SQLite allows many readers but one writer at a time, so the store keeps two pools: a
-//! read-only pool sized for the machine, so that reads run in parallel, and a pool of one
-//! connection for writes, so that concurrent writers queue in the pool (in arrival order)
-//! instead of failing with `SQLITE_BUSY`. WAL mode lets readers and the writer proceed
-//! together; `synchronous = NORMAL` keeps every committed write across a process crash (only
-//! an OS crash or power loss can lose the last transactions), and the busy timeout covers
-//! other processes (a `sqlite3` shell, a backup) holding a lock for a moment.
+//! SQLite allows many readers but one writer at a time. The store keeps a read-only pool
+//! sized for the machine, so reads run in parallel, and one write connection owned by the
+//! [`writer`] task, so concurrent writers queue (and share commits) instead of failing with
+//! `SQLITE_BUSY`. WAL mode lets readers and the writer proceed together; with
+//! `synchronous = NORMAL` a committed write survives a crash of the process (only an OS
+//! crash or power loss can lose the last commits); the busy timeout covers other processes
+//! (a `sqlite3` shell, a backup) holding a lock for a moment.
+//!
+//! Because every write goes through the writer, it also keeps the [`cache`] of books and
+//! listing pages exact. The cache assumes this process is the database's only writer.
 
 mod books;
-pub use books::not_found;
+mod cache;
 mod seed;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,15 +22,22 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, SqlitePool};
+use sqlx::{ConnectOptions, Executor, SqlitePool};
+
+pub use books::{Page, not_found};
+use cache::{BookCache, Change};
+pub use writer::ChangeFn;
+use writer::{Op, Writer};
+
+use crate::domain::{Book, ListQuery, NewBook};
+use crate::error::{Error, Result};
 
 /// How long a statement waits for another process's lock before giving up with a 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a request waits for a pooled connection before giving up with a 503. Writers
-/// queue here: one write takes well under a millisecond, so thousands can wait their turn.
+/// How long a read waits for a pooled connection before giving up with a 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections and counts over the two pools, for the `bookstore_db_pool_connections` gauge.
+/// Database connections by state, for the `bookstore_db_pool_connections` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {
     pub idle: u32,
@@ -35,15 +46,33 @@ pub struct PoolUse {
 
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    read: SqlitePool,
+    writer: Arc<Writer>,
+    shared: Arc<Shared>,
 }
 
-struct Inner {
-    read: SqlitePool,
-    write: SqlitePool,
-    /// The number of books, kept in step by every insert and delete, so neither the gauge
-    /// nor the total of an unfiltered listing has to count rows.
+/// What the readers and the writer share.
+pub struct Shared {
+    cache: BookCache,
+    /// The number of books, kept in step by the writer, so that neither the gauge nor the
+    /// total of an unfiltered listing has to count rows.
     books: AtomicI64,
+}
+
+impl Shared {
+    /// Applies a committed batch: the book count and the cache.
+    fn apply(&self, changes: &[Change]) {
+        let delta: i64 = changes
+            .iter()
+            .map(|c| match c {
+                Change::Created(_) => 1,
+                Change::Updated(_) => 0,
+                Change::Deleted(_) => -1,
+            })
+            .sum();
+        self.books.fetch_add(delta, Ordering::Relaxed);
+        self.cache.apply(changes);
+    }
 }
 
 /// What opening the database found.
@@ -54,8 +83,8 @@ pub struct Opened {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url`, applies the embedded migrations
-    /// and counts the books.
+    /// Opens (creating if missing) the database at `url`, applies the embedded migrations,
+    /// counts the books and starts the writer.
     pub async fn open(url: &str) -> Result<Opened, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -68,86 +97,111 @@ impl Store {
             create_parent_dir(options.get_filename())?;
         }
 
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await?;
-
+        let mut write = options.connect().await?;
         let fresh = write
             .fetch_optional("SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .await?
             .is_none();
-        sqlx::migrate!("./migrations").run(&write).await?;
+        sqlx::migrate!("./migrations").run(&mut write).await?;
 
-        // An in-memory database exists once per connection: reads must share the writer.
-        let read = if in_memory {
-            write.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(read_pool_size())
-                .min_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .idle_timeout(Duration::from_secs(600))
-                .max_lifetime(None)
-                .connect_with(options.read_only(true))
-                .await?
-        };
-
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM books")
-            .fetch_one(&read)
+        let read = SqlitePoolOptions::new()
+            .max_connections(read_pool_size())
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(600))
+            .max_lifetime(None)
+            // An in-memory database is shared through the cache, which a read-only
+            // connection cannot open.
+            .connect_with(options.read_only(!in_memory))
             .await?;
-        let store = Store {
-            inner: Arc::new(Inner {
-                read,
-                write,
-                books: AtomicI64::new(count),
-            }),
+
+        let shared = Arc::new(Shared {
+            cache: BookCache::new(),
+            books: AtomicI64::new(books::count(&read).await?),
+        });
+        let writer = Arc::new(Writer::spawn(write, shared.clone()));
+        Ok(Opened {
+            store: Store { read, writer, shared },
+            fresh,
+        })
+    }
+
+    pub async fn get_book(&self, id: i64) -> Result<Option<Arc<Book>>> {
+        if let Some(book) = self.shared.cache.book(id) {
+            return Ok(Some(book));
+        }
+        let seen = self.shared.cache.item_epoch();
+        let Some(book) = books::select(&self.read, id).await? else {
+            return Ok(None);
         };
-        Ok(Opened { store, fresh })
+        let book = Arc::new(book);
+        self.shared.cache.fill_book(seen, book.clone());
+        Ok(Some(book))
+    }
+
+    pub async fn list_books(&self, query: &ListQuery) -> Result<Arc<Page>> {
+        let seen = self.shared.cache.list_epoch();
+        if let Some(page) = self.shared.cache.page(seen, query) {
+            return Ok(page);
+        }
+        let total = query.is_unfiltered().then(|| self.book_count());
+        let page = Arc::new(books::select_page(&self.read, query, total).await?);
+        self.shared.cache.fill_page(seen, query.clone(), page.clone());
+        Ok(page)
+    }
+
+    pub async fn create_book(&self, book: NewBook) -> Result<Arc<Book>> {
+        let written = self.writer.write(Op::Create(book)).await?;
+        written.ok_or_else(|| Error::Internal("a create wrote no book".into()))
+    }
+
+    /// Replaces a book with `change(current)`, but only if its version is one of
+    /// `expected` (when given). The read, the check and the write happen in one
+    /// transaction, so no other write can slip in between.
+    pub async fn update_book(
+        &self,
+        id: i64,
+        expected: Option<Vec<i64>>,
+        change: ChangeFn,
+    ) -> Result<Arc<Book>> {
+        let written = self.writer.write(Op::Update { id, expected, change }).await?;
+        written.ok_or_else(|| Error::Internal("an update wrote no book".into()))
+    }
+
+    /// Deletes a book, if its version is one of `expected` (when given).
+    pub async fn delete_book(&self, id: i64, expected: Option<Vec<i64>>) -> Result<()> {
+        self.writer.write(Op::Delete { id, expected }).await.map(drop)
     }
 
     /// Whether the database answers a query (for `/readyz`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        self.inner.read.execute("SELECT 1").await.map(drop)
+        self.read
+            .execute("SELECT count(*) FROM sqlite_master")
+            .await
+            .map(drop)
     }
 
     pub fn book_count(&self) -> i64 {
-        self.inner.books.load(Ordering::Relaxed)
+        self.shared.books.load(Ordering::Relaxed)
     }
 
+    /// The read pool's connections plus the writer's one.
     pub fn pool_use(&self) -> PoolUse {
-        [&self.inner.read, &self.inner.write]
-            .into_iter()
-            .fold(PoolUse { idle: 0, in_use: 0 }, |acc, pool| {
-                let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-                PoolUse {
-                    idle: acc.idle + idle,
-                    in_use: acc.in_use + pool.size().saturating_sub(idle),
-                }
-            })
+        let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
+        let reading = self.read.size().saturating_sub(idle);
+        let writing = u32::from(self.writer.is_busy());
+        PoolUse {
+            idle: idle + 1 - writing,
+            in_use: reading + writing,
+        }
     }
 
-    /// Closes every connection after the queries in progress finish. The last connection
-    /// to close checkpoints the WAL into the database file.
+    /// Closes every connection, the writer's last, after the writes already queued: the
+    /// last connection to close checkpoints the WAL into the database file, and read-only
+    /// connections cannot.
     pub async fn close(&self) {
-        self.inner.read.close().await;
-        self.inner.write.close().await;
-    }
-
-    fn read(&self) -> &SqlitePool {
-        &self.inner.read
-    }
-
-    fn write(&self) -> &SqlitePool {
-        &self.inner.write
-    }
-
-    fn count_changed(&self, by: i64) {
-        self.inner.books.fetch_add(by, Ordering::Relaxed);
+        self.read.close().await;
+        self.writer.stop().await;
     }
 }
 

@@ -1,0 +1,208 @@
+//! An in-memory cache of books and listing pages in front of SQLite.
+//!
+//! Only this process writes the database (every write goes through the store's writer), so
+//! the writer can keep the cache exact: after each committed batch it stores the new
+//! versions of the books it wrote, forgets the ones it deleted, and moves the listing epoch
+//! on, which retires every cached page at once.
+//!
+//! Readers fill the cache on a miss. A reader notes the epoch *before* it queries and only
+//! stores what it read if no write has been applied since (checked under the same lock the
+//! writer applies under), so a slow reader can never put an old version back.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use super::books::Page;
+use crate::domain::{Book, ListQuery};
+
+/// Memory for cached books and for cached pages: together well under the service's memory
+/// budget, and enough for every book of a 10,000-book catalogue.
+const BOOKS_BYTES: u64 = 8 << 20;
+const PAGES_BYTES: u64 = 4 << 20;
+
+pub struct BookCache {
+    books: Cache<i64, Arc<Book>, BookWeight>,
+    pages: Cache<(u64, ListQuery), Arc<Page>, PageWeight>,
+    /// Moves on when an existing book changes or goes: a book read before that is suspect.
+    item_epoch: AtomicU64,
+    /// Moves on with every committed write: any page read before that is suspect.
+    list_epoch: AtomicU64,
+    /// Serializes "check the epoch, then store" (readers) with "move the epoch, then
+    /// store" (the writer).
+    apply: Mutex<()>,
+}
+
+/// What a committed batch did to one book.
+#[derive(Clone)]
+pub enum Change {
+    Created(Arc<Book>),
+    Updated(Arc<Book>),
+    Deleted(i64),
+}
+
+/// Where a reader started, so that it can tell whether its result may be cached.
+#[derive(Clone, Copy)]
+pub struct Epoch(u64);
+
+impl BookCache {
+    pub fn new() -> Self {
+        Self {
+            books: Cache::with_weighter(16_384, BOOKS_BYTES, BookWeight),
+            pages: Cache::with_weighter(1024, PAGES_BYTES, PageWeight),
+            item_epoch: AtomicU64::new(0),
+            list_epoch: AtomicU64::new(0),
+            apply: Mutex::new(()),
+        }
+    }
+
+    pub fn book(&self, id: i64) -> Option<Arc<Book>> {
+        self.books.get(&id)
+    }
+
+    pub fn item_epoch(&self) -> Epoch {
+        Epoch(self.item_epoch.load(Ordering::Acquire))
+    }
+
+    /// Caches a book read from the database, unless a change was applied since `seen`.
+    pub fn fill_book(&self, seen: Epoch, book: Arc<Book>) {
+        let _apply = self.apply.lock().unwrap_or_else(|e| e.into_inner());
+        if self.item_epoch.load(Ordering::Acquire) == seen.0 {
+            self.books.insert(book.id, book);
+        }
+    }
+
+    pub fn list_epoch(&self) -> Epoch {
+        Epoch(self.list_epoch.load(Ordering::Acquire))
+    }
+
+    pub fn page(&self, epoch: Epoch, query: &ListQuery) -> Option<Arc<Page>> {
+        self.pages.get(&(epoch.0, query.clone()))
+    }
+
+    /// Caches a page read from the database under the epoch it was read in. Once a write
+    /// moves the epoch on, nobody asks for it again and it ages out.
+    pub fn fill_page(&self, seen: Epoch, query: ListQuery, page: Arc<Page>) {
+        let _apply = self.apply.lock().unwrap_or_else(|e| e.into_inner());
+        if self.list_epoch.load(Ordering::Acquire) == seen.0 {
+            self.pages.insert((seen.0, query), page);
+        }
+    }
+
+    /// Applies a committed batch. Called by the writer only, before it answers anyone.
+    pub fn apply(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let _apply = self.apply.lock().unwrap_or_else(|e| e.into_inner());
+        if changes.iter().any(|c| !matches!(c, Change::Created(_))) {
+            self.item_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        self.list_epoch.fetch_add(1, Ordering::AcqRel);
+        for change in changes {
+            match change {
+                Change::Created(book) | Change::Updated(book) => self.books.insert(book.id, book.clone()),
+                Change::Deleted(id) => {
+                    self.books.remove(id);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct BookWeight;
+
+impl Weighter<i64, Arc<Book>> for BookWeight {
+    fn weight(&self, _: &i64, book: &Arc<Book>) -> u64 {
+        book_bytes(book)
+    }
+}
+
+#[derive(Clone)]
+struct PageWeight;
+
+impl Weighter<(u64, ListQuery), Arc<Page>> for PageWeight {
+    fn weight(&self, _: &(u64, ListQuery), page: &Arc<Page>) -> u64 {
+        256 + page.books.iter().map(book_bytes).sum::<u64>()
+    }
+}
+
+/// Roughly what a cached book costs in memory.
+fn book_bytes(book: &Book) -> u64 {
+    let text = book.title.len() + book.author.len() + book.genre.as_ref().map_or(0, String::len);
+    (std::mem::size_of::<Book>() + 64 + text + 40) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(id: i64, version: i64) -> Arc<Book> {
+        Arc::new(Book {
+            id,
+            title: format!("Book {id}"),
+            author: "A".into(),
+            year: 2000,
+            genre: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            version,
+        })
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_update_is_dropped() {
+        let cache = BookCache::new();
+        let seen = cache.item_epoch();
+        cache.apply(&[Change::Updated(book(1, 2))]);
+        cache.fill_book(seen, book(1, 1));
+        assert_eq!(
+            cache.book(1).unwrap().version,
+            2,
+            "the old version does not come back"
+        );
+    }
+
+    #[test]
+    fn a_fill_that_raced_a_delete_is_dropped() {
+        let cache = BookCache::new();
+        let seen = cache.item_epoch();
+        cache.apply(&[Change::Deleted(1)]);
+        cache.fill_book(seen, book(1, 1));
+        assert!(cache.book(1).is_none());
+    }
+
+    #[test]
+    fn creates_do_not_invalidate_reads_of_other_books() {
+        let cache = BookCache::new();
+        let seen = cache.item_epoch();
+        cache.apply(&[Change::Created(book(2, 1))]);
+        cache.fill_book(seen, book(1, 1));
+        assert!(cache.book(1).is_some());
+        assert!(cache.book(2).is_some(), "the writer caches what it created");
+    }
+
+    #[test]
+    fn any_write_retires_every_cached_page() {
+        let cache = BookCache::new();
+        let query = ListQuery::default();
+        let page = Arc::new(Page::new(vec![], 0));
+        let epoch = cache.list_epoch();
+        cache.fill_page(epoch, query.clone(), page);
+        assert!(cache.page(cache.list_epoch(), &query).is_some());
+        cache.apply(&[Change::Created(book(1, 1))]);
+        assert!(cache.page(cache.list_epoch(), &query).is_none());
+
+        let stale = cache.list_epoch();
+        cache.apply(&[Change::Created(book(2, 1))]);
+        cache.fill_page(stale, query.clone(), Arc::new(Page::new(vec![], 0)));
+        assert!(
+            cache.page(stale, &query).is_none(),
+            "a page read before a write is not kept"
+        );
+    }
+}
