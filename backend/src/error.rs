@@ -180,11 +180,14 @@ pub struct Problem {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            Self::Internal(source) => tracing::error!(error = %source, "request failed"),
-            Self::Unavailable(source) => tracing::warn!(error = %source, "database unavailable"),
-            _ => {}
-        }
+        // What went wrong on the server side travels with the response, for the request
+        // logger (`http/observe.rs`), which knows the route and the request id; the client
+        // gets only the generic detail.
+        let cause = match &self {
+            Self::Internal(source) => Some(ServerFault(source.to_string())),
+            Self::Unavailable(reason) => Some(ServerFault(reason.clone())),
+            _ => None,
+        };
         let problem = Problem {
             kind: "about:blank",
             title: reason_phrase(status),
@@ -199,9 +202,16 @@ impl IntoResponse for Error {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         response
     }
 }
+
+/// The server-side cause of a 5xx answer, for the logs only.
+#[derive(Debug, Clone)]
+pub struct ServerFault(pub String);
 
 /// RFC 9110's reason phrases, which renamed two that the `http` crate still spells the
 /// older way.

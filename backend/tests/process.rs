@@ -309,7 +309,11 @@ async fn the_metrics_of_a_process_count_its_books_and_requests() {
 #[tokio::test]
 async fn request_logs_are_json_lines_with_the_route_and_request_id() {
     let (_dir, db) = temp_db();
-    let server = Server::start_logging(&db, &["--demo-data", "false"], "info,tower_http=debug");
+    let server = Server::start_logging(
+        &db,
+        &["--demo-data", "false"],
+        "info,bookstore=debug,tower_http=debug",
+    );
     server.wait_ready().await;
     let client = reqwest::Client::new();
     client

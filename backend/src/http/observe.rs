@@ -1,22 +1,26 @@
 //! Middleware that watches every request: the HTTP metrics of the contract, the matched
-//! route on the request's log span, and problem bodies for errors produced outside the
-//! handlers.
+//! route on the request's log span, cheap request ids, and problem bodies for errors
+//! produced outside the handlers.
 //!
 //! Metrics are labelled by the matched route template (`/books/{id}`), never the raw path,
 //! and methods outside the standard set are folded into `OTHER`, so no client can create
 //! new series. Requests that match no route share the single route label [`UNMATCHED`].
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-use crate::error::{Error, PROBLEM_JSON};
+use crate::error::{Error, PROBLEM_JSON, ServerFault};
 use crate::metrics::{REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL};
+
+pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// The route label of requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -44,41 +48,101 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 
 /// Keeps the in-flight gauge right even when a client disconnects and the request future
 /// is dropped half-way.
-struct InFlight;
+struct InFlight(&'static Gauge);
 
 impl InFlight {
     fn start() -> Self {
-        gauge!(REQUESTS_IN_FLIGHT).increment(1.0);
-        Self
+        static GAUGE: OnceLock<Gauge> = OnceLock::new();
+        let gauge = GAUGE.get_or_init(|| gauge!(REQUESTS_IN_FLIGHT));
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!(REQUESTS_IN_FLIGHT).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 
-/// Counts and times every request.
-pub async fn record_metrics(request: Request, next: Next) -> Response {
+/// The counter and histogram of one (method, route, status), looked up once and then
+/// reused: the label sets are few and fixed, and building a key per request is not free.
+type Series = (Counter, Histogram);
+
+fn series(method: &'static str, route: &str, status: StatusCode) -> Series {
+    static SERIES: OnceLock<RwLock<HashMap<(&'static str, String, u16), Series>>> = OnceLock::new();
+    let all = SERIES.get_or_init(Default::default);
+    let key = (method, route.to_owned(), status.as_u16());
+    if let Some(found) = all.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return found.clone();
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", key.1.clone()),
+        ("status", status.as_str().to_owned()),
+    ];
+    let made = (
+        counter!(REQUESTS_TOTAL, &labels),
+        histogram!(REQUEST_DURATION, &labels),
+    );
+    all.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(made)
+        .clone()
+}
+
+/// Counts and times every request, logs the ones that failed on the server's side (with
+/// their route and request id), and gives error responses made outside the handlers
+/// (the router's 404 and 405, the timeout, the static file server) the same problem+json
+/// body as every other error.
+pub async fn observe(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
+    let request_id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .map(str::to_owned);
     let started = Instant::now();
     let in_flight = InFlight::start();
-    let response = next.run(request).await;
+    let response = problem_body(next.run(request).await);
     drop(in_flight);
 
     let route = match response.extensions().get::<RouteLabel>() {
-        Some(RouteLabel(path)) => path.as_str().to_owned(),
-        None if response.extensions().get::<StaticFile>().is_some() => STATIC.to_owned(),
-        None => UNMATCHED.to_owned(),
+        Some(RouteLabel(path)) => path.as_str(),
+        None if response.extensions().get::<StaticFile>().is_some() => STATIC,
+        None => UNMATCHED,
     };
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", response.status().as_str().to_owned()),
-    ];
-    counter!(REQUESTS_TOTAL, &labels).increment(1);
-    histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let (requests, duration) = series(method, route, status);
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
+    if let Some(ServerFault(cause)) = response.extensions().get::<ServerFault>() {
+        let request_id = request_id.as_deref().unwrap_or_default();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(
+                method,
+                route,
+                status = status.as_u16(),
+                request_id,
+                ms,
+                cause,
+                "request failed"
+            );
+        } else {
+            tracing::error!(
+                method,
+                route,
+                status = status.as_u16(),
+                request_id,
+                ms,
+                cause,
+                "request failed"
+            );
+        }
+    }
     response
 }
 
@@ -99,11 +163,7 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Gives error responses made outside the handlers (the router's 404 and 405, the timeout,
-/// the static file server) the same problem+json body as every other error, keeping their
-/// `Allow` header.
-pub async fn problem_bodies(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn problem_body(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
         return response;
@@ -111,16 +171,64 @@ pub async fn problem_bodies(request: Request, next: Next) -> Response {
     let Some(error) = Error::from_status(status) else {
         return response;
     };
-    let allow = response.headers().get(ALLOW).cloned();
-    let extensions = response.extensions().clone();
-    let mut problem = error.into_response();
-    if let Some(allow) = allow {
-        problem.headers_mut().insert(ALLOW, allow);
+    // Keep the original headers (Allow, security headers, CORS), swap in the problem.
+    let (mut parts, _) = response.into_parts();
+    let (problem, body) = error.into_response().into_parts();
+    parts.status = problem.status;
+    parts.headers.remove(CONTENT_LENGTH);
+    for (name, value) in &problem.headers {
+        parts.headers.insert(name, value.clone());
     }
-    problem.extensions_mut().extend(extensions);
-    problem
+    Response::from_parts(parts, body)
 }
 
 fn is_problem(response: &Response) -> bool {
     response.headers().get(CONTENT_TYPE) == Some(&HeaderValue::from_static(PROBLEM_JSON))
+}
+
+/// Request ids for requests that arrive without one: a per-process random prefix and a
+/// counter. Unique enough to find a request in the logs, and far cheaper than a UUID (which
+/// asks the kernel for randomness on every request).
+#[derive(Clone)]
+pub struct RequestIds {
+    prefix: u32,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        Self {
+            prefix: hasher.finish() as u32,
+            next: Default::default(),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{:08x}-{n:x}", self.prefix);
+        HeaderValue::from_str(&id).ok().map(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_http::request_id::MakeRequestId;
+
+    #[test]
+    fn request_ids_differ() {
+        let mut ids = RequestIds::new();
+        let request = axum::http::Request::new(());
+        let a = ids.make_request_id(&request).unwrap();
+        let b = ids.make_request_id(&request).unwrap();
+        assert_ne!(a.header_value(), b.header_value());
+    }
 }

@@ -1,12 +1,10 @@
 //! The SQL for books: one small function per statement.
 
-use std::sync::OnceLock;
-
-use axum::body::Bytes;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::stored::Stored;
 use crate::domain::{Book, ListQuery, NewBook, SortKey, fold_case};
 use crate::error::{Error, Result};
 
@@ -22,25 +20,8 @@ const TRIGRAM: usize = 3;
 
 /// A page of a listing and the number of books matching it in all.
 pub struct Page {
-    pub books: Vec<Book>,
+    pub books: Stored<Vec<Book>>,
     pub total: i64,
-    json: OnceLock<Bytes>,
-}
-
-impl Page {
-    pub fn new(books: Vec<Book>, total: i64) -> Self {
-        Self {
-            books,
-            total,
-            json: OnceLock::new(),
-        }
-    }
-
-    /// The books as a JSON array, serialized once however often the page is served.
-    pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| serde_json::to_vec(&self.books).unwrap_or_default().into())
-    }
 }
 
 pub fn not_found(id: i64) -> Error {
@@ -85,7 +66,10 @@ pub async fn select_page(
             count.build_query_scalar().fetch_one(pool).await?
         }
     };
-    Ok(Page::new(books, total))
+    Ok(Page {
+        books: Stored::new(books),
+        total,
+    })
 }
 
 pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {

@@ -17,6 +17,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use super::books::Page;
+use super::stored::BookRef;
 use crate::domain::{Book, ListQuery};
 
 /// Memory for cached books and for cached pages: together well under the service's memory
@@ -25,7 +26,7 @@ const BOOKS_BYTES: u64 = 8 << 20;
 const PAGES_BYTES: u64 = 4 << 20;
 
 pub struct BookCache {
-    books: Cache<i64, Arc<Book>, BookWeight>,
+    books: Cache<i64, BookRef, BookWeight>,
     pages: Cache<(u64, ListQuery), Arc<Page>, PageWeight>,
     /// Moves on when an existing book changes or goes: a book read before that is suspect.
     item_epoch: AtomicU64,
@@ -39,8 +40,8 @@ pub struct BookCache {
 /// What a committed batch did to one book.
 #[derive(Clone)]
 pub enum Change {
-    Created(Arc<Book>),
-    Updated(Arc<Book>),
+    Created(BookRef),
+    Updated(BookRef),
     Deleted(i64),
 }
 
@@ -59,7 +60,7 @@ impl BookCache {
         }
     }
 
-    pub fn book(&self, id: i64) -> Option<Arc<Book>> {
+    pub fn book(&self, id: i64) -> Option<BookRef> {
         self.books.get(&id)
     }
 
@@ -68,7 +69,7 @@ impl BookCache {
     }
 
     /// Caches a book read from the database, unless a change was applied since `seen`.
-    pub fn fill_book(&self, seen: Epoch, book: Arc<Book>) {
+    pub fn fill_book(&self, seen: Epoch, book: BookRef) {
         let _apply = self.apply.lock().unwrap_or_else(|e| e.into_inner());
         if self.item_epoch.load(Ordering::Acquire) == seen.0 {
             self.books.insert(book.id, book);
@@ -116,8 +117,8 @@ impl BookCache {
 #[derive(Clone)]
 struct BookWeight;
 
-impl Weighter<i64, Arc<Book>> for BookWeight {
-    fn weight(&self, _: &i64, book: &Arc<Book>) -> u64 {
+impl Weighter<i64, BookRef> for BookWeight {
+    fn weight(&self, _: &i64, book: &BookRef) -> u64 {
         book_bytes(book)
     }
 }
@@ -140,9 +141,10 @@ fn book_bytes(book: &Book) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Stored;
 
-    fn book(id: i64, version: i64) -> Arc<Book> {
-        Arc::new(Book {
+    fn book(id: i64, version: i64) -> BookRef {
+        Arc::new(Stored::new(Book {
             id,
             title: format!("Book {id}"),
             author: "A".into(),
@@ -151,7 +153,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             version,
-        })
+        }))
     }
 
     #[test]
@@ -190,7 +192,10 @@ mod tests {
     fn any_write_retires_every_cached_page() {
         let cache = BookCache::new();
         let query = ListQuery::default();
-        let page = Arc::new(Page::new(vec![], 0));
+        let page = Arc::new(Page {
+            books: Stored::new(vec![]),
+            total: 0,
+        });
         let epoch = cache.list_epoch();
         cache.fill_page(epoch, query.clone(), page);
         assert!(cache.page(cache.list_epoch(), &query).is_some());
@@ -199,7 +204,14 @@ mod tests {
 
         let stale = cache.list_epoch();
         cache.apply(&[Change::Created(book(2, 1))]);
-        cache.fill_page(stale, query.clone(), Arc::new(Page::new(vec![], 0)));
+        cache.fill_page(
+            stale,
+            query.clone(),
+            Arc::new(Page {
+                books: Stored::new(vec![]),
+                total: 0,
+            }),
+        );
         assert!(
             cache.page(stale, &query).is_none(),
             "a page read before a write is not kept"

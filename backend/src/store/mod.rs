@@ -14,6 +14,7 @@
 mod books;
 mod cache;
 mod seed;
+mod stored;
 mod writer;
 
 use std::str::FromStr;
@@ -26,10 +27,11 @@ use sqlx::{ConnectOptions, Executor, SqlitePool};
 
 pub use books::{Page, not_found};
 use cache::{BookCache, Change};
+pub use stored::{BookRef, Stored};
 pub use writer::ChangeFn;
 use writer::{Op, Writer};
 
-use crate::domain::{Book, ListQuery, NewBook};
+use crate::domain::{ListQuery, NewBook};
 use crate::error::{Error, Result};
 
 /// How long a statement waits for another process's lock before giving up with a 503.
@@ -126,7 +128,7 @@ impl Store {
         })
     }
 
-    pub async fn get_book(&self, id: i64) -> Result<Option<Arc<Book>>> {
+    pub async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
         if let Some(book) = self.shared.cache.book(id) {
             return Ok(Some(book));
         }
@@ -134,7 +136,7 @@ impl Store {
         let Some(book) = books::select(&self.read, id).await? else {
             return Ok(None);
         };
-        let book = Arc::new(book);
+        let book = Arc::new(Stored::new(book));
         self.shared.cache.fill_book(seen, book.clone());
         Ok(Some(book))
     }
@@ -150,7 +152,7 @@ impl Store {
         Ok(page)
     }
 
-    pub async fn create_book(&self, book: NewBook) -> Result<Arc<Book>> {
+    pub async fn create_book(&self, book: NewBook) -> Result<BookRef> {
         let written = self.writer.write(Op::Create(book)).await?;
         written.ok_or_else(|| Error::Internal("a create wrote no book".into()))
     }
@@ -163,7 +165,7 @@ impl Store {
         id: i64,
         expected: Option<Vec<i64>>,
         change: ChangeFn,
-    ) -> Result<Arc<Book>> {
+    ) -> Result<BookRef> {
         let written = self.writer.write(Op::Update { id, expected, change }).await?;
         written.ok_or_else(|| Error::Internal("an update wrote no book".into()))
     }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::Shared;
 use super::books::{self, now};
 use super::cache::Change;
+use super::stored::{BookRef, Stored};
 use crate::domain::{Book, FieldError, NewBook};
 use crate::error::{Error, Result};
 
@@ -45,7 +46,7 @@ pub enum Op {
 }
 
 /// What a write produced: the book as stored, or nothing for a delete.
-pub type Written = Option<Arc<Book>>;
+pub type Written = Option<BookRef>;
 
 struct Job {
     op: Op,
@@ -207,7 +208,7 @@ async fn update(
         Ok(next) => next,
         Err(errors) => return Ok(Err(Error::invalid_fields(errors))),
     };
-    let updated = Arc::new(books::update(conn, id, &next, now).await?);
+    let updated = Arc::new(Stored::new(books::update(conn, id, &next, now).await?));
     Ok(Ok((Change::Updated(updated.clone()), Some(updated))))
 }
 
@@ -244,7 +245,7 @@ async fn insert_creates(
             )));
         }
         for book in created {
-            let book = Arc::new(book);
+            let book = Arc::new(Stored::new(book));
             outcomes.push(Ok((Change::Created(book.clone()), Some(book))));
         }
         rest = tail;
