@@ -68,9 +68,10 @@ impl Drop for InFlight {
 /// The counter and histogram of one (method, route, status), looked up once and then
 /// reused: the label sets are few and fixed, and building a key per request is not free.
 type Series = (Counter, Histogram);
+type SeriesKey = (&'static str, String, u16);
 
 fn series(method: &'static str, route: &str, status: StatusCode) -> Series {
-    static SERIES: OnceLock<RwLock<HashMap<(&'static str, String, u16), Series>>> = OnceLock::new();
+    static SERIES: OnceLock<RwLock<HashMap<SeriesKey, Series>>> = OnceLock::new();
     let all = SERIES.get_or_init(Default::default);
     let key = (method, route.to_owned(), status.as_u16());
     if let Some(found) = all.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
