@@ -8,6 +8,7 @@ use bookstore::{healthcheck, telemetry};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Healthcheck(args)) => {
@@ -48,3 +49,21 @@ fn serve(args: bookstore::config::ServeArgs) -> ExitCode {
         }
     }
 }
+
+/// glibc gives every thread that allocates its own malloc arena; with the runtime's workers
+/// and one thread per database connection, memory freed on one thread and allocated on
+/// another fragments across arenas (the 90/10 benchmark peaked at 43 MB rather than 29 MB).
+/// One arena costs no measurable throughput here. `MALLOC_ARENA_MAX` still wins if set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists; mallopt
+        // only changes allocator tuning.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

@@ -12,7 +12,7 @@ use super::conditional::{IfMatch, etag, none_match_hits};
 use super::input::{BookId, Input};
 use crate::domain::{Book, BookPatch, ListQuery, NewBook};
 use crate::error::{Problem, Result};
-use crate::store::{Stored, not_found};
+use crate::store::{StoredBook, not_found};
 
 pub const X_TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
@@ -64,7 +64,7 @@ pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Resu
     if let Some(links) = page_links(&query, page.total) {
         headers.insert(LINK, links);
     }
-    Ok((headers, page.books.json().clone()).into_response())
+    Ok((headers, page.json.clone()).into_response())
 }
 
 /// The `Link` header of a page: `next` while books remain after it, `prev` unless it is the
@@ -241,12 +241,12 @@ pub async fn delete_book(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn book_response(status: StatusCode, book: &Stored<Book>) -> Response {
+fn book_response(status: StatusCode, book: &StoredBook) -> Response {
     let headers = [
         (CONTENT_TYPE, HeaderValue::from_static("application/json")),
         (ETAG, etag(book)),
     ];
-    (status, headers, book.json().clone()).into_response()
+    (status, headers, book.json()).into_response()
 }
 
 #[cfg(test)]

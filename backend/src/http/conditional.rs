@@ -10,17 +10,17 @@ use axum::http::header::{IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 
-use crate::domain::Book;
 use crate::error::Error;
+use crate::store::StoredBook;
 
-pub fn etag(book: &Book) -> HeaderValue {
+pub fn etag(book: &StoredBook) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{}.{}\"", book.id, book.version))
         .unwrap_or_else(|_| HeaderValue::from_static("\"0.0\""))
 }
 
 /// Whether `If-None-Match` names the book's current tag (weak comparison), so the client's
 /// copy is current and the answer is 304.
-pub fn none_match_hits(headers: &HeaderMap, book: &Book) -> bool {
+pub fn none_match_hits(headers: &HeaderMap, book: &StoredBook) -> bool {
     let current = format!("{}.{}", book.id, book.version);
     list_values(headers, IF_NONE_MATCH)
         .any(|tag| tag == "*" || opaque(tag.strip_prefix("W/").unwrap_or(tag)) == Some(current.as_str()))
@@ -80,8 +80,8 @@ fn opaque(tag: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn book(id: i64, version: i64) -> Book {
-        Book {
+    fn book(id: i64, version: i64) -> std::sync::Arc<StoredBook> {
+        StoredBook::of(&crate::domain::Book {
             id,
             title: "Dune".into(),
             author: "Frank Herbert".into(),
@@ -90,7 +90,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             version,
-        }
+        })
     }
 
     fn if_match(value: &str) -> IfMatch {

@@ -38,15 +38,32 @@ pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok", "search_index": "ready"}))]
+pub struct Readiness {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// `loading` for a moment after start-up (filtered listings scan the database
+    /// meanwhile, correctly but slower), then `ready`.
+    pub search_index: &'static str,
+}
+
 /// Readiness: the database answers a query.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready to serve", body = Status),
+        (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Status { status: "ok" })),
+        Ok(Ok(())) => Ok(Json(Readiness {
+            status: "ok",
+            search_index: if state.store.search_ready() {
+                "ready"
+            } else {
+                "loading"
+            },
+        })),
         Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
         Err(_) => Err(Error::Unavailable("no answer within 2 s".to_owned())),
     }

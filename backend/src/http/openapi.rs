@@ -23,7 +23,7 @@ use utoipa_swagger_ui::Config;
 use super::AppState;
 use crate::domain::{Book, FieldError};
 use crate::error::{Error, Problem};
-use crate::http::health::Status;
+use crate::http::health::{Readiness, Status};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,7 +49,7 @@ use crate::http::health::Status;
         openapi_json,
         docs,
     ),
-    components(schemas(Book, BookInput, BookPatchInput, Problem, FieldError, Status)),
+    components(schemas(Book, BookInput, BookPatchInput, Problem, FieldError, Status, Readiness)),
     tags(
         (name = "books", description = "The catalogue"),
         (name = "operations", description = "Health, readiness, metrics and documentation"),

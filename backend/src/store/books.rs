@@ -4,7 +4,10 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::stored::Stored;
+use futures_util::TryStreamExt;
+
+use super::search::{Entry, Index, sortable_timestamp};
+use super::stored::Page;
 use crate::domain::{Book, ListQuery, NewBook, SortKey, fold_case};
 use crate::error::{Error, Result};
 
@@ -13,15 +16,6 @@ macro_rules! columns {
     () => {
         "id, title, author, year, genre, created_at, updated_at, version"
     };
-}
-
-/// Searches shorter than this cannot use the trigram index (see the migration).
-const TRIGRAM: usize = 3;
-
-/// A page of a listing and the number of books matching it in all.
-pub struct Page {
-    pub books: Stored<Vec<Book>>,
-    pub total: i64,
 }
 
 pub fn not_found(id: i64) -> Error {
@@ -66,10 +60,44 @@ pub async fn select_page(
             count.build_query_scalar().fetch_one(pool).await?
         }
     };
-    Ok(Page {
-        books: Stored::new(books),
-        total,
-    })
+    Ok(Page::of_books(&books, total))
+}
+
+/// The given books, in the given order (ids that no longer exist are left out).
+pub async fn select_many(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<Book>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM books WHERE id IN ("));
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    sql.push(")");
+    let mut found: Vec<Book> = sql.build_query_as().fetch_all(pool).await?;
+    found.sort_by_key(|book| ids.iter().position(|id| *id == book.id));
+    Ok(found)
+}
+
+/// The search index of every book, read row by row in id order (so that loading a large
+/// catalogue never holds all its rows at once).
+pub async fn load_index(pool: &SqlitePool) -> Result<Index, sqlx::Error> {
+    let mut rows = sqlx::query_as::<_, (i64, String, String, Option<String>, i64, String)>(
+        "SELECT id, title_key, author_key, genre_key, year, created_at FROM books ORDER BY id",
+    )
+    .fetch(pool);
+    let mut index = Index::default();
+    while let Some((id, title_key, author_key, genre_key, year, created_at)) = rows.try_next().await? {
+        index.push(&Entry {
+            id,
+            title_key,
+            author_key,
+            genre_key,
+            year,
+            created: sortable_timestamp(&created_at),
+        });
+    }
+    Ok(index)
 }
 
 pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
@@ -165,18 +193,9 @@ fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
     let mut clause = Clause::new();
     if let Some(q) = &query.q {
         let needle = fold_case(q);
-        // FTS5 reads its query up to a NUL byte, so such a needle takes the scan.
-        if needle.chars().count() >= TRIGRAM && !needle.contains('\0') {
-            clause
-                .next(sql)
-                .push("id IN (SELECT rowid FROM books_search WHERE books_search MATCH ");
-            sql.push_bind(format!("\"{}\"", needle.replace('"', "\"\"")))
-                .push(")");
-        } else {
-            clause.next(sql).push("(instr(title_key, ");
-            sql.push_bind(needle.clone()).push(") > 0 OR instr(author_key, ");
-            sql.push_bind(needle).push(") > 0)");
-        }
+        clause.next(sql).push("(instr(title_key, ");
+        sql.push_bind(needle.clone()).push(") > 0 OR instr(author_key, ");
+        sql.push_bind(needle).push(") > 0)");
     }
     if let Some(author) = &query.author {
         clause.next(sql).push("author_key = ");

@@ -2,7 +2,7 @@
 //!
 //! Only this process writes the database (every write goes through the store's writer), so
 //! the writer can keep the cache exact: after each committed batch it stores the new
-//! versions of the books it wrote, forgets the ones it deleted, and moves the listing epoch
+//! versions of the books it changed, forgets the ones it deleted, and moves the listing epoch
 //! on, which retires every cached page at once.
 //!
 //! Readers fill the cache on a miss. A reader notes the epoch *before* it queries and only
@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::books::Page;
-use super::stored::BookRef;
+use super::stored::{BookRef, Page};
 use crate::domain::{Book, ListQuery};
 
 /// Memory for cached books and for cached pages: together well under the service's memory
@@ -40,8 +39,9 @@ pub struct BookCache {
 /// What a committed batch did to one book.
 #[derive(Clone)]
 pub enum Change {
-    Created(BookRef),
-    Updated(BookRef),
+    Created(Arc<Book>),
+    /// The book, and its stored form for the cache.
+    Updated(Arc<Book>, BookRef),
     Deleted(i64),
 }
 
@@ -105,7 +105,10 @@ impl BookCache {
         self.list_epoch.fetch_add(1, Ordering::AcqRel);
         for change in changes {
             match change {
-                Change::Created(book) | Change::Updated(book) => self.books.insert(book.id, book.clone()),
+                // Nobody can have cached a book that did not exist; new books are cached
+                // when first read, so a burst of creates does not crowd out the books in use.
+                Change::Created(_) => {}
+                Change::Updated(_, stored) => self.books.insert(stored.id, stored.clone()),
                 Change::Deleted(id) => {
                     self.books.remove(id);
                 }
@@ -119,7 +122,7 @@ struct BookWeight;
 
 impl Weighter<i64, BookRef> for BookWeight {
     fn weight(&self, _: &i64, book: &BookRef) -> u64 {
-        book_bytes(book)
+        book.weight()
     }
 }
 
@@ -128,23 +131,21 @@ struct PageWeight;
 
 impl Weighter<(u64, ListQuery), Arc<Page>> for PageWeight {
     fn weight(&self, _: &(u64, ListQuery), page: &Arc<Page>) -> u64 {
-        256 + page.books.iter().map(book_bytes).sum::<u64>()
+        page.weight()
     }
-}
-
-/// Roughly what a cached book costs in memory.
-fn book_bytes(book: &Book) -> u64 {
-    let text = book.title.len() + book.author.len() + book.genre.as_ref().map_or(0, String::len);
-    (std::mem::size_of::<Book>() + 64 + text + 40) as u64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Stored;
+    use crate::store::StoredBook;
 
     fn book(id: i64, version: i64) -> BookRef {
-        Arc::new(Stored::new(Book {
+        StoredBook::of(&full(id, version))
+    }
+
+    fn full(id: i64, version: i64) -> Book {
+        Book {
             id,
             title: format!("Book {id}"),
             author: "A".into(),
@@ -153,14 +154,14 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             version,
-        }))
+        }
     }
 
     #[test]
     fn a_fill_that_raced_an_update_is_dropped() {
         let cache = BookCache::new();
         let seen = cache.item_epoch();
-        cache.apply(&[Change::Updated(book(1, 2))]);
+        cache.apply(&[Change::Updated(Arc::new(full(1, 2)), book(1, 2))]);
         cache.fill_book(seen, book(1, 1));
         assert_eq!(
             cache.book(1).unwrap().version,
@@ -182,36 +183,25 @@ mod tests {
     fn creates_do_not_invalidate_reads_of_other_books() {
         let cache = BookCache::new();
         let seen = cache.item_epoch();
-        cache.apply(&[Change::Created(book(2, 1))]);
+        cache.apply(&[Change::Created(Arc::new(full(2, 1)))]);
         cache.fill_book(seen, book(1, 1));
         assert!(cache.book(1).is_some());
-        assert!(cache.book(2).is_some(), "the writer caches what it created");
     }
 
     #[test]
     fn any_write_retires_every_cached_page() {
         let cache = BookCache::new();
         let query = ListQuery::default();
-        let page = Arc::new(Page {
-            books: Stored::new(vec![]),
-            total: 0,
-        });
+        let page = Arc::new(Page::of_books(&[], 0));
         let epoch = cache.list_epoch();
         cache.fill_page(epoch, query.clone(), page);
         assert!(cache.page(cache.list_epoch(), &query).is_some());
-        cache.apply(&[Change::Created(book(1, 1))]);
+        cache.apply(&[Change::Created(Arc::new(full(1, 1)))]);
         assert!(cache.page(cache.list_epoch(), &query).is_none());
 
         let stale = cache.list_epoch();
-        cache.apply(&[Change::Created(book(2, 1))]);
-        cache.fill_page(
-            stale,
-            query.clone(),
-            Arc::new(Page {
-                books: Stored::new(vec![]),
-                total: 0,
-            }),
-        );
+        cache.apply(&[Change::Created(Arc::new(full(2, 1)))]);
+        cache.fill_page(stale, query.clone(), Arc::new(Page::of_books(&[], 0)));
         assert!(
             cache.page(stale, &query).is_none(),
             "a page read before a write is not kept"

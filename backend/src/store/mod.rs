@@ -13,6 +13,7 @@
 
 mod books;
 mod cache;
+mod search;
 mod seed;
 mod stored;
 mod writer;
@@ -25,9 +26,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Executor, SqlitePool};
 
-pub use books::{Page, not_found};
+pub use books::not_found;
 use cache::{BookCache, Change};
-pub use stored::{BookRef, Stored};
+use search::SearchIndex;
+pub use stored::{BookRef, Page, StoredBook};
 pub use writer::ChangeFn;
 use writer::{Op, Writer};
 
@@ -56,6 +58,7 @@ pub struct Store {
 /// What the readers and the writer share.
 pub struct Shared {
     cache: BookCache,
+    search: SearchIndex,
     /// The number of books, kept in step by the writer, so that neither the gauge nor the
     /// total of an unfiltered listing has to count rows.
     books: AtomicI64,
@@ -68,11 +71,12 @@ impl Shared {
             .iter()
             .map(|c| match c {
                 Change::Created(_) => 1,
-                Change::Updated(_) => 0,
+                Change::Updated(..) => 0,
                 Change::Deleted(_) => -1,
             })
             .sum();
         self.books.fetch_add(delta, Ordering::Relaxed);
+        self.search.apply(changes);
         self.cache.apply(changes);
     }
 }
@@ -114,14 +118,18 @@ impl Store {
             .max_lifetime(None)
             // An in-memory database is shared through the cache, which a read-only
             // connection cannot open.
-            .connect_with(options.read_only(!in_memory))
+            // Readers keep a small page cache each: the hot data (books, pages, search keys)
+            // is cached above SQLite, once, rather than in every connection.
+            .connect_with(options.read_only(!in_memory).pragma("cache_size", "-1024"))
             .await?;
 
         let shared = Arc::new(Shared {
             cache: BookCache::new(),
+            search: SearchIndex::loading(),
             books: AtomicI64::new(books::count(&read).await?),
         });
         let writer = Arc::new(Writer::spawn(write, shared.clone()));
+        tokio::spawn(load_search_index(read.clone(), shared.clone()));
         Ok(Opened {
             store: Store { read, writer, shared },
             fresh,
@@ -136,7 +144,7 @@ impl Store {
         let Some(book) = books::select(&self.read, id).await? else {
             return Ok(None);
         };
-        let book = Arc::new(Stored::new(book));
+        let book = StoredBook::of(&book);
         self.shared.cache.fill_book(seen, book.clone());
         Ok(Some(book))
     }
@@ -146,10 +154,45 @@ impl Store {
         if let Some(page) = self.shared.cache.page(seen, query) {
             return Ok(page);
         }
-        let total = query.is_unfiltered().then(|| self.book_count());
-        let page = Arc::new(books::select_page(&self.read, query, total).await?);
+        let page = if query.is_unfiltered() {
+            // Ordered by an index, limited, and counted by the writer: SQL is quick here.
+            books::select_page(&self.read, query, Some(self.book_count())).await?
+        } else if let Some(hits) = self.shared.search.page(query) {
+            Page::of_stored(&self.books_by_ids(&hits.ids).await?, hits.total)
+        } else {
+            // The search index is still loading: scan in SQL.
+            books::select_page(&self.read, query, None).await?
+        };
+        let page = Arc::new(page);
         self.shared.cache.fill_page(seen, query.clone(), page.clone());
         Ok(page)
+    }
+
+    /// Books by id, in that order, from the cache where possible.
+    async fn books_by_ids(&self, ids: &[i64]) -> Result<Vec<BookRef>> {
+        let cached: Vec<Option<BookRef>> = ids.iter().map(|id| self.shared.cache.book(*id)).collect();
+        let missing: Vec<i64> = ids
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut fetched = books::select_many(&self.read, &missing)
+            .await?
+            .into_iter()
+            .peekable();
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, cached) in ids.iter().zip(cached) {
+            match cached {
+                Some(book) => out.push(book),
+                None => {
+                    if let Some(book) = fetched.next_if(|b| b.id == *id) {
+                        out.push(StoredBook::of(&book));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn create_book(&self, book: NewBook) -> Result<BookRef> {
@@ -173,6 +216,12 @@ impl Store {
     /// Deletes a book, if its version is one of `expected` (when given).
     pub async fn delete_book(&self, id: i64, expected: Option<Vec<i64>>) -> Result<()> {
         self.writer.write(Op::Delete { id, expected }).await.map(drop)
+    }
+
+    /// Whether the search index has finished loading (until then, filtered listings scan in
+    /// SQL: correct, only slower).
+    pub fn search_ready(&self) -> bool {
+        self.shared.search.is_ready()
     }
 
     /// Whether the database answers a query (for `/readyz`).
@@ -207,6 +256,19 @@ impl Store {
     }
 }
 
+/// Loads the search index in the background, so that start-up does not wait for it;
+/// listings use SQL until it is ready.
+async fn load_search_index(read: SqlitePool, shared: Arc<Shared>) {
+    let started = std::time::Instant::now();
+    match books::load_index(&read).await {
+        Ok(index) => {
+            shared.search.install(index);
+            tracing::info!(ms = started.elapsed().as_millis() as u64, "search index ready");
+        }
+        Err(error) => tracing::warn!(%error, "the search index could not be loaded; searches scan in SQL"),
+    }
+}
+
 /// Two readers per core, at least two and at most eight: reads are short, so more
 /// connections than that only add memory.
 fn read_pool_size() -> u32 {
@@ -218,5 +280,125 @@ fn create_parent_dir(file: &std::path::Path) -> Result<(), sqlx::Error> {
     match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(sqlx::Error::Io),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Author, BookPatch, Genre, SortKey, Title, Year};
+
+    fn new_book(title: &str, author: &str, year: i64, genre: Option<&str>) -> NewBook {
+        NewBook {
+            title: Title::parse(title).unwrap(),
+            author: Author::parse(author).unwrap(),
+            year: Year::new(year).unwrap(),
+            genre: genre.map(|g| Genre::parse(g).unwrap().unwrap()),
+        }
+    }
+
+    /// The index must answer every listing exactly as SQL does (SQL being the reference).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_search_index_answers_every_listing_as_sql_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap()
+            .store;
+        let titles = [
+            "Dune",
+            "Émile",
+            "ÉCOLE des femmes",
+            "Straße",
+            "naïve café",
+            "100% \"Quoted\"",
+            "a\0b",
+        ];
+        let authors = [
+            "Frank Herbert",
+            "Jane Austen",
+            "jane austen",
+            "Molière",
+            "Ângela",
+            "Anon",
+        ];
+        let genres = [None, Some("Fiction"), Some("fiction"), Some("Poetry")];
+        let writes: Vec<_> = (0..2600)
+            .map(|i| {
+                let store = store.clone();
+                let book = new_book(
+                    &format!("{} {}", titles[i % titles.len()], i / 7),
+                    authors[i % authors.len()],
+                    -3000 + (i as i64 * 37) % 5000,
+                    genres[i % genres.len()],
+                );
+                tokio::spawn(async move { store.create_book(book).await.unwrap() })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap();
+        }
+        for id in [5, 1024, 1025, 2000] {
+            store.delete_book(id, None).await.unwrap();
+        }
+        for id in [7, 1500] {
+            let patch = BookPatch {
+                title: Some(Title::parse("Renamed dune").unwrap()),
+                ..BookPatch::default()
+            };
+            store
+                .update_book(id, None, Box::new(move |b| patch.apply_to(b)))
+                .await
+                .unwrap();
+        }
+        while !store.shared.search.is_ready() {
+            tokio::task::yield_now().await;
+        }
+
+        let mut queries = Vec::new();
+        for q in [
+            None,
+            Some("dune"),
+            Some("É"),
+            Some("e"),
+            Some("\""),
+            Some("%"),
+            Some("a\0"),
+            Some("zzz"),
+            Some("austen"),
+        ] {
+            for (author, genre) in [(None, None), (Some("JANE AUSTEN"), None), (None, Some("FICTION"))] {
+                for (sort, descending) in [
+                    (SortKey::Id, false),
+                    (SortKey::Title, true),
+                    (SortKey::Author, false),
+                    (SortKey::Year, true),
+                    (SortKey::CreatedAt, false),
+                ] {
+                    for (limit, offset, year_from) in
+                        [(20, 0, None), (7, 31, Some(-100)), (1000, 0, Some(1990))]
+                    {
+                        queries.push(ListQuery {
+                            limit,
+                            offset,
+                            q: q.map(str::to_owned),
+                            author: author.map(str::to_owned),
+                            genre: genre.map(str::to_owned),
+                            year_from,
+                            year_to: year_from.map(|y| y + 1500),
+                            sort,
+                            descending,
+                        });
+                    }
+                }
+            }
+        }
+        for query in queries.iter().filter(|q| !q.is_unfiltered()) {
+            let hits = store.shared.search.page(query).unwrap();
+            let sql = books::select_page(&store.read, query, None).await.unwrap();
+            let from_index = Page::of_stored(&store.books_by_ids(&hits.ids).await.unwrap(), hits.total);
+            assert_eq!(from_index.total, sql.total, "{query:?}");
+            assert_eq!(from_index.json, sql.json, "{query:?}");
+        }
     }
 }

@@ -1,41 +1,107 @@
-//! Values as the store hands them out: shared, and with their JSON form made at most once,
-//! however many requests a cached value answers.
+//! Books and pages as the store hands them out: their JSON, made once, plus what HTTP needs
+//! to know about them (the id and version behind the `ETag`). Cached books are kept in this
+//! form only: a few hundred bytes each, rather than the struct, its strings and the JSON.
 
-use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use serde::Serialize;
 
 use crate::domain::Book;
 
 /// A book as the store hands it out.
-pub type BookRef = Arc<Stored<Book>>;
+pub type BookRef = Arc<StoredBook>;
 
-pub struct Stored<T> {
-    value: T,
-    json: OnceLock<Bytes>,
+#[derive(Debug)]
+pub struct StoredBook {
+    pub id: i64,
+    pub version: i64,
+    json: Bytes,
 }
 
-impl<T: Serialize> Stored<T> {
-    pub fn new(value: T) -> Self {
+impl StoredBook {
+    pub fn of(book: &Book) -> BookRef {
+        Arc::new(Self {
+            id: book.id,
+            version: book.version,
+            json: to_json(book),
+        })
+    }
+
+    /// The book as the API returns it.
+    pub fn json(&self) -> Bytes {
+        self.json.clone()
+    }
+
+    /// Roughly what the cached book costs in memory, allocator overhead included.
+    pub fn weight(&self) -> u64 {
+        (self.json.len() + 96) as u64
+    }
+}
+
+/// A page of a listing: the books as a JSON array, and the number matching in all.
+#[derive(Debug)]
+pub struct Page {
+    pub json: Bytes,
+    pub total: i64,
+}
+
+impl Page {
+    pub fn of_books(books: &[Book], total: i64) -> Self {
         Self {
-            value,
-            json: OnceLock::new(),
+            json: to_json(books),
+            total,
         }
     }
 
-    /// The value serialized as JSON, made on first use.
-    pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| serde_json::to_vec(&self.value).unwrap_or_default().into())
+    /// A page made of books already in JSON form (cached ones), without serializing again.
+    pub fn of_stored(books: &[BookRef], total: i64) -> Self {
+        let mut json = Vec::with_capacity(2 + books.iter().map(|b| b.json.len() + 1).sum::<usize>());
+        json.push(b'[');
+        for (i, book) in books.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(&book.json);
+        }
+        json.push(b']');
+        Self {
+            json: Bytes::from(json),
+            total,
+        }
+    }
+
+    pub fn weight(&self) -> u64 {
+        (self.json.len() + 128) as u64
     }
 }
 
-impl<T> Deref for Stored<T> {
-    type Target = T;
+/// Serialized and boxed to its exact size: cached values live long, and a growable buffer
+/// keeps up to twice the bytes it holds.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    Bytes::from(json.into_boxed_slice())
+}
 
-    fn deref(&self) -> &T {
-        &self.value
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_of_stored_books_is_the_same_json_as_a_page_of_books() {
+        let books: Vec<Book> = (1..=3)
+            .map(|id| Book {
+                id,
+                title: format!("Book \"{id}\""),
+                author: "A".into(),
+                year: 2000,
+                genre: None,
+                created_at: "2026-11-25T10:00:00Z".into(),
+                updated_at: "2026-11-25T10:00:00Z".into(),
+                version: 1,
+            })
+            .collect();
+        let stored: Vec<BookRef> = books.iter().map(StoredBook::of).collect();
+        assert_eq!(Page::of_stored(&stored, 3).json, Page::of_books(&books, 3).json);
+        assert_eq!(&Page::of_stored(&[], 0).json[..], b"[]");
     }
 }

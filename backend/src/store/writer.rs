@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::Shared;
 use super::books::{self, now};
 use super::cache::Change;
-use super::stored::{BookRef, Stored};
+use super::stored::{BookRef, StoredBook};
 use crate::domain::{Book, FieldError, NewBook};
 use crate::error::{Error, Result};
 
@@ -208,8 +208,12 @@ async fn update(
         Ok(next) => next,
         Err(errors) => return Ok(Err(Error::invalid_fields(errors))),
     };
-    let updated = Arc::new(Stored::new(books::update(conn, id, &next, now).await?));
-    Ok(Ok((Change::Updated(updated.clone()), Some(updated))))
+    let updated = books::update(conn, id, &next, now).await?;
+    let stored = StoredBook::of(&updated);
+    Ok(Ok((
+        Change::Updated(Arc::new(updated), stored.clone()),
+        Some(stored),
+    )))
 }
 
 async fn delete(
@@ -245,8 +249,8 @@ async fn insert_creates(
             )));
         }
         for book in created {
-            let book = Arc::new(Stored::new(book));
-            outcomes.push(Ok((Change::Created(book.clone()), Some(book))));
+            let stored = StoredBook::of(&book);
+            outcomes.push(Ok((Change::Created(Arc::new(book)), Some(stored))));
         }
         rest = tail;
     }

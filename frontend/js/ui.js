@@ -1,0 +1,476 @@
+// The page: the catalogue (state kept in the URL), the add form, editing in place, deleting,
+// and what happens when the service goes away and comes back. User text only ever reaches
+// the page through textContent.
+
+import * as api from './api.js?v=1';
+import { checkBook, checkField } from './validate.js?v=1';
+
+const $ = (id) => document.getElementById(id);
+const HEALTH_EVERY_MS = 2000;
+const SEARCH_DELAY_MS = 300;
+const DEFAULTS = { q: '', genre: '', sort: 'title', limit: '20', offset: '0' };
+
+const state = {
+  view: { ...DEFAULTS },
+  online: true,
+  loading: null, // the AbortController of the listing in flight
+  genres: new Set(),
+  toastTimer: 0,
+};
+
+// ---------------------------------------------------------------------------------------
+// Small DOM helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function toast(message) {
+  const box = $('toast');
+  box.textContent = message;
+  clearTimeout(state.toastTimer);
+  state.toastTimer = setTimeout(() => { box.textContent = ''; }, 4000);
+}
+
+function formatYear(year) {
+  return year < 0 ? `${-year} BCE` : String(year);
+}
+
+// Shows (or clears) the message of one field and marks the input.
+function showFieldError(input, message) {
+  const target = document.getElementById(input.getAttribute('aria-describedby'));
+  if (target) target.textContent = message ? capitalise(input, message) : '';
+  input.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+function capitalise(input, message) {
+  const name = input.dataset.label ?? input.name;
+  return `${name.charAt(0).toUpperCase()}${name.slice(1)} ${message}.`;
+}
+
+// ---------------------------------------------------------------------------------------
+// The view state, kept in the URL so that a reload or a shared link shows the same page
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const view = { ...DEFAULTS };
+  for (const key of Object.keys(DEFAULTS)) {
+    if (params.has(key)) view[key] = params.get(key);
+  }
+  if (!['10', '20', '50', '100'].includes(view.limit)) view.limit = DEFAULTS.limit;
+  if (!/^\d+$/.test(view.offset)) view.offset = '0';
+  if (![...$('filter-sort').options].some((o) => o.value === view.sort)) view.sort = DEFAULTS.sort;
+  return view;
+}
+
+function writeUrl(view, { push = false } = {}) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(view)) {
+    if (value !== DEFAULTS[key] && value !== '') params.set(key, value);
+  }
+  const query = params.toString();
+  const url = `${location.pathname}${query ? `?${query}` : ''}`;
+  if (url !== `${location.pathname}${location.search}`) {
+    history[push ? 'pushState' : 'replaceState'](null, '', url);
+  }
+}
+
+function showViewInControls(view) {
+  $('filter-q').value = view.q;
+  $('filter-genre').value = view.genre;
+  $('filter-sort').value = view.sort;
+  $('filter-limit').value = view.limit;
+}
+
+function navigate(changes, options) {
+  state.view = { ...state.view, ...changes };
+  writeUrl(state.view, options);
+  loadBooks();
+}
+
+// ---------------------------------------------------------------------------------------
+// The catalogue
+
+async function loadBooks() {
+  state.loading?.abort();
+  const controller = new AbortController();
+  state.loading = controller;
+  const table = document.querySelector('table.books');
+  table.setAttribute('aria-busy', 'true');
+  $('list-status').textContent = 'Loading…';
+  $('list-error').hidden = true;
+  try {
+    const page = await api.listBooks({
+      q: state.view.q,
+      genre: state.view.genre,
+      sort: state.view.sort,
+      limit: state.view.limit,
+      offset: state.view.offset,
+    });
+    if (controller.signal.aborted) return;
+    renderPage(page);
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    if (error instanceof api.Unavailable) {
+      goOffline();
+      $('list-status').textContent = 'The catalogue cannot be loaded while the service is unavailable.';
+    } else {
+      showListError(error);
+    }
+  } finally {
+    if (state.loading === controller) {
+      state.loading = null;
+      table.setAttribute('aria-busy', 'false');
+    }
+  }
+}
+
+function showListError(error) {
+  $('book-rows').replaceChildren();
+  $('list-empty').hidden = true;
+  $('list-error-text').textContent = `The catalogue could not be loaded: ${error.message}`;
+  $('list-error').hidden = false;
+  $('list-status').textContent = '';
+}
+
+function renderPage({ books, total, links }) {
+  const offset = Number(state.view.offset);
+  const limit = Number(state.view.limit);
+  if (books.length === 0 && offset > 0 && total > 0) {
+    // Past the end (say, after deletions): go to the last page instead.
+    navigate({ offset: String(Math.max(0, Math.floor((total - 1) / limit) * limit)) });
+    return;
+  }
+  $('book-rows').replaceChildren(...books.map(bookRow));
+  for (const book of books) {
+    if (book.genre) state.genres.add(book.genre);
+  }
+  $('genre-options').replaceChildren(...[...state.genres].sort().map((g) => el('option', { value: g })));
+
+  const filtered = state.view.q || state.view.genre;
+  $('list-empty').hidden = books.length > 0;
+  $('list-empty').textContent = filtered
+    ? 'No books match this search.'
+    : 'The catalogue is empty. Add the first book with the form.';
+  $('list-status').textContent = books.length
+    ? `Showing ${offset + 1}–${offset + books.length} of ${total} ${total === 1 ? 'book' : 'books'}`
+    : '';
+
+  const pages = Math.max(1, Math.ceil(total / limit));
+  $('page-info').textContent = `Page ${Math.floor(offset / limit) + 1} of ${pages}`;
+  $('page-prev').dataset.href = links.prev ?? '';
+  $('page-next').dataset.href = links.next ?? '';
+  updateControls();
+}
+
+function bookRow(book) {
+  const genre = book.genre
+    ? el('td', { 'data-label': 'Genre', text: book.genre })
+    : el('td', { 'data-label': 'Genre', class: 'none', text: '—' });
+  const row = el('tr', { 'data-id': String(book.id) },
+    el('td', { class: 'title', text: book.title }),
+    el('td', { 'data-label': 'Author', text: book.author }),
+    el('td', { class: 'num', 'data-label': 'Year', text: formatYear(book.year) }),
+    genre,
+    el('td', { class: 'actions' },
+      el('button', {
+        type: 'button', class: 'link', 'data-needs-api': true, disabled: !state.online,
+        'aria-label': `Edit “${book.title}”`, text: 'Edit', onclick: () => startEdit(row, book),
+      }),
+      el('button', {
+        type: 'button', class: 'link', 'data-needs-api': true, disabled: !state.online,
+        'aria-label': `Delete “${book.title}”`, text: 'Delete', onclick: () => confirmDelete(book),
+      })));
+  return row;
+}
+
+function goToLink(button) {
+  const href = button.dataset.href;
+  if (!href) return;
+  const params = new URL(href, location.origin).searchParams;
+  navigate({ offset: params.get('offset') ?? '0' }, { push: true });
+  $('catalogue').focus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Adding
+
+function formFields(form) {
+  const year = form.elements.year;
+  return {
+    title: form.elements.title.value,
+    author: form.elements.author.value,
+    year: year.value,
+    yearBad: year.validity.badInput,
+    genre: form.elements.genre.value,
+  };
+}
+
+function validateInput(input) {
+  const bad = input.validity?.badInput ?? false;
+  showFieldError(input, checkField(input.name, input.value, bad));
+}
+
+function showServerErrors(form, error, formError) {
+  const fields = error.fieldErrors;
+  let shown = false;
+  for (const [field, message] of Object.entries(fields)) {
+    const input = form.elements[field];
+    if (input) {
+      showFieldError(input, message);
+      shown = true;
+    }
+  }
+  const unplaced = Object.entries(fields).filter(([field]) => !form.elements[field]);
+  formError.textContent = unplaced.length
+    ? unplaced.map(([field, message]) => `${field} ${message}`).join('; ')
+    : shown ? '' : error.message;
+  const firstInvalid = form.querySelector('[aria-invalid="true"]');
+  firstInvalid?.focus();
+}
+
+async function addBook(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  $('add-form-error').textContent = '';
+  const checked = checkBook(formFields(form));
+  for (const input of form.querySelectorAll('input')) {
+    showFieldError(input, checked.errors?.[input.name] ?? null);
+  }
+  if (checked.errors) {
+    form.querySelector('[aria-invalid="true"]')?.focus();
+    return;
+  }
+  const submit = form.querySelector('button[type="submit"]');
+  submit.disabled = true;
+  try {
+    const { book } = await api.createBook(checked.book);
+    form.reset();
+    for (const input of form.querySelectorAll('input')) showFieldError(input, null);
+    toast(`Added “${book.title}”.`);
+    loadBooks();
+  } catch (error) {
+    if (error instanceof api.Unavailable) {
+      goOffline();
+      $('add-form-error').textContent = 'The service is unavailable; the book was not added. Try again when it is back.';
+    } else if (error instanceof api.ApiError) {
+      showServerErrors(form, error, $('add-form-error'));
+    } else {
+      $('add-form-error').textContent = String(error);
+    }
+  } finally {
+    submit.disabled = !state.online;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Editing in place, with If-Match so that nobody's change is silently overwritten
+
+async function startEdit(row, listed) {
+  let current;
+  try {
+    current = await api.getBook(listed.id);
+  } catch (error) {
+    if (error instanceof api.Unavailable) goOffline();
+    else if (error.status === 404) {
+      toast(`“${listed.title}” was deleted meanwhile.`);
+      loadBooks();
+    } else toast(`Cannot edit: ${error.message}`);
+    return;
+  }
+  const editor = editRow(current.book, current.etag);
+  row.replaceWith(editor);
+  editor.querySelector('input').focus();
+}
+
+function editRow(book, etag) {
+  const id = `edit-${book.id}`;
+  const input = (name, label, value, extra = {}) => {
+    const field = el('input', {
+      id: `${id}-${name}`, name, value: value ?? '', 'aria-label': label, 'data-label': name,
+      'aria-describedby': `${id}-${name}-error`, 'data-needs-api': true, autocomplete: 'off', ...extra,
+    });
+    field.addEventListener('input', () => validateInput(field));
+    return el('td', { 'data-label': label }, field, el('p', { class: 'field-error', id: `${id}-${name}-error` }));
+  };
+  const message = el('p', { class: 'row-message', role: 'alert' });
+  const form = el('form', { id: `${id}-form`, novalidate: true });
+  const row = el('tr', { class: 'editing', 'data-id': String(book.id) },
+    input('title', 'Title', book.title, { form: form.id }),
+    input('author', 'Author', book.author, { form: form.id }),
+    input('year', 'Year', String(book.year), { type: 'number', step: '1', inputmode: 'numeric', form: form.id }),
+    input('genre', 'Genre', book.genre, { list: 'genre-options', form: form.id }),
+    el('td', { class: 'actions' },
+      form,
+      el('button', { type: 'submit', form: form.id, 'data-needs-api': true, class: 'link', text: 'Save' }),
+      el('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => row.replaceWith(bookRow(book)) }),
+      message));
+  row.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') row.replaceWith(bookRow(book));
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveEdit(row, form, book, etag, message);
+  });
+  return row;
+}
+
+async function saveEdit(row, form, book, etag, message) {
+  message.replaceChildren();
+  const checked = checkBook(formFields(form));
+  for (const input of form.elements) {
+    if (input.tagName === 'INPUT') showFieldError(input, checked.errors?.[input.name] ?? null);
+  }
+  if (checked.errors) {
+    row.querySelector('[aria-invalid="true"]')?.focus();
+    return;
+  }
+  try {
+    const { book: saved } = await api.replaceBook(book.id, checked.book, etag);
+    row.replaceWith(bookRow(saved));
+    toast(`Saved “${saved.title}”.`);
+  } catch (error) {
+    if (error instanceof api.Unavailable) {
+      goOffline();
+      message.textContent = 'The service is unavailable; nothing was saved.';
+    } else if (error.status === 412) {
+      message.append(
+        'Someone else changed this book since you opened it; your changes were not saved.',
+        el('button', {
+          type: 'button', class: 'link', text: 'Load the latest version',
+          onclick: async () => {
+            try {
+              const latest = await api.getBook(book.id);
+              const fresh = editRow(latest.book, latest.etag);
+              row.replaceWith(fresh);
+              fresh.querySelector('input').focus();
+            } catch (reloadError) {
+              message.textContent = `Could not reload it: ${reloadError.message}`;
+            }
+          },
+        }));
+    } else if (error.status === 404) {
+      message.textContent = 'This book has been deleted meanwhile.';
+    } else if (error instanceof api.ApiError) {
+      showServerErrors(form, error, message);
+    } else {
+      message.textContent = String(error);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Deleting, after a confirmation
+
+function confirmDelete(book) {
+  const dialog = $('delete-dialog');
+  $('delete-title').textContent = book.title;
+  dialog.returnValue = '';
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== 'delete') return;
+    try {
+      await api.deleteBook(book.id);
+      toast(`Deleted “${book.title}”.`);
+    } catch (error) {
+      if (error instanceof api.Unavailable) {
+        goOffline();
+        return;
+      }
+      toast(error.status === 404 ? `“${book.title}” was already deleted.` : `Could not delete: ${error.message}`);
+    }
+    loadBooks();
+  };
+  dialog.showModal();
+}
+
+// ---------------------------------------------------------------------------------------
+// When the service goes away: say so, pause what needs it, keep checking, and recover alone
+
+function updateControls() {
+  for (const control of document.querySelectorAll('[data-needs-api]')) {
+    control.disabled = !state.online;
+  }
+  if (state.online) {
+    $('page-prev').disabled = !$('page-prev').dataset.href;
+    $('page-next').disabled = !$('page-next').dataset.href;
+  }
+}
+
+function goOffline() {
+  if (!state.online) return;
+  state.online = false;
+  $('offline-banner').hidden = false;
+  document.body.classList.add('offline');
+  updateControls();
+}
+
+function goOnline() {
+  if (state.online) return;
+  state.online = true;
+  $('offline-banner').hidden = true;
+  document.body.classList.remove('offline');
+  updateControls();
+  toast('The service is back.');
+  loadBooks();
+}
+
+async function checkHealth() {
+  const up = await api.ready();
+  if (up) goOnline();
+  else goOffline();
+}
+
+// ---------------------------------------------------------------------------------------
+// Wiring
+
+function start() {
+  state.view = readUrl();
+  showViewInControls(state.view);
+
+  let searchTimer = 0;
+  $('filter-q').addEventListener('input', (event) => {
+    clearTimeout(searchTimer);
+    const q = event.target.value;
+    searchTimer = setTimeout(() => navigate({ q, offset: '0' }), SEARCH_DELAY_MS);
+  });
+  $('filter-genre').addEventListener('change', (event) => navigate({ genre: event.target.value.trim(), offset: '0' }));
+  $('filter-sort').addEventListener('change', (event) => navigate({ sort: event.target.value, offset: '0' }, { push: true }));
+  $('filter-limit').addEventListener('change', (event) => navigate({ limit: event.target.value, offset: '0' }, { push: true }));
+  $('filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    navigate({ q: $('filter-q').value, genre: $('filter-genre').value.trim(), offset: '0' });
+  });
+  $('page-prev').addEventListener('click', () => goToLink($('page-prev')));
+  $('page-next').addEventListener('click', () => goToLink($('page-next')));
+  $('list-retry').addEventListener('click', loadBooks);
+
+  const form = $('add-form');
+  form.addEventListener('submit', addBook);
+  for (const input of form.querySelectorAll('input')) {
+    input.addEventListener('blur', () => { if (input.value !== '') validateInput(input); });
+    input.addEventListener('input', () => {
+      if (input.getAttribute('aria-invalid') === 'true') validateInput(input);
+    });
+  }
+
+  window.addEventListener('popstate', () => {
+    state.view = readUrl();
+    showViewInControls(state.view);
+    loadBooks();
+  });
+
+  loadBooks();
+  setInterval(checkHealth, HEALTH_EVERY_MS);
+}
+
+start();
