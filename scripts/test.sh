@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(static rust audit schemathesis)
+TIERS=(static rust audit schemathesis ui)
 
 tier_static() {
   apt_install shellcheck
@@ -53,6 +53,16 @@ tier_schemathesis() {
   fi
   rm -rf "$dir"
   return "$status"
+}
+
+tier_ui() {
+  apt_install nginx-light chromium nodejs npm
+  log "installing the browser-test tools (tests/e2e, from package-lock.json)"
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+  build_release >/dev/null
+  log "browser tests: headless Chromium -> nginx (frontend/nginx/default.conf) -> the backend"
+  (cd tests/e2e && node --test --test-concurrency=1)
+  log "screenshots of the main states are in artifacts/e2e/"
 }
 
 main() {

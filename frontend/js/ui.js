@@ -294,28 +294,30 @@ async function startEdit(row, listed) {
 
 function editRow(book, etag) {
   const id = `edit-${book.id}`;
-  const input = (name, label, value, extra = {}) => {
-    const field = el('input', {
-      id: `${id}-${name}`, name, value: value ?? '', 'aria-label': label, 'data-label': name,
+  const field = (name, label, value, extra = {}) => {
+    const input = el('input', {
+      id: `${id}-${name}`, name, value: value ?? '', 'data-label': name,
       'aria-describedby': `${id}-${name}-error`, 'data-needs-api': true, autocomplete: 'off', ...extra,
     });
-    field.addEventListener('input', () => validateInput(field));
-    return el('td', { 'data-label': label }, field, el('p', { class: 'field-error', id: `${id}-${name}-error` }));
+    input.addEventListener('input', () => validateInput(input));
+    return el('div', { class: 'field' },
+      el('label', { for: input.id, text: label }), input,
+      el('p', { class: 'field-error', id: `${id}-${name}-error` }));
   };
-  const message = el('p', { class: 'row-message', role: 'alert' });
-  const form = el('form', { id: `${id}-form`, novalidate: true });
-  const row = el('tr', { class: 'editing', 'data-id': String(book.id) },
-    input('title', 'Title', book.title, { form: form.id }),
-    input('author', 'Author', book.author, { form: form.id }),
-    input('year', 'Year', String(book.year), { type: 'number', step: '1', inputmode: 'numeric', form: form.id }),
-    input('genre', 'Genre', book.genre, { list: 'genre-options', form: form.id }),
-    el('td', { class: 'actions' },
-      form,
-      el('button', { type: 'submit', form: form.id, 'data-needs-api': true, class: 'link', text: 'Save' }),
-      el('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => row.replaceWith(bookRow(book)) }),
-      message));
+  const message = el('div', { class: 'row-message', role: 'alert' });
+  const cancel = () => row.replaceWith(bookRow(book));
+  const form = el('form', { class: 'edit-form', novalidate: true, 'aria-label': `Edit “${book.title}”` },
+    field('title', 'Title', book.title),
+    field('author', 'Author', book.author),
+    field('year', 'Year', String(book.year), { type: 'number', step: '1', inputmode: 'numeric' }),
+    field('genre', 'Genre', book.genre, { list: 'genre-options' }),
+    el('div', { class: 'edit-actions' },
+      el('button', { type: 'submit', class: 'primary', 'data-needs-api': true, disabled: !state.online, text: 'Save' }),
+      el('button', { type: 'button', text: 'Cancel', onclick: cancel })),
+    message);
+  const row = el('tr', { class: 'editing', 'data-id': String(book.id) }, el('td', { colspan: '5' }, form));
   row.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') row.replaceWith(bookRow(book));
+    if (event.key === 'Escape') cancel();
   });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -456,8 +458,9 @@ function start() {
 
   const form = $('add-form');
   form.addEventListener('submit', addBook);
+  // Messages appear when the form is sent, and then follow each correction as it is typed.
+  // (Checking on blur moved the button under the pointer when a message appeared.)
   for (const input of form.querySelectorAll('input')) {
-    input.addEventListener('blur', () => { if (input.value !== '') validateInput(input); });
     input.addEventListener('input', () => {
       if (input.getAttribute('aria-invalid') === 'true') validateInput(input);
     });

@@ -1,0 +1,190 @@
+// Starts the real stack for a browser test: the backend binary on a fresh SQLite file, the
+// project's nginx config (frontend/nginx/default.conf) in front of it, and headless Chromium.
+// Only addresses change for the test: nginx listens on a free loopback port instead of 8080,
+// finds the backend on 127.0.0.1 instead of the compose service name, and serves the UI from
+// the repository instead of the image's /usr/share/nginx/html.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '..', '..');
+export const ARTIFACTS = path.join(ROOT, 'artifacts', 'e2e');
+const BINARY = process.env.BOOKSTORE_BIN ?? path.join(ROOT, 'target', 'release', 'bookstore');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
+
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+// Polls `url` until it answers `status`.
+export async function waitFor(url, { status = 200, timeoutMs = 20000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url);
+      if (response.status === status) return;
+      last = response.status;
+    } catch (error) {
+      last = error.message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${url} did not answer ${status} in time (last: ${last})`);
+}
+
+class Backend {
+  constructor(dir, port, { demoData = false } = {}) {
+    this.dir = dir;
+    this.port = port;
+    this.demoData = demoData;
+    this.process = null;
+  }
+
+  async start() {
+    this.process = spawn(BINARY, [
+      '--addr', `127.0.0.1:${this.port}`,
+      '--database-url', `sqlite://${path.join(this.dir, 'bookstore.db')}`,
+      '--demo-data', String(this.demoData),
+      '--static-dir', '',
+    ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+    await waitFor(`http://127.0.0.1:${this.port}/readyz`);
+  }
+
+  // As `docker compose stop` does: SIGTERM, then wait for the exit.
+  async stop() {
+    if (!this.process || this.process.exitCode !== null) return;
+    const exited = once(this.process, 'exit');
+    this.process.kill('SIGTERM');
+    await exited;
+  }
+}
+
+class Nginx {
+  constructor(dir, port, backendPort) {
+    this.dir = dir;
+    this.port = port;
+    this.backendPort = backendPort;
+  }
+
+  async start() {
+    const site = await fs.readFile(path.join(ROOT, 'frontend', 'nginx', 'default.conf'), 'utf8');
+    const rewritten = site
+      .replace('listen 8080;', `listen 127.0.0.1:${this.port};`)
+      .replace('set $backend "backend:8000";', `set $backend "127.0.0.1:${this.backendPort}";`)
+      .replace('root /usr/share/nginx/html;', `root ${path.join(ROOT, 'frontend')};`);
+    for (const original of ['listen 8080;', '"backend:8000"', 'root /usr/share/nginx/html;']) {
+      if (rewritten.includes(original)) throw new Error(`the test could not replace ${original} in default.conf`);
+    }
+    await fs.writeFile(path.join(this.dir, 'default.conf'), rewritten);
+    // The rest of what the nginx image's own nginx.conf provides around conf.d.
+    const main = `
+      worker_processes 1;
+      daemon off;
+      pid ${this.dir}/nginx.pid;
+      error_log ${this.dir}/error.log warn;
+      events { worker_connections 256; }
+      http {
+        include /etc/nginx/mime.types;
+        default_type application/octet-stream;
+        access_log ${this.dir}/access.log;
+        client_body_temp_path ${this.dir}/client_temp;
+        proxy_temp_path ${this.dir}/proxy_temp;
+        fastcgi_temp_path ${this.dir}/fastcgi_temp;
+        uwsgi_temp_path ${this.dir}/uwsgi_temp;
+        scgi_temp_path ${this.dir}/scgi_temp;
+        include ${this.dir}/default.conf;
+      }`;
+    await fs.writeFile(path.join(this.dir, 'nginx.conf'), main);
+    this.process = spawn(NGINX, ['-c', path.join(this.dir, 'nginx.conf'), '-e', path.join(this.dir, 'error.log')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    await waitFor(`http://127.0.0.1:${this.port}/`);
+  }
+
+  async stop() {
+    if (!this.process || this.process.exitCode !== null) return;
+    const exited = once(this.process, 'exit');
+    this.process.kill('SIGQUIT');
+    await exited;
+  }
+}
+
+// The backend alone, on a fresh database: `{ url, stop() }`.
+export async function startBackend() {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bookstore-api-'));
+  const backend = new Backend(dir, await freePort());
+  await backend.start();
+  return {
+    url: `http://127.0.0.1:${backend.port}`,
+    async stop() {
+      await backend.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The whole stack. `stack.base` is the UI's origin (nginx); `stack.api(path, init)` calls
+// the API through nginx, as the page does.
+export async function startStack({ demoData = false } = {}) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bookstore-e2e-'));
+  const backend = new Backend(dir, await freePort(), { demoData });
+  await backend.start();
+  const nginx = new Nginx(dir, await freePort(), backend.port);
+  await nginx.start();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  await fs.mkdir(ARTIFACTS, { recursive: true });
+  const base = `http://127.0.0.1:${nginx.port}`;
+  return {
+    base,
+    backend,
+    browser,
+    async api(pathname, init = {}) {
+      const headers = init.body ? { 'Content-Type': 'application/json', ...init.headers } : init.headers;
+      return fetch(`${base}${pathname}`, { ...init, headers });
+    },
+    async addBook(book) {
+      const response = await this.api('/books', { method: 'POST', body: JSON.stringify(book) });
+      if (response.status !== 201) throw new Error(`creating ${JSON.stringify(book)}: ${response.status}`);
+      return response.json();
+    },
+    // A page that records console errors and uncaught exceptions.
+    async page(options = {}) {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+      const page = await context.newPage();
+      page.problems = [];
+      page.on('console', (message) => {
+        if (message.type() === 'error') page.problems.push(`console: ${message.text()}`);
+      });
+      page.on('pageerror', (error) => page.problems.push(`exception: ${error.message}`));
+      return page;
+    },
+    async screenshot(page, name) {
+      await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+    },
+    async close() {
+      await browser.close();
+      await nginx.stop();
+      await backend.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,17 @@
+// Refreshes the README's screenshots (docs/images/) from the real stack with the sample
+// catalogue: `node tests/e2e/screenshot.mjs`. Not a test; scripts/test.sh does not run it.
+
+import path from 'node:path';
+import { ROOT, startStack } from './harness.mjs';
+
+const stack = await startStack({ demoData: true });
+try {
+  for (const [name, colorScheme] of [['ui', 'light'], ['ui-dark', 'dark']]) {
+    const page = await stack.page({ colorScheme, viewport: { width: 1200, height: 760 } });
+    await page.goto(stack.base);
+    await page.locator('#book-rows tr').first().waitFor();
+    await page.screenshot({ path: path.join(ROOT, 'docs', 'images', `${name}.png`) });
+  }
+} finally {
+  await stack.close();
+}
