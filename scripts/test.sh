@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(static rust audit schemathesis ui)
+TIERS=(static rust audit schemathesis ui monitoring)
 
 tier_static() {
   apt_install shellcheck
@@ -63,6 +63,25 @@ tier_ui() {
   log "browser tests: headless Chromium -> nginx (frontend/nginx/default.conf) -> the backend"
   (cd tests/e2e && node --test --test-concurrency=1)
   log "screenshots of the main states are in artifacts/e2e/"
+}
+
+tier_monitoring() {
+  apt_install prometheus prometheus-alertmanager
+  local config
+  config=$(mktemp)
+  # The rule files are mounted at /etc/prometheus/rules in the container; here they are read
+  # from the repository.
+  sed "s|/etc/prometheus/rules/\*.yml|$ROOT/monitoring/prometheus/rules/*.yml|" \
+    monitoring/prometheus/prometheus.yml >"$config"
+  log "promtool check config / check rules / test rules; amtool check-config"
+  promtool check config "$config"
+  rm -f "$config"
+  promtool check rules monitoring/prometheus/rules/*.yml
+  (cd monitoring/prometheus && promtool test rules tests/*.test.yml)
+  amtool check-config monitoring/alertmanager/alertmanager.yml
+  build_release >/dev/null
+  log "dashboards, provisioning, and every query and alert against real Prometheus (about a minute)"
+  python3 -m unittest discover -s tests/monitoring -v
 }
 
 main() {

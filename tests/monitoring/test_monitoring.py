@@ -1,0 +1,331 @@
+"""Monitoring, proven against the real things: Debian's Prometheus and Alertmanager with the
+project's configuration (only target addresses changed), and the real backend binary.
+
+    python3 -m unittest discover -s tests/monitoring -v
+
+Grafana cannot run here (no package of it exists in the registries this project can reach),
+so its provisioning is checked by structure, and every query of every dashboard panel is run
+against the real Prometheus instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
+BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
+DATASOURCE_UID = "prometheus"
+
+# Grafana's variables, as a dashboard opened on the bookstore job would fill them in.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "5s",
+    "$__range": "1h",
+    "$job": "bookstore",
+    "$instance": ".*",
+}
+
+PROMQL_WORDS = {
+    "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
+    "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def wait_until(check, timeout: float, what: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def panels(dashboard: dict):
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def expressions(dashboard: dict):
+    """(panel title, expression) for every query target of every panel."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+
+
+def with_variables(expr: str) -> str:
+    for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
+        expr = expr.replace(name, GRAFANA_VARIABLES[name])
+    return expr
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads (identifiers that are not functions, keywords,
+    label names or label values)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_strings = re.sub(r"\[[^\]]*\]|\$\w+|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b", " ", without_strings)
+    without_matchers = re.sub(r"\{[^}]*\}", "", without_strings)
+    without_grouping = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", without_matchers)
+    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_grouping))
+    return names - PROMQL_WORDS
+
+
+class DashboardsAndProvisioning(unittest.TestCase):
+    """The files Grafana reads, checked without Grafana."""
+
+    def test_dashboards_are_valid_json_with_unique_stable_uids(self):
+        self.assertGreaterEqual(len(DASHBOARDS), 2)
+        uids = [json.loads(path.read_text())["uid"] for path in DASHBOARDS]
+        self.assertEqual(len(uids), len(set(uids)), uids)
+        self.assertEqual(sorted(uids), ["bookstore-api", "bookstore-process"])
+        for path in DASHBOARDS:
+            dashboard = json.loads(path.read_text())
+            ids = [p["id"] for p in panels(dashboard)]
+            self.assertEqual(len(ids), len(set(ids)), f"{path.name}: panel ids repeat")
+            names = [v["name"] for v in dashboard["templating"]["list"]]
+            self.assertEqual(names, ["job", "instance"], path.name)
+
+    def test_every_panel_uses_the_provisioned_data_source(self):
+        for path in DASHBOARDS:
+            for panel in panels(json.loads(path.read_text())):
+                self.assertEqual(panel["datasource"], {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"])
+                for target in panel["targets"]:
+                    self.assertEqual(target["datasource"]["uid"], DATASOURCE_UID, panel["title"])
+
+    def test_rate_queries_use_the_rate_interval(self):
+        for path in DASHBOARDS:
+            for title, expr in expressions(json.loads(path.read_text())):
+                for window in re.findall(r"\[([^\]]+)\]", expr):
+                    self.assertIn(window, ("$__rate_interval", "$__range"), f"{title}: {expr}")
+
+    def test_the_data_source_is_provisioned_with_the_uid_the_panels_use(self):
+        text = (MONITORING / "grafana/provisioning/datasources/prometheus.yml").read_text()
+        self.assertIn(f"uid: {DATASOURCE_UID}", text)
+        self.assertIn("url: http://prometheus:9090", text)
+        self.assertIn("type: prometheus", text)
+
+    def test_the_dashboard_provider_reads_the_mounted_folder(self):
+        provider = (MONITORING / "grafana/provisioning/dashboards/bookstore.yml").read_text()
+        self.assertIn("path: /etc/grafana/dashboards", provider)
+        compose = (ROOT / "docker-compose.yml").read_text() if (ROOT / "docker-compose.yml").exists() else ""
+        if compose:
+            # Where Grafana reads provisioning from, not /var/lib/grafana as the original had it.
+            self.assertIn("./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro", compose)
+            self.assertIn("./monitoring/grafana/dashboards:/etc/grafana/dashboards:ro", compose)
+
+
+class AgainstRealPrometheus(unittest.TestCase):
+    """The backend, Prometheus and Alertmanager, started with the project's configuration."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = Path(tempfile.mkdtemp(prefix="bookstore-monitoring-"))
+        cls.processes = []
+        cls.backend_port, cls.prometheus_port, cls.alertmanager_port = free_port(), free_port(), free_port()
+        cls.start_backend()
+        cls.start_alertmanager()
+        cls.start_prometheus()
+        # Traffic, scrapes, and traffic again: a counter's first sample is not an increase,
+        # so every series must be seen before and after it grows for rate() to show it.
+        cls.generate_traffic()
+        cls.wait_for_scrapes(2)
+        cls.generate_traffic()
+        cls.wait_for_scrapes(2)
+
+    @classmethod
+    def tearDownClass(cls):
+        for process in cls.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+
+    @classmethod
+    def spawn(cls, *command: str) -> subprocess.Popen:
+        log = open(cls.dir / f"{Path(command[0]).name}.log", "ab")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        cls.processes.append(process)
+        return process
+
+    @classmethod
+    def start_backend(cls):
+        # A short request time-out, so the test can provoke a real 503 (a stalled upload).
+        cls.backend = cls.spawn(str(BINARY), "--addr", f"127.0.0.1:{cls.backend_port}",
+                                "--database-url", f"sqlite://{cls.dir / 'bookstore.db'}",
+                                "--static-dir", "", "--request-timeout", "300ms")
+        wait_until(lambda: get(f"http://127.0.0.1:{cls.backend_port}/readyz")[0] == 200, 30, "the backend")
+
+    @classmethod
+    def start_alertmanager(cls):
+        cls.spawn("prometheus-alertmanager", f"--config.file={MONITORING / 'alertmanager/alertmanager.yml'}",
+                  f"--storage.path={cls.dir / 'alertmanager'}",
+                  f"--web.listen-address=127.0.0.1:{cls.alertmanager_port}", "--cluster.listen-address=")
+        wait_until(lambda: get(f"http://127.0.0.1:{cls.alertmanager_port}/-/ready")[0] == 200, 30, "Alertmanager")
+
+    @classmethod
+    def start_prometheus(cls):
+        config = (MONITORING / "prometheus/prometheus.yml").read_text()
+        replacements = {
+            '"backend:8000"': f'"127.0.0.1:{cls.backend_port}"',
+            '"alertmanager:9093"': f'"127.0.0.1:{cls.alertmanager_port}"',
+            '"localhost:9090"': f'"127.0.0.1:{cls.prometheus_port}"',
+            "/etc/prometheus/rules/*.yml": str(MONITORING / "prometheus/rules/*.yml"),
+        }
+        for old, new in replacements.items():
+            assert old in config, f"{old} is not in prometheus.yml"
+            config = config.replace(old, new)
+        (cls.dir / "prometheus.yml").write_text(config)
+        cls.spawn("prometheus", f"--config.file={cls.dir / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={cls.dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{cls.prometheus_port}")
+        wait_until(lambda: get(f"http://127.0.0.1:{cls.prometheus_port}/-/ready")[0] == 200, 30, "Prometheus")
+
+    @classmethod
+    def generate_traffic(cls):
+        base = f"http://127.0.0.1:{cls.backend_port}"
+        for i in range(10):
+            body = json.dumps({"title": f"Book {i}", "author": "Author", "year": 2000 + i}).encode()
+            request = urllib.request.Request(f"{base}/books", body, {"Content-Type": "application/json"})
+            urllib.request.urlopen(request).read()
+        for path in ["/books", "/books?limit=5&sort=-year", "/books/1", "/books/2", "/healthz", "/readyz",
+                     "/books/99999", "/books/abc", "/no/such/route", "/books?limit=0"]:
+            get(base + path)
+        request = urllib.request.Request(f"{base}/books", b'{"title": ""}', {"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request)
+        except urllib.error.HTTPError:
+            pass
+        # A server error: an upload that stalls past the time limit gets a 503.
+        with socket.create_connection(("127.0.0.1", cls.backend_port)) as s:
+            s.sendall(b"POST /books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            answer = s.recv(256)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+
+    @classmethod
+    def wait_for_scrapes(cls, scrapes: int):
+        def scraped():
+            status, body = get(cls.prometheus_url("/api/v1/targets"))
+            if status != 200:
+                return None
+            for target in json.loads(body)["data"]["activeTargets"]:
+                if target["labels"]["job"] == "bookstore" and target["health"] == "up":
+                    return target["lastScrape"]
+            return None
+
+        # The scrape in progress may have started before the traffic did: count it out.
+        before = scraped()
+        seen = set()
+        wait_until(lambda: (seen.add(scraped()) or len(seen - {None, before}) >= scrapes), 60, f"{scrapes} scrapes")
+
+    @classmethod
+    def prometheus_url(cls, path: str, **params) -> str:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return f"http://127.0.0.1:{cls.prometheus_port}{path}{query}"
+
+    def query(self, expr: str) -> list:
+        status, body = get(self.prometheus_url("/api/v1/query", query=expr))
+        answer = json.loads(body)
+        self.assertEqual((status, answer["status"]), (200, "success"), f"{expr}: {answer.get('error')}")
+        return answer["data"]["result"]
+
+    def test_1_every_target_is_up(self):
+        status, body = get(self.prometheus_url("/api/v1/targets"))
+        targets = {t["labels"]["job"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]}
+        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up"})
+
+    def test_2_every_dashboard_query_parses_and_returns_data(self):
+        for path in DASHBOARDS:
+            for title, expr in expressions(json.loads(path.read_text())):
+                with self.subTest(dashboard=path.name, panel=title):
+                    result = self.query(with_variables(expr))
+                    self.assertTrue(result, f"no data for {expr}")
+
+    def test_3_every_metric_the_dashboards_and_rules_read_is_exported(self):
+        _, body = get(f"http://127.0.0.1:{self.backend_port}/metrics")
+        exported = {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if line and line[0] != "#"}
+        exported |= {"up"}
+        used = set()
+        for path in DASHBOARDS:
+            for _, expr in expressions(json.loads(path.read_text())):
+                used |= metric_names(expr)
+        for rule in self.rules():
+            used |= metric_names(rule["query"])
+        self.assertTrue(used)
+        self.assertEqual(sorted(used - exported), [], "used but not exported")
+
+    def rules(self) -> list:
+        status, body = get(self.prometheus_url("/api/v1/rules"))
+        return [rule for group in json.loads(body)["data"]["groups"] for rule in group["rules"]]
+
+    def test_4_every_alert_rule_is_loaded_parses_and_is_quiet_while_all_is_well(self):
+        rules = self.rules()
+        names = sorted(rule["name"] for rule in rules)
+        files = glob.glob(str(MONITORING / "prometheus/rules/*.yml"))
+        declared = sorted(re.findall(r"- alert: (\w+)", "".join(Path(f).read_text() for f in files)))
+        self.assertEqual(names, declared)
+        for rule in rules:
+            with self.subTest(alert=rule["name"]):
+                self.assertEqual(rule["health"], "ok", rule.get("lastError"))
+                self.query(rule["query"])
+                self.assertEqual(rule["state"], "inactive")
+                for key in ("summary", "description", "runbook_url"):
+                    self.assertIn(key, rule["annotations"])
+        # The parts of the rules that should have data now do.
+        self.assertTrue(self.query('up{job="bookstore"} == 1'))
+        self.assertTrue(self.query('sum by (job, instance) (rate(http_requests_total{job="bookstore", status=~"5.."}[5m])) > 0'))
+
+    def test_5_a_stopped_backend_raises_the_down_alert_pending_then_firing(self):
+        self.backend.terminate()
+        self.backend.wait(timeout=20)
+        stopped = time.monotonic()
+
+        def alert_state():
+            _, body = get(self.prometheus_url("/api/v1/alerts"))
+            states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == "BookstoreBackendDown"]
+            return states[0] if states else None
+
+        wait_until(lambda: self.query('up{job="bookstore"} == 0'), 20, "the target to be down")
+        wait_until(lambda: alert_state() == "pending", 30, "BookstoreBackendDown pending")
+        pending_at = time.monotonic() - stopped
+        wait_until(lambda: alert_state() == "firing", 60, "BookstoreBackendDown firing")
+        firing_at = time.monotonic() - stopped
+
+        def in_alertmanager():
+            _, body = get(f"http://127.0.0.1:{self.alertmanager_port}/api/v2/alerts")
+            return any(a["labels"]["alertname"] == "BookstoreBackendDown" for a in json.loads(body or b"[]"))
+
+        wait_until(in_alertmanager, 30, "Alertmanager to receive BookstoreBackendDown")
+        print(f"\n  BookstoreBackendDown: pending after {pending_at:.1f}s, firing after {firing_at:.1f}s, in Alertmanager")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
