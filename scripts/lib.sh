@@ -148,3 +148,9 @@ build_static() {
   (cd "$ROOT" && RUSTFLAGS='-C target-feature=+crt-static' \
     cargo auditable build --release --locked --quiet -p bookstore --target x86_64-unknown-linux-gnu)
 }
+
+# ensure_node — Node.js and npm (a machine's own Node.js, which bundles npm, is kept).
+ensure_node() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+  apt_install nodejs npm
+}

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(static rust audit schemathesis ui monitoring containers)
+TIERS=(static rust audit schemathesis ui monitoring drill bench containers)
 
 tier_static() {
   apt_install shellcheck
@@ -56,7 +56,8 @@ tier_schemathesis() {
 }
 
 tier_ui() {
-  apt_install nginx-light chromium nodejs npm
+  apt_install nginx-light chromium
+  ensure_node
   log "installing the browser-test tools (tests/e2e, from package-lock.json)"
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
@@ -95,7 +96,28 @@ tier_containers() {
   tests/containers/standins/build.sh
   build_static
   log "the compose stack on a real Docker engine (images, health, UI, Prometheus, users, volumes, restarts)"
-  python3 -m unittest -v tests/containers/test_stack.py
+  local compose=(/usr/bin/docker compose -p bookstore-test -f docker-compose.yml -f tests/containers/compose.test.yml)
+  KEEP_STACK=1 python3 -m unittest -v tests/containers/test_stack.py
+  log "the failure drill against the compose stack"
+  local status=0
+  python3 scripts/drill.py --project bookstore-test --file docker-compose.yml \
+    --file tests/containers/compose.test.yml || status=$?
+  "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  return "$status"
+}
+
+tier_drill() {
+  apt_install nginx-light chromium prometheus prometheus-alertmanager
+  ensure_node
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+  build_release >/dev/null
+  log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load (about 2 minutes)"
+  python3 scripts/drill.py --native
+}
+
+tier_bench() {
+  log "the benchmark's smoke run (every scenario, every server, 1 s each; nothing asserted about speed)"
+  scripts/bench.sh --quick
 }
 
 main() {

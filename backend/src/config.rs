@@ -30,6 +30,16 @@ pub enum Command {
     /// Exit 0 if the server on --addr answers /healthz with 200, else 1. For container
     /// health checks: the runtime image has no shell and no curl.
     Healthcheck(HealthcheckArgs),
+    /// Run SQLite's integrity check on the database and print the result; exit 0 only if it
+    /// is `ok`. Safe while the server runs (it only reads).
+    CheckDatabase(CheckDatabaseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckDatabaseArgs {
+    /// The database to check (it is not created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/bookstore.db")]
+    pub database_url: String,
 }
 
 #[derive(Debug, Clone, Args)]

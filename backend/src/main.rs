@@ -25,8 +25,35 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::CheckDatabase(args)) => check_database(&args.database_url),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
+    }
+}
+
+fn check_database(url: &str) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime
+                .block_on(bookstore::store::Store::integrity_check(url))
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(problems) if problems == ["ok"] => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Ok(problems) => {
+            problems.iter().for_each(|p| println!("{p}"));
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("cannot check {url}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

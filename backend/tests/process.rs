@@ -337,3 +337,29 @@ async fn request_logs_are_json_lines_with_the_route_and_request_id() {
     assert_eq!(entry["span"]["route"], "/books/{id}");
     assert_eq!(entry["status"], 404);
 }
+
+#[tokio::test]
+async fn check_database_says_ok_for_a_sound_file_and_fails_for_a_missing_one() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &[]);
+    server.wait_ready().await;
+    let url = format!("sqlite://{}", db.display());
+    let sound = Command::new(BINARY)
+        .args(["check-database", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(sound.status.success(), "{sound:?}");
+    assert_eq!(String::from_utf8_lossy(&sound.stdout).trim(), "ok");
+    drop(server);
+
+    let missing = format!("sqlite://{}", db.with_file_name("nothing-here.db").display());
+    let answer = Command::new(BINARY)
+        .args(["check-database", "--database-url", &missing])
+        .output()
+        .unwrap();
+    assert_eq!(answer.status.code(), Some(1));
+    assert!(
+        !db.with_file_name("nothing-here.db").exists(),
+        "checking creates nothing"
+    );
+}

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Executor, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Executor, SqlitePool};
 
 pub use books::not_found;
 use cache::{BookCache, Change};
@@ -216,6 +216,21 @@ impl Store {
     /// Deletes a book, if its version is one of `expected` (when given).
     pub async fn delete_book(&self, id: i64, expected: Option<Vec<i64>>) -> Result<()> {
         self.writer.write(Op::Delete { id, expected }).await.map(drop)
+    }
+
+    /// SQLite's own consistency check of the database at `url`: `["ok"]` when all is well,
+    /// else the problems found. Opens the file without creating it, and only reads.
+    pub async fn integrity_check(url: &str) -> Result<Vec<String>, sqlx::Error> {
+        let mut conn = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT)
+            .connect()
+            .await?;
+        let problems = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(problems)
     }
 
     /// Whether the search index has finished loading (until then, filtered listings scan in

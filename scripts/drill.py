@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""The backend failure drill: stop the backend, measure detection, impact and recovery, kill
+it ten times under a write load, and prove nothing acknowledged was lost. Run it through
+scripts/drill.sh (which installs what it needs).
+
+  --native   starts its own stack from the binaries (backend, nginx, Prometheus,
+             Alertmanager) with the project's configuration, addresses changed only
+  (default)  uses the running `docker compose` stack on its published ports
+
+Writes artifacts/drill/<mode>.json and artifacts/drill/<mode>.md; exits 1 if a target is
+missed. Timings are in seconds; `t` values are measured from the moment the backend was
+stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
+
+
+def log(message: str) -> None:
+    print(f"\033[1;34m==>\033[0m {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | None = None, timeout: float = 5):
+    """(status, headers, body bytes); status 0 when nothing answers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+    except OSError:
+        return 0, {}, b""
+
+
+def wait_until(check, timeout: float, what: str, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def seconds_setting(text: str, pattern: str) -> float:
+    match = re.search(pattern, text, re.S)
+    if not match:
+        raise ValueError(f"setting not found: {pattern}")
+    value, unit = re.fullmatch(r"(\d+)([smh])", match.group(1)).groups()
+    return int(value) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def monitoring_settings() -> dict:
+    """The intervals the targets are derived from, read from the project's configuration."""
+    prometheus = (ROOT / "monitoring/prometheus/prometheus.yml").read_text()
+    rules = (ROOT / "monitoring/prometheus/rules/bookstore.yml").read_text()
+    return {
+        "scrape_interval": seconds_setting(prometheus, r"job_name: bookstore\s+scrape_interval: (\w+)"),
+        "evaluation_interval": seconds_setting(prometheus, r"evaluation_interval: (\w+)"),
+        "alert_for": seconds_setting(rules, r"alert: BookstoreBackendDown\s+expr: [^\n]+\s+for: (\w+)"),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The two ways to run the stack
+
+
+class NativeStack:
+    """The binaries on loopback, each with the project's configuration (addresses changed)."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="bookstore-drill-"))
+        self.binary = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target/release/bookstore"))
+        self.ports = {name: free_port() for name in ("backend", "nginx", "prometheus", "alertmanager")}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.backend_url = f"http://127.0.0.1:{self.ports['backend']}"
+        self.ui_url = f"http://127.0.0.1:{self.ports['nginx']}"
+        self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
+        self.alertmanager_url = f"http://127.0.0.1:{self.ports['alertmanager']}"
+
+    def spawn(self, name: str, *command: str) -> None:
+        log_file = open(self.dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+
+    def up(self) -> None:
+        self.start_backend()
+        self.spawn("alertmanager", "prometheus-alertmanager",
+                   f"--config.file={ROOT / 'monitoring/alertmanager/alertmanager.yml'}",
+                   f"--storage.path={self.dir / 'alertmanager'}",
+                   f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}", "--cluster.listen-address=")
+        config = (ROOT / "monitoring/prometheus/prometheus.yml").read_text()
+        for old, new in {'"backend:8000"': f'"127.0.0.1:{self.ports["backend"]}"',
+                         '"alertmanager:9093"': f'"127.0.0.1:{self.ports["alertmanager"]}"',
+                         '"localhost:9090"': f'"127.0.0.1:{self.ports["prometheus"]}"',
+                         "/etc/prometheus/rules/*.yml": str(ROOT / "monitoring/prometheus/rules/*.yml")}.items():
+            config = config.replace(old, new)
+        (self.dir / "prometheus.yml").write_text(config)
+        self.spawn("prometheus", "prometheus", f"--config.file={self.dir / 'prometheus.yml'}",
+                   f"--storage.tsdb.path={self.dir / 'tsdb'}",
+                   f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
+        site = (ROOT / "frontend/nginx/default.conf").read_text()
+        site = (site.replace("listen 8080;", f"listen 127.0.0.1:{self.ports['nginx']};")
+                .replace('"backend:8000"', f'"127.0.0.1:{self.ports["backend"]}"')
+                .replace("root /usr/share/nginx/html;", f"root {ROOT / 'frontend'};"))
+        (self.dir / "default.conf").write_text(site)
+        (self.dir / "nginx.conf").write_text(f"""
+            worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/nginx-error.log;
+            events {{}}
+            http {{
+              include /etc/nginx/mime.types; default_type application/octet-stream;
+              access_log off;
+              client_body_temp_path {self.dir}/client; proxy_temp_path {self.dir}/proxy;
+              fastcgi_temp_path {self.dir}/fastcgi; uwsgi_temp_path {self.dir}/uwsgi; scgi_temp_path {self.dir}/scgi;
+              include {self.dir}/default.conf;
+            }}""")
+        self.spawn("nginx", "nginx", "-c", str(self.dir / "nginx.conf"), "-e", str(self.dir / "nginx-error.log"))
+        self.pids = {name: p.pid for name, p in self.processes.items() if name != "backend"}
+
+    def start_backend(self) -> None:
+        self.spawn("backend", str(self.binary), "--addr", f"127.0.0.1:{self.ports['backend']}",
+                   "--database-url", f"sqlite://{self.dir / 'bookstore.db'}", "--static-dir", "")
+
+    def stop_backend(self) -> None:
+        backend = self.processes["backend"]
+        backend.send_signal(signal.SIGTERM)
+        backend.wait(timeout=30)
+
+    def kill_backend(self) -> None:
+        backend = self.processes["backend"]
+        backend.send_signal(signal.SIGKILL)
+        backend.wait(timeout=30)
+
+    def after_kill(self) -> None:
+        """Natively nothing restarts the process: the drill does, as a supervisor would."""
+        self.start_backend()
+
+    def others_unchanged(self) -> dict:
+        return {name: self.processes[name].poll() is None and self.processes[name].pid == pid
+                for name, pid in self.pids.items()}
+
+    def integrity(self) -> str:
+        result = subprocess.run([str(self.binary), "check-database", "--database-url",
+                                 f"sqlite://{self.dir / 'bookstore.db'}"], capture_output=True, text=True)
+        return (result.stdout or result.stderr).strip()
+
+    def down(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+class ComposeStack:
+    """The running `docker compose` stack, on its published ports."""
+
+    def __init__(self, project: str, files: list[str]):
+        self.compose = [DOCKER, "compose", "-p", project] + [arg for f in files for arg in ("-f", f)]
+        self.backend_url = "http://127.0.0.1:8000"
+        self.ui_url = "http://127.0.0.1:8080"
+        self.prometheus_url = "http://127.0.0.1:9090"
+        self.alertmanager_url = "http://127.0.0.1:9093"
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.compose, *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    def inspect(self, service: str) -> dict:
+        container = self.run("ps", "-q", service).strip()
+        return json.loads(subprocess.run([DOCKER, "inspect", container], check=True, capture_output=True,
+                                         text=True).stdout)[0]
+
+    def up(self) -> None:
+        self.starts = {s: (d["State"]["StartedAt"], d["RestartCount"])
+                       for s in ("frontend", "prometheus", "alertmanager") for d in [self.inspect(s)]}
+
+    def start_backend(self) -> None:
+        self.run("start", "backend")
+
+    def stop_backend(self) -> None:
+        self.run("stop", "backend")
+
+    def kill_backend(self) -> None:
+        # As a crash or the out-of-memory killer would: SIGKILL to the process itself. (A
+        # `docker kill` would count as a manual stop.)
+        os.kill(self.inspect("backend")["State"]["Pid"], signal.SIGKILL)
+
+    def after_kill(self) -> None:
+        """The restart policy brings it back; Docker backs off restarts of a container that
+        ran under 10 s, so give it that long before the next kill."""
+        wait_until(lambda: self.inspect("backend")["State"]["Running"], 60, "the restart policy")
+
+    def settle(self) -> None:
+        started = self.inspect("backend")["State"]["StartedAt"]
+        since = dt.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+        remaining = 10.5 - (dt.datetime.now(dt.timezone.utc) - since).total_seconds()
+        if remaining > 0:
+            time.sleep(remaining)
+
+    def others_unchanged(self) -> dict:
+        return {s: (d["State"]["StartedAt"], d["RestartCount"]) == self.starts[s]
+                for s in self.starts for d in [self.inspect(s)]}
+
+    def integrity(self) -> str:
+        result = subprocess.run([*self.compose, "run", "--rm", "--no-deps", "backend", "check-database"],
+                                cwd=ROOT, capture_output=True, text=True)
+        return (result.stdout.strip().splitlines() or [result.stderr.strip()])[-1]
+
+    def down(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# The browser
+
+
+class BannerWatch:
+    """The UI in headless Chromium, reporting when its 'unavailable' banner comes and goes."""
+
+    def __init__(self, url: str):
+        self.events: list[dict] = []
+        self.process = subprocess.Popen(["node", str(ROOT / "tests/e2e/banner-watch.mjs"), url],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self.read, daemon=True).start()
+        wait_until(lambda: self.first("ready"), 60, "the page to load in the browser")
+
+    def read(self) -> None:
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                event = json.loads(line)
+                event["t"] = event["t"] / 1000
+                self.events.append(event)
+
+    def first(self, kind: str, after: float = 0, **fields):
+        for event in self.events:
+            if event["event"] == kind and event["t"] >= after and all(event.get(k) == v for k, v in fields.items()):
+                return event
+        return None
+
+    def close(self) -> bool:
+        self.process.stdin.close()
+        wait_until(lambda: self.first("done"), 30, "the browser to close")
+        return self.first("done")["samePage"]
+
+
+# ---------------------------------------------------------------------------------------
+# The drill
+
+
+def prometheus_query(stack, expr: str) -> list:
+    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+    return json.loads(body)["data"]["result"] if status == 200 else []
+
+
+def alert_state(stack) -> str | None:
+    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/alerts")
+    if status != 200:
+        return None
+    states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == "BookstoreBackendDown"]
+    return states[0] if states else None
+
+
+def in_alertmanager(stack) -> bool:
+    status, _, body = http("GET", f"{stack.alertmanager_url}/api/v2/alerts?active=true")
+    return status == 200 and any(a["labels"]["alertname"] == "BookstoreBackendDown" for a in json.loads(body))
+
+
+def book_count(stack) -> int:
+    status, headers, _ = http("GET", f"{stack.ui_url}/books?limit=1")
+    assert status == 200, f"the UI's API answered {status}"
+    return int(headers["X-Total-Count"])
+
+
+def all_ids(stack) -> set[int]:
+    ids, offset = set(), 0
+    while True:
+        status, _, body = http("GET", f"{stack.backend_url}/books?limit=1000&offset={offset}", timeout=30)
+        assert status == 200, status
+        page = json.loads(body)
+        ids |= {b["id"] for b in page}
+        if len(page) < 1000:
+            return ids
+        offset += 1000
+
+
+def outage(stack, watch: BannerWatch, results: dict) -> None:
+    log("stopping the backend (SIGTERM, as `docker compose stop` does)")
+    t0 = time.time()
+    stack.stop_backend()
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + 180
+    while len(seen) < 5 and time.monotonic() < deadline:
+        now = time.time() - t0
+        if "prometheus_down" not in seen and prometheus_query(stack, 'up{job="bookstore"} == 0'):
+            seen["prometheus_down"] = now
+        state = alert_state(stack)
+        if state == "pending" and "alert_pending" not in seen:
+            seen["alert_pending"] = now
+        if state == "firing" and "alert_firing" not in seen:
+            seen["alert_firing"] = now
+            seen.setdefault("alert_pending", now)
+        if "alert_firing" in seen and "alertmanager" not in seen and in_alertmanager(stack):
+            seen["alertmanager"] = now
+        if "banner_shown" not in seen:
+            event = watch.first("banner", after=t0, visible=True)
+            if event:
+                seen["banner_shown"] = event["t"] - t0
+        time.sleep(0.1)
+    results["detection"] = {k: round(v, 2) for k, v in seen.items()}
+    results["prometheus_timestamps"] = exact_times(stack, t0)
+    # Still down: what do users and the other services see?
+    results["contained"] = contained(stack)
+
+    log("starting the backend again")
+    t1 = time.time()
+    stack.start_backend()
+    wait_until(lambda: http("GET", f"{stack.backend_url}/readyz")[0] == 200, 60, "the backend to be ready")
+    ready = time.time()
+    cleared = wait_until(lambda: watch.first("banner", after=t1, visible=False), 30, "the banner to clear")
+    reloaded = wait_until(lambda: watch.first("list", after=cleared["t"]) or watch.first("list", after=t1), 30,
+                          "the list to reload")
+    resolved = wait_until(lambda: alert_state(stack) is None and time.time(), 120, "the alert to resolve", every=0.2)
+    results["recovery"] = {
+        "ready": round(ready - t1, 2),
+        "banner_cleared_after_ready": round(cleared["t"] - ready, 2),
+        "list_reloaded_after_ready": round(max(reloaded["t"] - ready, 0), 2),
+        "alert_resolved_after_ready": round(resolved - ready, 2),
+    }
+
+
+def exact_times(stack, t0: float) -> dict:
+    """When Prometheus itself recorded the target down (the failed scrape's sample) and the
+    alert firing (the evaluation's ALERTS sample), read from its raw samples: free of the
+    drill's polling delay."""
+
+    def first_sample(selector: str, value: str | None = None) -> float | None:
+        for series in prometheus_query(stack, f"{selector}[5m]"):
+            for at, sample in series["values"]:
+                if float(at) >= t0 - 1 and (value is None or sample == value):
+                    return float(at)
+        return None
+
+    down = first_sample('up{job="bookstore"}', "0")
+    firing = first_sample('ALERTS{alertname="BookstoreBackendDown", alertstate="firing"}')
+    return {
+        "target_down": round(down - t0, 2) if down else None,
+        "alert_firing": round(firing - t0, 2) if firing else None,
+        "down_to_firing": round(firing - down, 2) if down and firing else None,
+    }
+
+
+def contained(stack) -> dict:
+    page_status, _, page = http("GET", f"{stack.ui_url}/")
+    api_status, headers, body = http("GET", f"{stack.ui_url}/books")
+    try:
+        problem = json.loads(body).get("status")
+    except ValueError:
+        problem = None
+    return {
+        "ui_page_loads": page_status == 200 and b"Bookstore" in page,
+        "api_answers_problem_502_503": api_status in (502, 503) and problem == api_status
+        and headers.get("Content-Type", "").startswith("application/problem+json"),
+        "other_services_unchanged": stack.others_unchanged(),
+    }
+
+
+def kills_under_load(stack, rounds: int, load_seconds: float, results: dict) -> None:
+    acknowledged: set[int] = set()
+    lock = threading.Lock()
+
+    def writer(stop: threading.Event, n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            status, _, body = http("POST", f"{stack.backend_url}/books",
+                                   {"title": f"Drill {n}-{i}", "author": "Load", "year": 2000}, timeout=5)
+            if status == 201:
+                with lock:
+                    acknowledged.add(json.loads(body)["id"])
+
+    for round_ in range(1, rounds + 1):
+        if hasattr(stack, "settle"):
+            stack.settle()
+        stop = threading.Event()
+        with ThreadPoolExecutor(8) as pool:
+            for n in range(8):
+                pool.submit(writer, stop, n)
+            time.sleep(load_seconds)
+            stack.kill_backend()
+            time.sleep(0.3)
+            stop.set()
+        stack.after_kill()
+        wait_until(lambda: http("GET", f"{stack.backend_url}/readyz")[0] == 200, 90, "the backend after SIGKILL")
+        log(f"SIGKILL {round_}/{rounds}: {len(acknowledged)} writes acknowledged so far")
+    present = all_ids(stack)
+    lost = sorted(acknowledged - present)
+    results["kills"] = {
+        "rounds": rounds,
+        "acknowledged_writes": len(acknowledged),
+        "lost": len(lost),
+        "lost_ids_sample": lost[:20],
+        "integrity_check": stack.integrity(),
+    }
+
+
+def evaluate(results: dict, settings: dict) -> list[dict]:
+    d, r, k, c = results["detection"], results["recovery"], results["kills"], results["contained"]
+    exact = results["prometheus_timestamps"]
+    checks = [
+        ("Prometheus shows the backend down within one scrape interval plus 5 s",
+         d.get("prometheus_down"), settings["scrape_interval"] + 5),
+        ("the alert fires within its for: plus one evaluation interval (Prometheus' own timestamps, "
+         "from the failed scrape to the firing evaluation)",
+         exact["down_to_firing"], settings["alert_for"] + settings["evaluation_interval"]),
+        ("Alertmanager has received the alert", d.get("alertmanager"), None),
+        ("the UI's banner appears within 5 s", d.get("banner_shown"), 5),
+        ("the UI's banner clears within 5 s of the backend being ready", r["banner_cleared_after_ready"], 5),
+    ]
+    out = [{"target": name, "measured": value, "limit": limit,
+            "met": value is not None and (limit is None or value <= limit)} for name, value, limit in checks]
+    out += [
+        {"target": "the UI page still loads", "measured": c["ui_page_loads"], "limit": True, "met": c["ui_page_loads"]},
+        {"target": "nginx answers API calls with a problem+json 502/503", "measured": c["api_answers_problem_502_503"],
+         "limit": True, "met": c["api_answers_problem_502_503"]},
+        {"target": "no other service restarts", "measured": c["other_services_unchanged"], "limit": True,
+         "met": all(c["other_services_unchanged"].values())},
+        {"target": f"zero acknowledged writes lost across {k['rounds']} SIGKILLs", "measured": k["lost"], "limit": 0,
+         "met": k["lost"] == 0},
+        {"target": "PRAGMA integrity_check is ok", "measured": k["integrity_check"], "limit": "ok",
+         "met": k["integrity_check"] == "ok"},
+        {"target": "the page recovered without a reload", "measured": results["same_page"], "limit": True,
+         "met": results["same_page"] is True},
+    ]
+    return out
+
+
+def report(results: dict) -> str:
+    d, r, k = results["detection"], results["recovery"], results["kills"]
+    lines = [f"# Failure drill ({results['mode']}), {results['date']}", "",
+             f"Books before: {results['books_before']}; after: {results['books_after']}. "
+             f"Settings: scrape every {results['settings']['scrape_interval']:.0f} s, rules evaluated every "
+             f"{results['settings']['evaluation_interval']:.0f} s, BookstoreBackendDown `for: "
+             f"{results['settings']['alert_for']:.0f}s`.", "",
+             "| event | seconds after the backend stopped |", "|---|--:|"]
+    for key, label in [("banner_shown", "UI shows 'unavailable' banner"), ("prometheus_down", "Prometheus: target down"),
+                       ("alert_pending", "BookstoreBackendDown pending"), ("alert_firing", "BookstoreBackendDown firing"),
+                       ("alertmanager", "Alertmanager has the alert")]:
+        lines.append(f"| {label} | {d.get(key, 'never')} |")
+    exact = results["prometheus_timestamps"]
+    lines += ["", f"By Prometheus' own timestamps: the failed scrape at {exact['target_down']} s, the firing "
+              f"evaluation at {exact['alert_firing']} s ({exact['down_to_firing']} s apart).",
+              "", "| recovery | seconds |", "|---|--:|",
+              f"| start-up to ready | {r['ready']} |",
+              f"| ready to banner cleared (no page reload) | {r['banner_cleared_after_ready']} |",
+              f"| ready to alert resolved | {r['alert_resolved_after_ready']} |", "",
+              f"SIGKILL under a write load: {k['rounds']} kills, {k['acknowledged_writes']} writes acknowledged "
+              f"with 201, **{k['lost']} lost**; integrity check: **{k['integrity_check']}**.", "",
+              "| target | measured | limit | met |", "|---|---|---|:-:|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']} | {t['limit'] if t['limit'] is not None else ''} | "
+                     f"{'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--native", action="store_true", help="start the stack from the binaries")
+    parser.add_argument("--project", default="bookstore", help="compose project name (compose mode)")
+    parser.add_argument("--file", action="append", default=[], help="compose file(s) (compose mode)")
+    parser.add_argument("--kills", type=int, default=10, help="SIGKILLs under write load")
+    parser.add_argument("--load-seconds", type=float, default=1.0, help="write load before each SIGKILL")
+    args = parser.parse_args()
+
+    mode = "native" if args.native else "compose"
+    stack = NativeStack() if args.native else ComposeStack(args.project, args.file or [str(ROOT / "docker-compose.yml")])
+    settings = monitoring_settings()
+    results: dict = {"mode": mode, "settings": settings,
+                     "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    watch = None
+    try:
+        stack.up()
+        log("checking that the stack is healthy")
+        wait_until(lambda: http("GET", f"{stack.ui_url}/readyz")[0] == 200, 60, "the UI's /readyz")
+        if args.native:
+            for i in range(12):
+                http("POST", f"{stack.backend_url}/books", {"title": f"Before {i}", "author": "Drill", "year": 1999})
+        wait_until(lambda: prometheus_query(stack, 'up{job="bookstore"} == 1'), 60, "Prometheus to scrape the backend")
+        wait_until(lambda: alert_state(stack) is None, 120, "no alert to be active")
+        results["books_before"] = book_count(stack)
+        watch = BannerWatch(stack.ui_url)
+        outage(stack, watch, results)
+        results["same_page"] = watch.close()
+        watch = None
+        kills_under_load(stack, args.kills, args.load_seconds, results)
+        results["books_after"] = book_count(stack)
+    finally:
+        if watch:
+            watch.process.kill()
+        stack.down()
+
+    results["targets"] = evaluate(results, settings)
+    out = ROOT / "artifacts" / "drill"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{mode}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{mode}.md").write_text(report(results))
+    print(report(results))
+    log(f"wrote artifacts/drill/{mode}.json and artifacts/drill/{mode}.md")
+    return 0 if all(t["met"] for t in results["targets"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The backend failure drill (see scripts/drill.py and docs/post-mortem.md).
+#   scripts/drill.sh --native   start the binaries with the project's configuration and drill them
+#   scripts/drill.sh            drill the running `docker compose` stack
+# Extra arguments go to drill.py (--kills N, --project NAME, --file COMPOSE_FILE ...).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+apt_install chromium
+ensure_node
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi
+if [ "${1:-}" = "--native" ]; then
+  apt_install nginx-light prometheus prometheus-alertmanager
+  build_release >/dev/null
+else
+  ensure_docker
+  ensure_compose
+fi
+python3 scripts/drill.py "$@"
