@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -169,12 +170,16 @@ def bookstore_db(binary: Path, path: Path, books: int) -> None:
                     port, "/readyz")
     server.start()
     server.stop()
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:
         db.executemany(
             "INSERT INTO books (title, author, year, genre, created_at, updated_at, "
             "title_key, author_key, genre_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row + (row[0].lower(), row[1].lower(), row[3].lower()) for row in generated(books)),
         )
+    # Everything into the main file: each run starts from a copy of it alone.
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
 
 
 def fastapi_db(venv: Path, path: Path, books: int) -> None:
@@ -185,9 +190,11 @@ def fastapi_db(venv: Path, path: Path, books: int) -> None:
             "import main")
     subprocess.run([str(venv / "bin" / "python"), "-c", code, str(ROOT / "bench/peers/fastapi"),
                     f"sqlite:///{path}"], check=True)
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:
         db.executemany("INSERT INTO book (title, author, year, genre) VALUES (?, ?, ?, ?)",
                        (row[:4] for row in generated(books)))
+    db.close()
 
 
 def generated(count: int):
@@ -224,7 +231,11 @@ def main() -> int:
     fastapi_db(args.fastapi_venv, work / "fastapi.db", small)
 
     def ours(db: str) -> Server:
+        # A fresh copy for every run: scenarios that write must not grow the next one's data.
         port = free_port()
+        copy = work / f"run-{port}-{db}"
+        shutil.copyfile(work / db, copy)
+        db = copy.name
         # As `cargo run --release` runs it: logs and metrics on, defaults otherwise.
         return Server("bookstore", [str(bookstore), "--addr", f"127.0.0.1:{port}", "--database-url",
                                     f"sqlite://{work / db}", "--static-dir", ""],

@@ -3,8 +3,11 @@
 -- AUTOINCREMENT (rather than plain rowid reuse) is what makes "an id is never reused" hold
 -- even after the newest book is deleted.
 -- The *_key columns hold the case-folded text (folded in Rust, because SQLite's lower()
--- only folds ASCII): they back case-insensitive sorting and filtering. Substring search is
--- served by the backend's in-memory index (backend/src/store/search.rs), not by SQL.
+-- only folds ASCII), for case-insensitive sorting and filtering.
+--
+-- No secondary indexes: listings are answered by the backend's in-memory search index
+-- (backend/src/store/search.rs), which holds these keys for every book; SQL only lists
+-- while that index loads at start-up. Every index here would make each insert dearer.
 CREATE TABLE books (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     title       TEXT    NOT NULL,
@@ -18,8 +21,3 @@ CREATE TABLE books (
     author_key  TEXT    NOT NULL,
     genre_key   TEXT
 );
-
-CREATE INDEX books_by_title      ON books (title_key);
-CREATE INDEX books_by_author     ON books (author_key);
-CREATE INDEX books_by_year       ON books (year);
-CREATE INDEX books_by_created_at ON books (created_at);

@@ -42,8 +42,8 @@ pub struct Entry {
     pub author_key: String,
     pub genre_key: Option<String>,
     pub year: i64,
-    /// `created_at` as a number that sorts like the timestamp (see [`sortable_timestamp`]).
-    pub created: u64,
+    /// `created_at` as seconds since 1970 (see [`sortable_timestamp`]).
+    pub created: u32,
 }
 
 impl Entry {
@@ -131,9 +131,10 @@ pub struct Index {
 #[derive(Default, Clone)]
 struct Chunk {
     ids: Vec<i64>,
-    years: Vec<i64>,
-    /// `created_at` as a number that sorts like the timestamp (YYYYMMDDhhmmss).
-    created: Vec<u64>,
+    /// Years fit 16 bits (-5000 to 2100): the index is kept small, it holds every book.
+    years: Vec<i16>,
+    /// `created_at` as seconds since 1970.
+    created: Vec<u32>,
     has_genre: Vec<bool>,
     fields: Vec<u32>,
     text: String,
@@ -165,7 +166,8 @@ impl Chunk {
             self.fields.push(0);
         }
         self.ids.push(entry.id);
-        self.years.push(entry.year);
+        self.years
+            .push(i16::try_from(entry.year).unwrap_or(if entry.year < 0 { i16::MIN } else { i16::MAX }));
         self.created.push(entry.created);
         self.has_genre.push(entry.genre_key.is_some());
         for text in [
@@ -215,21 +217,19 @@ impl Chunk {
             title_key: self.title(i).to_owned(),
             author_key: self.author(i).to_owned(),
             genre_key: self.genre(i).map(str::to_owned),
-            year: self.years[i],
+            year: i64::from(self.years[i]),
             created: self.created[i],
         }
     }
 }
 
-/// "2026-11-25T10:00:00Z" as 20261125100000 (which sorts as the timestamps do); anything
-/// else as 0.
-pub fn sortable_timestamp(stamp: &str) -> u64 {
-    let digits: String = stamp.chars().take(19).filter(char::is_ascii_digit).collect();
-    if digits.len() == 14 {
-        digits.parse().unwrap_or(0)
-    } else {
-        0
-    }
+/// An RFC 3339 timestamp as seconds since 1970, which sorts as the stored strings do (they
+/// are all UTC, whole seconds); anything unreadable as 0.
+pub fn sortable_timestamp(stamp: &str) -> u32 {
+    time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u32::try_from(t.unix_timestamp()).ok())
+        .unwrap_or(0)
 }
 
 impl Index {
@@ -311,8 +311,10 @@ impl Index {
         let keep = |chunk: &Chunk, i: usize| {
             author.as_deref().is_none_or(|a| chunk.author(i) == a)
                 && genre.as_deref().is_none_or(|g| chunk.genre(i) == Some(g))
-                && query.year_from.is_none_or(|from| chunk.years[i] >= from)
-                && query.year_to.is_none_or(|to| chunk.years[i] <= to)
+                && query
+                    .year_from
+                    .is_none_or(|from| i64::from(chunk.years[i]) >= from)
+                && query.year_to.is_none_or(|to| i64::from(chunk.years[i]) <= to)
         };
 
         let mut matches: Vec<(u32, u32)> = Vec::new();
