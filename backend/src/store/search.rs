@@ -1,6 +1,6 @@
-//! The in-memory index behind filtered listings (`q`, `author`, `genre`, `year_from`,
-//! `year_to`): the case-folded keys of every book, packed so that a substring search over a
-//! 100,000-book catalogue is one SIMD scan of a few megabytes.
+//! The in-memory index behind listings: the case-folded keys, year and creation time of
+//! every book, packed so that a substring search (`q`) over a 100,000-book catalogue is one
+//! SIMD scan of a few megabytes, and filters and sorts never touch SQLite.
 //!
 //! Why not SQL: `q` is a substring search, which no B-tree index serves, and an FTS5 trigram
 //! index is slow exactly where it matters (common trigrams, broad terms, counting every

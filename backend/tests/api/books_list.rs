@@ -151,7 +151,7 @@ async fn q_is_a_case_insensitive_substring_of_title_or_author() {
     assert_eq!(found, vec![all[5]]);
     let (found, _, _) = list(&app, "?q=%C3%A9tranger").await; // "étranger" finds "L'Étranger"
     assert_eq!(found, vec![all[3]]);
-    let (found, _, _) = list(&app, "?q=rb").await; // shorter than a trigram: Herbert twice
+    let (found, _, _) = list(&app, "?q=rb").await; // two letters: Herbert twice
     assert_eq!(found, vec![all[0], all[4]]);
     let (found, _, _) = list(&app, "?q=%20%20").await; // blank means no filter
     assert_eq!(found, all);
