@@ -14,7 +14,7 @@ tier_static() {
   cargo fmt --all --check
   log "cargo clippy -D warnings"
   cargo clippy --all-targets --quiet -- -D warnings
-  log "shellcheck scripts/*.sh .ci/run"
+  log "shellcheck: scripts, the stand-ins build script, .ci/run"
   shellcheck -x scripts/*.sh tests/containers/standins/build.sh .ci/run
 }
 
@@ -133,9 +133,13 @@ main() {
     declare -F "tier_$tier" >/dev/null || die "no tier '$tier' (try --list)"
     log "tier: $tier"
     started=$SECONDS
-    # A subshell outside any `if`, so that `set -e` stops the tier at its first failure.
+    # Each tier in a subshell with `set -e` of its own (outside any `if`, where bash would
+    # ignore it), so that a tier stops at its first failure and the others still run.
     set +e
-    ("tier_$tier")
+    (
+      set -euo pipefail
+      "tier_$tier"
+    )
     status=$?
     set -e
     if [ "$status" -eq 0 ]; then

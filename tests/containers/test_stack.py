@@ -132,12 +132,13 @@ class ContainerStack(unittest.TestCase):
             self.assertEqual(http("GET", f"{UI}{path}")[0], 404, path)
 
     def test_5_prometheus_scrapes_the_backend_and_loaded_the_rules(self):
-        def backend_up():
+        def all_up():
             _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/targets")
             targets = {t["labels"]["job"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]}
-            return targets if targets.get("bookstore") == "up" else None
+            # Prometheus scrapes itself and Alertmanager every 15 s: wait for the first scrape.
+            return targets if set(targets.values()) == {"up"} else None
 
-        targets = wait_until(backend_up, 60, "the backend target to be up")
+        targets = wait_until(all_up, 60, "every target to be up")
         self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up"})
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
         rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
