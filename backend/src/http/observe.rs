@@ -28,7 +28,7 @@ pub const UNMATCHED: &str = "unmatched";
 pub const STATIC: &str = "static";
 
 /// The route a request matched, handed from [`tag_route`] (inside the router) to
-/// [`record_metrics`] (outside it) through the response.
+/// [`observe`] (outside it) through the response.
 #[derive(Clone)]
 pub struct RouteLabel(pub MatchedPath);
 
@@ -147,7 +147,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// Marks a response as a UI file (see [`record_metrics`]).
+/// Marks a response as a UI file (see [`observe`]).
 #[derive(Clone, Copy)]
 pub struct StaticFile;
 

@@ -73,19 +73,9 @@ impl SearchIndex {
         }
     }
 
-    /// Installs the loaded entries (in id order), replaying the changes committed since
-    /// loading began. Replays are idempotent (set or remove by id), so a change the load
-    /// already saw does no harm.
-    #[cfg(test)]
-    pub fn finish_loading(&self, entries: impl IntoIterator<Item = Entry>) {
-        let mut index = Index::default();
-        for entry in entries {
-            index.upsert(&entry);
-        }
-        self.install(index);
-    }
-
-    /// Like [`Self::finish_loading`], for an index built entry by entry.
+    /// Installs the loaded index, replaying the changes committed since loading began.
+    /// Replays are idempotent (set or remove by id), so a change the load already saw does
+    /// no harm.
     pub fn install(&self, mut index: Index) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if let State::Loading(pending) = &*state {
@@ -415,6 +405,16 @@ fn scan(chunk: &Chunk, finder: &memmem::Finder<'_>, needle: &str, take: &mut imp
         if book >= chunk.len() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+impl SearchIndex {
+    /// Installs an index of these entries (in id order).
+    pub fn finish_loading(&self, entries: impl IntoIterator<Item = Entry>) {
+        let mut index = Index::default();
+        entries.into_iter().for_each(|entry| index.push(&entry));
+        self.install(index);
     }
 }
 
