@@ -60,7 +60,7 @@ def free_port() -> int:
 
 def search_warm(port: int, timeout: float = 30.0) -> None:
     """Waits until the backend's search index has loaded (a moment after start-up, during
-    which filtered listings scan SQL): the scenarios measure the steady state."""
+    which listings are answered by SQL): the scenarios measure the steady state."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         try:

@@ -43,8 +43,8 @@ pub async fn healthz() -> Json<Status> {
 pub struct Readiness {
     /// Always `ok`.
     pub status: &'static str,
-    /// `loading` for a moment after start-up (filtered listings scan the database
-    /// meanwhile, correctly but slower), then `ready`.
+    /// `loading` for a moment after start-up (listings are answered by SQL meanwhile,
+    /// correctly but slower), then `ready`.
     pub search_index: &'static str,
 }
 

@@ -28,9 +28,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use input::BODY_LIMIT;
-pub use observe::{STATIC, UNMATCHED};
-pub use openapi::{ApiDoc, Docs, genre_pattern, text_pattern};
+use input::BODY_LIMIT;
+pub use openapi::Docs;
 
 use crate::metrics::Metrics;
 use crate::store::Store;

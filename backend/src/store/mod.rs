@@ -232,8 +232,8 @@ impl Store {
         Ok(problems)
     }
 
-    /// Whether the search index has finished loading (until then, filtered listings scan in
-    /// SQL: correct, only slower).
+    /// Whether the search index has finished loading (until then, listings are answered by
+    /// SQL: correctly, only slower).
     pub fn search_ready(&self) -> bool {
         self.shared.search.is_ready()
     }
@@ -385,6 +385,7 @@ mod tests {
             for (author, genre) in [(None, None), (Some("JANE AUSTEN"), None), (None, Some("FICTION"))] {
                 for (sort, descending) in [
                     (SortKey::Id, false),
+                    (SortKey::Id, true),
                     (SortKey::Title, true),
                     (SortKey::Author, false),
                     (SortKey::Year, true),
