@@ -26,7 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from testkit import ROOT, free_port, log  # noqa: E402
+
 LUA = ROOT / "bench" / "wrk" / "scenario.lua"
 ADJECTIVES = ["silver", "hidden", "winter", "golden", "broken", "quiet", "burning", "distant", "lost", "wild"]
 NOUNS = ["river", "garden", "empire", "shadow", "mountain", "letter", "island", "forest", "city", "storm"]
@@ -46,16 +49,6 @@ TARGETS = [
     ("memory", "peak_rss_mb", "<", 40.0, "peak RSS across all scenarios under 40 MB"),
     ("startup", "ready_ms", "<", 150.0, "ready in under 150 ms on a 100,000-book database"),
 ]
-
-
-def log(message: str) -> None:
-    print(f"\033[1;34m==>\033[0m {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def search_warm(port: int, timeout: float = 30.0) -> None:

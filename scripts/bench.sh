@@ -9,7 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-apt_install wrk curl
+require wrk wrk
+ensure_python_venv
 venv="$TOOLS/fastapi-venv"
 if [ ! -x "$venv/bin/uvicorn" ]; then
   log "installing the FastAPI original's stack from PyPI into .tools/fastapi-venv"

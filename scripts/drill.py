@@ -20,54 +20,20 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from testkit import ROOT, http, log, wait_until  # noqa: E402
+from testkit.native import BINARY, NativeStack as Processes  # noqa: E402
+
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
-
-
-def log(message: str) -> None:
-    print(f"\033[1;34m==>\033[0m {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method: str, url: str, body: dict | None = None, timeout: float = 5):
-    """(status, headers, body bytes); status 0 when nothing answers."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-    except OSError:
-        return 0, {}, b""
-
-
-def wait_until(check, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def seconds_setting(text: str, pattern: str) -> float:
@@ -94,91 +60,48 @@ def monitoring_settings() -> dict:
 
 
 class NativeStack:
-    """The binaries on loopback, each with the project's configuration (addresses changed)."""
+    """The binaries on loopback, each with the project's configuration (addresses changed,
+    by scripts/testkit/native.py)."""
 
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="bookstore-drill-"))
-        self.binary = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target/release/bookstore"))
-        self.ports = {name: free_port() for name in ("backend", "nginx", "prometheus", "alertmanager")}
-        self.processes: dict[str, subprocess.Popen] = {}
-        self.backend_url = f"http://127.0.0.1:{self.ports['backend']}"
-        self.ui_url = f"http://127.0.0.1:{self.ports['nginx']}"
-        self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
-        self.alertmanager_url = f"http://127.0.0.1:{self.ports['alertmanager']}"
-
-    def spawn(self, name: str, *command: str) -> None:
-        log_file = open(self.dir / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        self.native = Processes(prefix="bookstore-drill-")
+        self.backend_url = self.native.url("backend")
+        self.ui_url = self.native.url("nginx")
+        self.prometheus_url = self.native.url("prometheus")
+        self.alertmanager_url = self.native.url("alertmanager")
 
     def up(self) -> None:
         self.start_backend()
-        self.spawn("alertmanager", "prometheus-alertmanager",
-                   f"--config.file={ROOT / 'monitoring/alertmanager/alertmanager.yml'}",
-                   f"--storage.path={self.dir / 'alertmanager'}",
-                   f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}", "--cluster.listen-address=")
-        config = (ROOT / "monitoring/prometheus/prometheus.yml").read_text()
-        for old, new in {'"backend:8000"': f'"127.0.0.1:{self.ports["backend"]}"',
-                         '"alertmanager:9093"': f'"127.0.0.1:{self.ports["alertmanager"]}"',
-                         '"localhost:9090"': f'"127.0.0.1:{self.ports["prometheus"]}"',
-                         "/etc/prometheus/rules/*.yml": str(ROOT / "monitoring/prometheus/rules/*.yml")}.items():
-            config = config.replace(old, new)
-        (self.dir / "prometheus.yml").write_text(config)
-        self.spawn("prometheus", "prometheus", f"--config.file={self.dir / 'prometheus.yml'}",
-                   f"--storage.tsdb.path={self.dir / 'tsdb'}",
-                   f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
-        site = (ROOT / "frontend/nginx/default.conf").read_text()
-        site = (site.replace("listen 8080;", f"listen 127.0.0.1:{self.ports['nginx']};")
-                .replace('"backend:8000"', f'"127.0.0.1:{self.ports["backend"]}"')
-                .replace("root /usr/share/nginx/html;", f"root {ROOT / 'frontend'};"))
-        (self.dir / "default.conf").write_text(site)
-        (self.dir / "nginx.conf").write_text(f"""
-            worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/nginx-error.log;
-            events {{}}
-            http {{
-              include /etc/nginx/mime.types; default_type application/octet-stream;
-              access_log off;
-              client_body_temp_path {self.dir}/client; proxy_temp_path {self.dir}/proxy;
-              fastcgi_temp_path {self.dir}/fastcgi; uwsgi_temp_path {self.dir}/uwsgi; scgi_temp_path {self.dir}/scgi;
-              include {self.dir}/default.conf;
-            }}""")
-        self.spawn("nginx", "nginx", "-c", str(self.dir / "nginx.conf"), "-e", str(self.dir / "nginx-error.log"))
-        self.pids = {name: p.pid for name, p in self.processes.items() if name != "backend"}
+        self.native.start_alertmanager()
+        self.native.start_prometheus()
+        self.native.start_nginx()
+        self.pids = {name: p.pid for name, p in self.native.processes.items() if name != "backend"}
 
     def start_backend(self) -> None:
-        self.spawn("backend", str(self.binary), "--addr", f"127.0.0.1:{self.ports['backend']}",
-                   "--database-url", f"sqlite://{self.dir / 'bookstore.db'}", "--static-dir", "")
+        self.native.start_backend(wait=False)
 
     def stop_backend(self) -> None:
-        backend = self.processes["backend"]
-        backend.send_signal(signal.SIGTERM)
-        backend.wait(timeout=30)
+        self.native.stop("backend")
 
     def kill_backend(self) -> None:
-        backend = self.processes["backend"]
-        backend.send_signal(signal.SIGKILL)
-        backend.wait(timeout=30)
+        self.native.stop("backend", signal.SIGKILL)
 
     def after_kill(self) -> None:
         """Natively nothing restarts the process: the drill does, as a supervisor would."""
         self.start_backend()
 
     def others_unchanged(self) -> dict:
-        return {name: self.processes[name].poll() is None and self.processes[name].pid == pid
+        processes = self.native.processes
+        return {name: processes[name].poll() is None and processes[name].pid == pid
                 for name, pid in self.pids.items()}
 
     def integrity(self) -> str:
-        result = subprocess.run([str(self.binary), "check-database", "--database-url",
-                                 f"sqlite://{self.dir / 'bookstore.db'}"], capture_output=True, text=True)
+        result = subprocess.run([str(BINARY), "check-database", "--database-url",
+                                 f"sqlite://{self.native.database}"], capture_output=True, text=True)
         return (result.stdout or result.stderr).strip()
 
     def down(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        self.native.down()
 
 
 class ComposeStack:

@@ -8,13 +8,16 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-apt_install chromium
+require python3 python3
+ensure_chromium
 ensure_node
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 if [ "${1:-}" = "--native" ]; then
-  apt_install nginx-light prometheus prometheus-alertmanager
+  require nginx nginx-light
+  require prometheus prometheus
+  require prometheus-alertmanager prometheus-alertmanager
   build_release >/dev/null
 else
   ensure_docker

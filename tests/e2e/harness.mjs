@@ -1,10 +1,10 @@
 // Starts the real stack for a browser test: the backend binary on a fresh SQLite file, the
 // project's nginx config (frontend/nginx/default.conf) in front of it, and headless Chromium.
-// Only addresses change for the test: nginx listens on a free loopback port instead of 8080,
-// finds the backend on 127.0.0.1 instead of the compose service name, and serves the UI from
-// the repository instead of the image's /usr/share/nginx/html.
+// Only addresses change for the test (scripts/testkit/native.py renders the config): nginx
+// listens on a free loopback port instead of 8080, finds the backend on 127.0.0.1 instead of
+// the compose service name, and serves the UI from the repository.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -82,35 +82,15 @@ class Nginx {
   }
 
   async start() {
-    const site = await fs.readFile(path.join(ROOT, 'frontend', 'nginx', 'default.conf'), 'utf8');
-    const rewritten = site
-      .replace('listen 8080;', `listen 127.0.0.1:${this.port};`)
-      .replace('set $backend "backend:8000";', `set $backend "127.0.0.1:${this.backendPort}";`)
-      .replace('root /usr/share/nginx/html;', `root ${path.join(ROOT, 'frontend')};`);
-    for (const original of ['listen 8080;', '"backend:8000"', 'root /usr/share/nginx/html;']) {
-      if (rewritten.includes(original)) throw new Error(`the test could not replace ${original} in default.conf`);
-    }
-    await fs.writeFile(path.join(this.dir, 'default.conf'), rewritten);
-    // The rest of what the nginx image's own nginx.conf provides around conf.d.
-    const main = `
-      worker_processes 1;
-      daemon off;
-      pid ${this.dir}/nginx.pid;
-      error_log ${this.dir}/error.log warn;
-      events { worker_connections 256; }
-      http {
-        include /etc/nginx/mime.types;
-        default_type application/octet-stream;
-        access_log ${this.dir}/access.log;
-        client_body_temp_path ${this.dir}/client_temp;
-        proxy_temp_path ${this.dir}/proxy_temp;
-        fastcgi_temp_path ${this.dir}/fastcgi_temp;
-        uwsgi_temp_path ${this.dir}/uwsgi_temp;
-        scgi_temp_path ${this.dir}/scgi_temp;
-        include ${this.dir}/default.conf;
-      }`;
-    await fs.writeFile(path.join(this.dir, 'nginx.conf'), main);
-    this.process = spawn(NGINX, ['-c', path.join(this.dir, 'nginx.conf'), '-e', path.join(this.dir, 'error.log')], {
+    // The one renderer of the native configuration (shared with the drill and the monitoring
+    // tests): it fails loudly if the project's config no longer has what it replaces.
+    const rendered = spawnSync('python3', [
+      path.join(ROOT, 'scripts', 'testkit', 'native.py'), 'nginx',
+      '--dir', this.dir, '--listen', String(this.port), '--backend', `127.0.0.1:${this.backendPort}`,
+    ], { encoding: 'utf8' });
+    if (rendered.status !== 0) throw new Error(`rendering the nginx config failed: ${rendered.stderr}`);
+    const config = rendered.stdout.trim();
+    this.process = spawn(NGINX, ['-c', config, '-e', path.join(this.dir, 'nginx-error.log')], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     await waitFor(`http://127.0.0.1:${this.port}/`);

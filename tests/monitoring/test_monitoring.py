@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import socket
-import subprocess
-import tempfile
+import sys
 import time
 import unittest
 import urllib.error
@@ -24,10 +22,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from testkit import ROOT, get, wait_until  # noqa: E402
+from testkit.native import NativeStack  # noqa: E402
+
 MONITORING = ROOT / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
-BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
 DATASOURCE_UID = "prometheus"
 
 # Grafana's variables, as a dashboard opened on the bookstore job would fill them in.
@@ -43,32 +44,6 @@ PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
-def wait_until(check, timeout: float, what: str, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def panels(dashboard: dict):
@@ -150,12 +125,14 @@ class AgainstRealPrometheus(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = Path(tempfile.mkdtemp(prefix="bookstore-monitoring-"))
-        cls.processes = []
-        cls.backend_port, cls.prometheus_port, cls.alertmanager_port = free_port(), free_port(), free_port()
-        cls.start_backend()
-        cls.start_alertmanager()
-        cls.start_prometheus()
+        cls.stack = NativeStack(prefix="bookstore-monitoring-")
+        cls.backend_port = cls.stack.ports["backend"]
+        cls.prometheus_port = cls.stack.ports["prometheus"]
+        cls.alertmanager_port = cls.stack.ports["alertmanager"]
+        # A short request time-out, so the test can provoke a real 503 (a stalled upload).
+        cls.backend = cls.stack.start_backend("--request-timeout", "300ms")
+        cls.stack.start_alertmanager()
+        cls.stack.start_prometheus()
         # Traffic, scrapes, and traffic again: a counter's first sample is not an increase,
         # so every series must be seen before and after it grows for rate() to show it.
         cls.generate_traffic()
@@ -165,49 +142,7 @@ class AgainstRealPrometheus(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for process in cls.processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=20)
-
-    @classmethod
-    def spawn(cls, *command: str) -> subprocess.Popen:
-        log = open(cls.dir / f"{Path(command[0]).name}.log", "ab")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        cls.processes.append(process)
-        return process
-
-    @classmethod
-    def start_backend(cls):
-        # A short request time-out, so the test can provoke a real 503 (a stalled upload).
-        cls.backend = cls.spawn(str(BINARY), "--addr", f"127.0.0.1:{cls.backend_port}",
-                                "--database-url", f"sqlite://{cls.dir / 'bookstore.db'}",
-                                "--static-dir", "", "--request-timeout", "300ms")
-        wait_until(lambda: get(f"http://127.0.0.1:{cls.backend_port}/readyz")[0] == 200, 30, "the backend")
-
-    @classmethod
-    def start_alertmanager(cls):
-        cls.spawn("prometheus-alertmanager", f"--config.file={MONITORING / 'alertmanager/alertmanager.yml'}",
-                  f"--storage.path={cls.dir / 'alertmanager'}",
-                  f"--web.listen-address=127.0.0.1:{cls.alertmanager_port}", "--cluster.listen-address=")
-        wait_until(lambda: get(f"http://127.0.0.1:{cls.alertmanager_port}/-/ready")[0] == 200, 30, "Alertmanager")
-
-    @classmethod
-    def start_prometheus(cls):
-        config = (MONITORING / "prometheus/prometheus.yml").read_text()
-        replacements = {
-            '"backend:8000"': f'"127.0.0.1:{cls.backend_port}"',
-            '"alertmanager:9093"': f'"127.0.0.1:{cls.alertmanager_port}"',
-            '"localhost:9090"': f'"127.0.0.1:{cls.prometheus_port}"',
-            "/etc/prometheus/rules/*.yml": str(MONITORING / "prometheus/rules/*.yml"),
-        }
-        for old, new in replacements.items():
-            assert old in config, f"{old} is not in prometheus.yml"
-            config = config.replace(old, new)
-        (cls.dir / "prometheus.yml").write_text(config)
-        cls.spawn("prometheus", f"--config.file={cls.dir / 'prometheus.yml'}",
-                  f"--storage.tsdb.path={cls.dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{cls.prometheus_port}")
-        wait_until(lambda: get(f"http://127.0.0.1:{cls.prometheus_port}/-/ready")[0] == 200, 30, "Prometheus")
+        cls.stack.down()
 
     @classmethod
     def generate_traffic(cls):

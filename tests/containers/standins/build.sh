@@ -12,7 +12,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 
 ensure_docker
-apt_install mmdebstrap
+require mmdebstrap mmdebstrap
 
 have() { [ "$force" -eq 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 

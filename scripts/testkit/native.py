@@ -1,0 +1,159 @@
+"""The stack as native processes, for tests and the drill: the backend binary, and nginx,
+Prometheus and Alertmanager from Debian's packages, each with the project's own
+configuration. This is the one place that turns the container configuration into a native
+one, and only addresses and paths change; a replacement that does not apply is an error, so
+an edited config cannot silently stop being what the tests run.
+
+    python3 scripts/testkit/native.py nginx --dir DIR --listen PORT --backend HOST:PORT
+        writes DIR/nginx.conf (and DIR/default.conf) and prints the path of nginx.conf:
+        how the browser tests (tests/e2e/harness.mjs) get the same nginx as the drill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from testkit import ROOT, free_port, get, wait_until  # noqa: E402
+
+BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
+NGINX_SITE = ROOT / "frontend" / "nginx" / "default.conf"
+PROMETHEUS_CONFIG = ROOT / "monitoring" / "prometheus" / "prometheus.yml"
+RULES = ROOT / "monitoring" / "prometheus" / "rules"
+ALERTMANAGER_CONFIG = ROOT / "monitoring" / "alertmanager" / "alertmanager.yml"
+
+
+def replace(text: str, old: str, new: str, where: str) -> str:
+    """`text` with every `old` replaced by `new`; an error if `old` does not occur."""
+    if old not in text:
+        raise ValueError(f"{where} no longer contains {old!r}: update scripts/testkit/native.py with it")
+    return text.replace(old, new)
+
+
+def render_nginx(directory: Path, listen: int, backend: str) -> Path:
+    """The project's nginx site for loopback: listening on `listen`, proxying to `backend`,
+    serving the UI from the repository; wrapped in what the nginx image's own nginx.conf
+    provides around conf.d. Returns the path of the main configuration."""
+    site = NGINX_SITE.read_text()
+    where = "frontend/nginx/default.conf"
+    site = replace(site, "listen 8080;", f"listen 127.0.0.1:{listen};", where)
+    site = replace(site, '"backend:8000"', f'"{backend}"', where)
+    site = replace(site, "root /usr/share/nginx/html;", f"root {ROOT / 'frontend'};", where)
+    (directory / "default.conf").write_text(site)
+    main = directory / "nginx.conf"
+    main.write_text(f"""
+        worker_processes 1;
+        daemon off;
+        pid {directory}/nginx.pid;
+        error_log {directory}/nginx-error.log warn;
+        events {{ worker_connections 1024; }}
+        http {{
+          include /etc/nginx/mime.types;
+          default_type application/octet-stream;
+          access_log {directory}/nginx-access.log;
+          client_body_temp_path {directory}/client_temp;
+          proxy_temp_path {directory}/proxy_temp;
+          fastcgi_temp_path {directory}/fastcgi_temp;
+          uwsgi_temp_path {directory}/uwsgi_temp;
+          scgi_temp_path {directory}/scgi_temp;
+          include {directory}/default.conf;
+        }}
+    """)
+    return main
+
+
+def render_prometheus(directory: Path, backend: str, alertmanager: str, prometheus: str) -> Path:
+    """The project's prometheus.yml with loopback addresses and the repository's rules."""
+    config = PROMETHEUS_CONFIG.read_text()
+    where = "monitoring/prometheus/prometheus.yml"
+    config = replace(config, '"backend:8000"', f'"{backend}"', where)
+    config = replace(config, '"alertmanager:9093"', f'"{alertmanager}"', where)
+    config = replace(config, '"localhost:9090"', f'"{prometheus}"', where)
+    config = replace(config, "/etc/prometheus/rules/*.yml", str(RULES / "*.yml"), where)
+    path = directory / "prometheus.yml"
+    path.write_text(config)
+    return path
+
+
+class NativeStack:
+    """Processes on loopback ports, their logs and data in one scratch folder."""
+
+    def __init__(self, prefix: str = "bookstore-native-"):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.ports = {name: free_port() for name in ("backend", "nginx", "prometheus", "alertmanager")}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.database = self.dir / "bookstore.db"
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def spawn(self, name: str, *command: str, env: dict | None = None) -> subprocess.Popen:
+        log_file = open(self.dir / f"{name}.log", "ab")
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+        self.processes[name] = process
+        return process
+
+    def start_backend(self, *extra: str, wait: bool = True, env: dict | None = None) -> subprocess.Popen:
+        process = self.spawn("backend", str(BINARY), "--addr", f"127.0.0.1:{self.ports['backend']}",
+                             "--database-url", f"sqlite://{self.database}", "--static-dir", "", *extra, env=env)
+        if wait:
+            wait_until(lambda: get(f"{self.url('backend')}/readyz")[0] == 200, 60, "the backend to be ready")
+        return process
+
+    def start_alertmanager(self) -> None:
+        self.spawn("alertmanager", "prometheus-alertmanager", f"--config.file={ALERTMANAGER_CONFIG}",
+                   f"--storage.path={self.dir / 'alertmanager'}",
+                   f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}", "--cluster.listen-address=")
+        wait_until(lambda: get(f"{self.url('alertmanager')}/-/ready")[0] == 200, 30, "Alertmanager")
+
+    def start_prometheus(self) -> None:
+        config = render_prometheus(self.dir, f"127.0.0.1:{self.ports['backend']}",
+                                   f"127.0.0.1:{self.ports['alertmanager']}", f"127.0.0.1:{self.ports['prometheus']}")
+        self.spawn("prometheus", "prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
+                   f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
+        wait_until(lambda: get(f"{self.url('prometheus')}/-/ready")[0] == 200, 30, "Prometheus")
+
+    def start_nginx(self) -> None:
+        config = render_nginx(self.dir, self.ports["nginx"], f"127.0.0.1:{self.ports['backend']}")
+        self.spawn("nginx", "nginx", "-c", str(config), "-e", str(self.dir / "nginx-error.log"))
+        wait_until(lambda: get(f"{self.url('nginx')}/")[0] == 200, 30, "nginx")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        process = self.processes[name]
+        if process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=timeout)
+
+    def down(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    nginx = sub.add_parser("nginx", help="render the nginx configuration for loopback")
+    nginx.add_argument("--dir", type=Path, required=True)
+    nginx.add_argument("--listen", type=int, required=True)
+    nginx.add_argument("--backend", required=True, help="HOST:PORT of the backend")
+    args = parser.parse_args()
+    print(render_nginx(args.dir, args.listen, args.backend))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
