@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::server::ConnectionLimits;
+use crate::store::{Durability, StoreConfig};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bookstore",
@@ -81,6 +84,26 @@ pub struct ServeArgs {
     /// On SIGTERM or SIGINT, how long requests in progress may take to finish.
     #[arg(long, env = "BOOKSTORE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// How long a client may take to send a request's head (from connecting, or from its
+    /// first byte after an idle spell) before the connection is closed.
+    #[arg(long, env = "BOOKSTORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a keep-alive connection may sit idle between requests before it is closed.
+    /// Keep it longer than the keep-alive time of any proxy in front (nginx's is 30 s).
+    #[arg(long, env = "BOOKSTORE_IDLE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most connections open at once; at the cap, new clients wait to be accepted.
+    #[arg(long, env = "BOOKSTORE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// SQLite only: `full` makes every acknowledged write survive power loss (the WAL is
+    /// flushed to disk at each commit); `normal` only a crash of the process, for more writes
+    /// per second on slow disks.
+    #[arg(long, env = "BOOKSTORE_SQLITE_SYNCHRONOUS", value_enum, default_value_t = Durability::Full)]
+    pub sqlite_synchronous: Durability,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +134,21 @@ impl ServeArgs {
         }
     }
 
+    pub fn store(&self) -> StoreConfig {
+        StoreConfig {
+            database_url: self.database_url.clone(),
+            durability: self.sqlite_synchronous,
+        }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
     /// The allowed CORS origins, without empty entries.
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_origins
@@ -132,6 +170,11 @@ impl ServeArgs {
             cors_origins: Vec::new(),
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+            // Tests make thousands of throwaway databases; the flush buys them nothing.
+            sqlite_synchronous: Durability::Normal,
         }
     }
 }
@@ -153,6 +196,12 @@ mod tests {
         assert!(cli.serve.demo_data);
         assert_eq!(cli.serve.request_timeout, Duration::from_secs(10));
         assert!(cli.serve.cors_origins().is_empty());
+        assert_eq!(
+            cli.serve.sqlite_synchronous,
+            Durability::Full,
+            "acknowledged writes survive power loss"
+        );
+        assert_eq!(cli.serve.max_connections, 1024);
     }
 
     #[test]

@@ -33,12 +33,24 @@ pub enum Error {
     /// JSON of the wrong shape, or fields that break the rules (each listed in `errors`).
     #[error("unprocessable: {detail}")]
     Unprocessable { detail: String, errors: Vec<FieldError> },
-    /// The request took longer than the configured time limit.
+    /// The request conflicts with another still in progress (the same `Idempotency-Key`).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request took longer than the configured time limit, and nothing was written.
     #[error("request timed out")]
     Timeout,
-    /// The database cannot be reached or is busy: the request is safe to retry.
+    /// The database cannot be reached or is busy, and nothing was written: the request is
+    /// safe to retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// `/readyz`: what is not ready (named in the answer: it is about the service, not a
+    /// request's data).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The database failed while committing this write: it may or may not have been
+    /// written, so the answer must not say "safe to retry".
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -63,14 +75,35 @@ impl Error {
         Self::BadRequest { detail, errors }
     }
 
+    /// A 422 for an `Idempotency-Key` already used with a different body.
+    pub fn key_reused() -> Self {
+        Self::Unprocessable {
+            detail:
+                "this Idempotency-Key was already used with a different body; use a new key for a new book"
+                    .to_owned(),
+            errors: vec![FieldError::new(
+                "Idempotency-Key",
+                "was already used with a different body",
+            )],
+        }
+    }
+
+    /// A 409 for an `Idempotency-Key` whose first request is still running.
+    pub fn key_in_progress() -> Self {
+        Self::Conflict(
+            "a request with this Idempotency-Key is still in progress; retry it once that one has been answered"
+                .to_owned(),
+        )
+    }
+
     /// The problem a bare status code stands for, used to give responses produced outside
-    /// the handlers (the router's 404/405, the timeout and body-limit layers) the same body.
+    /// the handlers (the router's 404/405, the body-limit layer, the file server) the same
+    /// body.
     pub fn from_status(status: StatusCode) -> Option<Self> {
         Some(match status {
             StatusCode::NOT_FOUND => Self::NotFound("no such route".to_owned()),
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
-            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 Self::UnsupportedMediaType("expected application/json".to_owned())
             }
@@ -87,7 +120,10 @@ impl Error {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Timeout | Self::Unavailable(_) | Self::OutcomeUnknown(_) | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,8 +139,13 @@ impl Error {
             }
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
             Self::UnsupportedMediaType(expected) => expected.clone(),
-            Self::Timeout => "the request took too long; it is safe to retry".into(),
-            Self::Unavailable(_) => "the database is unavailable; it is safe to retry".into(),
+            Self::Conflict(what) => what.clone(),
+            Self::Timeout => "the request took too long and nothing was changed; it is safe to retry".into(),
+            Self::Unavailable(_) => "the database is unavailable and nothing was changed; it is safe to retry".into(),
+            Self::NotReady(what) => format!("not ready: {what}"),
+            Self::OutcomeUnknown(_) => "the database failed while saving this change, so it may or may not have been \
+                saved: read the data again before retrying (a POST retried with the same Idempotency-Key is safe)"
+                .into(),
             Self::Internal(_) => "an unexpected error occurred; it has been logged".into(),
         }
     }
@@ -113,6 +154,13 @@ impl Error {
     pub fn duplicate(&self) -> Self {
         match self {
             Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
+            Self::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason.clone()),
+            Self::NotFound(what) => Self::NotFound(what.clone()),
+            Self::PreconditionFailed => Self::PreconditionFailed,
+            Self::Unprocessable { detail, errors } => Self::Unprocessable {
+                detail: detail.clone(),
+                errors: errors.clone(),
+            },
             other => Self::Internal(other.to_string().into()),
         }
     }
@@ -185,9 +233,14 @@ impl IntoResponse for Error {
         // gets only the generic detail.
         let cause = match &self {
             Self::Internal(source) => Some(ServerFault(source.to_string())),
-            Self::Unavailable(reason) => Some(ServerFault(reason.clone())),
+            Self::Unavailable(reason) | Self::OutcomeUnknown(reason) => Some(ServerFault(reason.clone())),
+            Self::Timeout => Some(ServerFault(
+                "the request time limit passed before its work began".to_owned(),
+            )),
             _ => None,
         };
+        // Only an answer after which nothing was (or will be) written invites a retry.
+        let safe_to_retry = matches!(self, Self::Timeout | Self::Unavailable(_) | Self::NotReady(_));
         let problem = Problem {
             kind: "about:blank",
             title: reason_phrase(status),
@@ -195,11 +248,11 @@ impl IntoResponse for Error {
             detail: self.detail(),
             errors: self.errors(),
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let body = serde_json::to_vec(&problem).expect("a problem (strings and numbers) always serializes");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if safe_to_retry {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Some(cause) = cause {
@@ -247,6 +300,19 @@ mod tests {
             Error::from(sqlx::Error::RowNotFound).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn only_answers_after_which_nothing_was_written_say_retry() {
+        for (error, retry) in [
+            (Error::Timeout, true),
+            (Error::Unavailable("busy".into()), true),
+            (Error::OutcomeUnknown("fsync".into()), false),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers().contains_key(header::RETRY_AFTER), retry);
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! the wiring; `startup` builds the application for `main` and for the tests.
 
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod metrics;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

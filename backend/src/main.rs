@@ -9,6 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    ignore_file_size_signal();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Healthcheck(args)) => {
@@ -38,7 +39,7 @@ fn check_database(url: &str) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
             runtime
-                .block_on(bookstore::store::Store::integrity_check(url))
+                .block_on(bookstore::store::sqlite::SqliteStore::integrity_check(url))
                 .map_err(|e| e.to_string())
         });
     match result {
@@ -94,3 +95,19 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// A write past the process's file-size limit (`RLIMIT_FSIZE`) raises SIGXFSZ, which kills
+/// the process by default. Ignored, the write fails with `EFBIG` instead: SQLite reports an
+/// I/O error, the writer answers 503 and recovers once the limit is lifted, as it does for a
+/// full disk.
+#[cfg(unix)]
+fn ignore_file_size_signal() {
+    // SAFETY: called first thing in `main`, before any other thread exists; setting a
+    // signal's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn ignore_file_size_signal() {}

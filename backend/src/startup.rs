@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::config::ServeArgs;
 use crate::http::{self, AppState, Docs, HttpConfig};
 use crate::metrics::Metrics;
+use crate::server::{self, ConnectionLimits};
 use crate::store::Store;
 
 /// A bound, ready-to-run server.
@@ -18,6 +18,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: Store,
+    limits: ConnectionLimits,
     shutdown_timeout: Duration,
 }
 
@@ -25,7 +26,7 @@ impl Application {
     /// Opens the database (migrating it, and seeding a brand-new one if asked), builds the
     /// router and binds the listener. Port 0 picks a free port (see [`Self::local_addr`]).
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Self> {
-        let opened = Store::open(&args.database_url)
+        let opened = Store::open(&args.store())
             .await
             .with_context(|| format!("cannot open the database {}", args.database_url))?;
         let store = opened.store;
@@ -57,6 +58,7 @@ impl Application {
             listener,
             router,
             store,
+            limits: args.connection_limits(),
             shutdown_timeout: args.shutdown_timeout,
         })
     }
@@ -76,23 +78,23 @@ impl Application {
     /// progress finish (for at most the shutdown timeout), and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
-        let stopping = std::sync::Arc::new(Notify::new());
-        let signalled = stopping.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let shutdown = async {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in progress");
-            signalled.notify_one();
-        });
-        let deadline = async {
-            stopping.notified().await;
-            tokio::time::sleep(self.shutdown_timeout).await;
         };
-        tokio::select! {
-            served = server => served?,
-            () = deadline => tracing::warn!(
+        let drained = server::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            shutdown,
+            self.shutdown_timeout,
+        )
+        .await;
+        if !drained {
+            tracing::warn!(
                 timeout = ?self.shutdown_timeout,
                 "requests still in progress at the shutdown deadline were cut off"
-            ),
+            );
         }
         self.store.close().await;
         tracing::info!("stopped");

@@ -4,11 +4,12 @@
 //! every field and report every broken rule at once, so a client can fix them all in one go.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use validator::{ValidateLength, ValidateRange};
 
 use super::FieldError;
+use super::json::JsonObject;
 
 /// Longest title, author or genre, counted in Unicode scalar values after trimming.
 pub const TEXT_MAX_CHARS: u64 = 50;
@@ -20,16 +21,66 @@ const GENRE_RULE: &str = "must be at most 50 characters, or null";
 const YEAR_RULE: &str = "must be an integer from -5000 to 2100";
 const REQUIRED: &str = "is required";
 const UNKNOWN: &str = "is not a known field";
+const REPEATED: &str = "is given more than once";
 
 /// The fields a client may send, in the order errors are reported.
 const FIELDS: [&str; 4] = ["title", "author", "year", "genre"];
 
+/// The ranges of Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt):
+/// zero-width spaces and joiners, the byte-order mark, soft hyphens, variation selectors,
+/// bidi controls, Hangul fillers, tag characters.
+pub const DEFAULT_IGNORABLE: [(char, char); 17] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether a character shows nothing: whitespace (Unicode `White_Space`, what `str::trim`
+/// removes), a control character (`Cc`) or a default-ignorable code point. Text is trimmed of
+/// these at both ends, so a title made only of them (a lone zero-width space, say) is blank.
+/// The browser (`frontend/js/validate.js`) and the OpenAPI patterns (`http/openapi.rs`) use
+/// the same set.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&c))
+}
+
+/// `raw` without invisible characters at either end.
+pub fn trim(raw: &str) -> &str {
+    raw.trim_matches(is_invisible)
+}
+
 /// Trims `raw` and checks its length in characters (not bytes).
 fn trimmed_text(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
+    let trimmed = trim(raw);
     trimmed
         .validate_length(Some(1), Some(TEXT_MAX_CHARS), None)
         .then(|| trimmed.to_owned())
+}
+
+/// A JSON string's value, or `None` for any other kind of value.
+fn json_string(raw: &RawValue) -> Option<String> {
+    raw.get()
+        .starts_with('"')
+        .then(|| serde_json::from_str(raw.get()).ok())
+        .flatten()
 }
 
 macro_rules! required_text {
@@ -39,13 +90,13 @@ macro_rules! required_text {
         pub struct $name(String);
 
         impl $name {
-            /// Trims surrounding whitespace, then requires 1 to 50 characters.
+            /// Trims invisible characters from the ends, then requires 1 to 50 characters.
             pub fn parse(raw: &str) -> Result<Self, &'static str> {
                 trimmed_text(raw).map(Self).ok_or(TEXT_RULE)
             }
 
-            fn from_json(value: &Value) -> Result<Self, &'static str> {
-                value.as_str().ok_or(TEXT_RULE).and_then(Self::parse)
+            fn from_json(value: &RawValue) -> Result<Self, &'static str> {
+                json_string(value).ok_or(TEXT_RULE).and_then(|s| Self::parse(&s))
             }
 
             pub fn as_str(&self) -> &str {
@@ -69,20 +120,19 @@ required_text!(
 pub struct Genre(String);
 
 impl Genre {
-    /// An all-whitespace genre means "no genre" and becomes `None`.
+    /// A blank genre (nothing visible) means "no genre" and becomes `None`.
     pub fn parse(raw: &str) -> Result<Option<Self>, &'static str> {
-        if raw.trim().is_empty() {
+        if trim(raw).is_empty() {
             return Ok(None);
         }
         trimmed_text(raw).map(|g| Some(Self(g))).ok_or(GENRE_RULE)
     }
 
-    fn from_json(value: &Value) -> Result<Option<Self>, &'static str> {
-        match value {
-            Value::Null => Ok(None),
-            Value::String(raw) => Self::parse(raw),
-            _ => Err(GENRE_RULE),
+    fn from_json(value: &RawValue) -> Result<Option<Self>, &'static str> {
+        if value.get() == "null" {
+            return Ok(None);
         }
+        json_string(value).ok_or(GENRE_RULE).and_then(|s| Self::parse(&s))
     }
 
     pub fn as_str(&self) -> &str {
@@ -101,15 +151,19 @@ impl Year {
             .ok_or(YEAR_RULE)
     }
 
-    /// Accepts a JSON number with no fractional part (`1965` or `1965.0`, as JSON Schema's
-    /// `integer` does); a string such as `"1965"` is rejected.
-    fn from_json(value: &Value) -> Result<Self, &'static str> {
-        let Value::Number(number) = value else {
+    /// Accepts a JSON number with no fractional part (`1965`, `1965.0` or `1.965e3`, as JSON
+    /// Schema's `integer` does), however large its exponent (`1e309` is simply out of range);
+    /// a string such as `"1965"` is rejected.
+    fn from_json(value: &RawValue) -> Result<Self, &'static str> {
+        let text = value.get();
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             return Err(YEAR_RULE);
-        };
-        let year = number.as_i64().or_else(|| {
-            number
-                .as_f64()
+        }
+        let year = text.parse::<i64>().ok().or_else(|| {
+            // The text is a valid JSON number, so Rust's float syntax reads it (to infinity,
+            // if it overflows).
+            text.parse::<f64>()
+                .ok()
                 .filter(|f| f.fract() == 0.0 && f.abs() <= 1e6)
                 .map(|f| f as i64)
         });
@@ -132,8 +186,8 @@ pub struct NewBook {
 
 impl NewBook {
     /// Checks a `POST`/`PUT` body: all of `title`, `author`, `year`; optional `genre`;
-    /// nothing else.
-    pub fn from_json(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+    /// nothing else, and nothing twice.
+    pub fn from_json(object: &JsonObject) -> Result<Self, Vec<FieldError>> {
         let mut errors = Errors::for_object(object);
         let title = errors.required(object, "title", Title::from_json);
         let author = errors.required(object, "author", Author::from_json);
@@ -148,6 +202,28 @@ impl NewBook {
             }),
             _ => Err(errors.into_sorted()),
         }
+    }
+
+    /// Whether `book` already holds exactly these fields (so writing them changes nothing).
+    pub fn matches(&self, book: &Book) -> bool {
+        self.title.as_str() == book.title
+            && self.author.as_str() == book.author
+            && self.year.get() == book.year
+            && self.genre.as_ref().map(Genre::as_str) == book.genre.as_deref()
+    }
+
+    /// A stable digest of the fields, to tell whether a retried request carries the same
+    /// book (idempotent creation): hex SHA-256 of their JSON.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!([
+            self.title.as_str(),
+            self.author.as_str(),
+            self.year.get(),
+            self.genre.as_ref().map(Genre::as_str),
+        ]);
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -164,7 +240,7 @@ pub struct BookPatch {
 impl BookPatch {
     /// Checks a `PATCH` body: any subset of the fields; `title`, `author` and `year` cannot
     /// be cleared with `null`.
-    pub fn from_json(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+    pub fn from_json(object: &JsonObject) -> Result<Self, Vec<FieldError>> {
         let mut errors = Errors::for_object(object);
         let patch = Self {
             title: errors.optional(object, "title", Title::from_json),
@@ -212,27 +288,52 @@ impl BookPatch {
     }
 }
 
+/// A change to an existing book: data, so that it can be queued, logged and applied by any
+/// engine inside the transaction that reads the current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// `PUT`: every field replaced.
+    Replace(NewBook),
+    /// `PATCH`: the fields the patch names.
+    Patch(BookPatch),
+}
+
+impl Edit {
+    /// The book after the edit, or the fields it would break.
+    pub fn apply_to(self, current: &Book) -> Result<NewBook, Vec<FieldError>> {
+        match self {
+            Self::Replace(book) => Ok(book),
+            Self::Patch(patch) => patch.apply_to(current),
+        }
+    }
+}
+
 /// Collects every broken rule of one body before giving up.
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
 
 impl Errors {
-    /// Starts with one error per field the contract does not know.
-    fn for_object(object: &Map<String, Value>) -> Self {
-        Self(
-            object
-                .keys()
-                .filter(|key| !FIELDS.contains(&key.as_str()))
-                .map(|key| FieldError::new(key.as_str(), UNKNOWN))
-                .collect(),
-        )
+    /// Starts with one error per field the contract does not know, and per name sent twice.
+    fn for_object(object: &JsonObject) -> Self {
+        let mut errors: Vec<FieldError> = Vec::new();
+        for name in object.names() {
+            if !FIELDS.contains(&name) && !errors.iter().any(|e| e.field == name) {
+                errors.push(FieldError::new(name, UNKNOWN));
+            }
+        }
+        for name in object.repeated() {
+            if FIELDS.contains(&name) {
+                errors.push(FieldError::new(name, REPEATED));
+            }
+        }
+        Self(errors)
     }
 
     fn required<T>(
         &mut self,
-        object: &Map<String, Value>,
+        object: &JsonObject,
         field: &str,
-        parse: impl FnOnce(&Value) -> Result<T, &'static str>,
+        parse: impl FnOnce(&RawValue) -> Result<T, &'static str>,
     ) -> Option<T> {
         match object.get(field) {
             None => {
@@ -245,9 +346,9 @@ impl Errors {
 
     fn optional<T>(
         &mut self,
-        object: &Map<String, Value>,
+        object: &JsonObject,
         field: &str,
-        parse: impl FnOnce(&Value) -> Result<T, &'static str>,
+        parse: impl FnOnce(&RawValue) -> Result<T, &'static str>,
     ) -> Option<T> {
         object
             .get(field)
@@ -258,10 +359,17 @@ impl Errors {
         self.record(field, parsed)
     }
 
+    /// Records a broken rule (one message per field: a repeated name already has one).
     fn record<T>(&mut self, field: &str, parsed: Result<T, &'static str>) -> Option<T> {
-        parsed
-            .map_err(|message| self.0.push(FieldError::new(field, message)))
-            .ok()
+        match parsed {
+            Ok(value) => Some(value),
+            Err(message) => {
+                if !self.0.iter().any(|e| e.field == field) {
+                    self.0.push(FieldError::new(field, message));
+                }
+                None
+            }
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -314,11 +422,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("not an object"),
-        }
+    fn object(value: serde_json::Value) -> JsonObject {
+        JsonObject::try_from(value).expect("an object")
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
     }
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {
@@ -353,6 +462,26 @@ mod tests {
     }
 
     #[test]
+    fn text_with_nothing_visible_is_blank() {
+        for blank in [
+            "\u{200b}",
+            "\u{feff}\u{200d}",
+            " \u{2060} ",
+            "\0",
+            "\u{3164}",
+            "\u{e0041}\u{e007f}",
+        ] {
+            assert!(Title::parse(blank).is_err(), "{blank:?}");
+            assert_eq!(Genre::parse(blank).unwrap(), None, "{blank:?}");
+        }
+        assert_eq!(Title::parse("\u{200b}Dune\u{feff}").unwrap().as_str(), "Dune");
+        assert_eq!(
+            Title::parse("Zero\u{200b}width").unwrap().as_str(),
+            "Zero\u{200b}width"
+        );
+    }
+
+    #[test]
     fn hostile_text_is_kept_verbatim() {
         for raw in ["<img src=x onerror=alert(1)>", "'; DROP TABLE books; --", "a\0b"] {
             assert_eq!(Title::parse(raw).unwrap().as_str(), raw);
@@ -369,19 +498,26 @@ mod tests {
 
     #[test]
     fn a_year_must_be_a_json_integer() {
-        assert_eq!(Year::from_json(&json!(1965)).unwrap().get(), 1965);
-        assert_eq!(Year::from_json(&json!(1965.0)).unwrap().get(), 1965);
-        assert!(Year::from_json(&json!("1965")).is_err());
-        assert!(Year::from_json(&json!(1965.5)).is_err());
-        assert!(Year::from_json(&json!(true)).is_err());
-        assert!(Year::from_json(&json!(1e300)).is_err());
+        assert_eq!(Year::from_json(&raw("1965")).unwrap().get(), 1965);
+        assert_eq!(Year::from_json(&raw("1965.0")).unwrap().get(), 1965);
+        assert_eq!(Year::from_json(&raw("1.965e3")).unwrap().get(), 1965);
+        assert_eq!(Year::from_json(&raw("-0")).unwrap().get(), 0);
+        assert!(Year::from_json(&raw("\"1965\"")).is_err());
+        assert!(Year::from_json(&raw("1965.5")).is_err());
+        assert!(Year::from_json(&raw("true")).is_err());
+        assert!(Year::from_json(&raw("1e300")).is_err());
+        assert!(
+            Year::from_json(&raw("1e309")).is_err(),
+            "beyond f64: out of range, not unreadable"
+        );
+        assert!(Year::from_json(&raw("-1e309")).is_err());
     }
 
     #[test]
     fn a_blank_genre_becomes_none() {
         assert_eq!(Genre::parse("   ").unwrap(), None);
         assert_eq!(Genre::parse("").unwrap(), None);
-        assert_eq!(Genre::from_json(&Value::Null).unwrap(), None);
+        assert_eq!(Genre::from_json(&raw("null")).unwrap(), None);
         assert_eq!(Genre::parse(" Poetry ").unwrap().unwrap().as_str(), "Poetry");
         assert!(Genre::parse(&"x".repeat(51)).is_err());
     }
@@ -408,6 +544,32 @@ mod tests {
         );
         assert_eq!(errors[1].message, "is required");
         assert_eq!(errors[4].message, "is not a known field");
+    }
+
+    #[test]
+    fn a_field_given_twice_is_rejected_not_silently_overwritten() {
+        let body = br#"{"title": "Dune", "author": "A", "year": 1965, "title": "Other"}"#;
+        let errors = NewBook::from_json(&JsonObject::parse(body).unwrap()).unwrap_err();
+        assert_eq!(errors, [FieldError::new("title", "is given more than once")]);
+        let twice_unknown = br#"{"title": "T", "author": "A", "year": 1, "x": 1, "x": 2}"#;
+        let errors = NewBook::from_json(&JsonObject::parse(twice_unknown).unwrap()).unwrap_err();
+        assert_eq!(fields(&errors), ["x"]);
+    }
+
+    #[test]
+    fn a_year_too_large_for_any_number_type_is_a_field_error() {
+        let body = br#"{"title": "T", "author": "A", "year": 1e309}"#;
+        let errors = NewBook::from_json(&JsonObject::parse(body).unwrap()).unwrap_err();
+        assert_eq!(errors, [FieldError::new("year", YEAR_RULE)]);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_same_for_the_same_fields_only() {
+        let a = NewBook::from_json(&object(json!({"title": " Dune", "author": "F", "year": 1965}))).unwrap();
+        let b = NewBook::from_json(&object(json!({"year": 1965, "author": "F", "title": "Dune "}))).unwrap();
+        let c = NewBook::from_json(&object(json!({"title": "Dune", "author": "F", "year": 1966}))).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
     }
 
     #[test]

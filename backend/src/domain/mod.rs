@@ -6,8 +6,14 @@
 
 mod book;
 mod field_error;
+mod idempotency;
+mod json;
 mod list_query;
+mod precondition;
 
-pub use book::{Author, Book, BookPatch, Genre, NewBook, Title, Year};
+pub use book::{Author, Book, BookPatch, DEFAULT_IGNORABLE, Edit, Genre, NewBook, Title, Year, is_invisible};
 pub use field_error::FieldError;
+pub use idempotency::IdempotencyKey;
+pub use json::{JsonObject, NotAnObject};
 pub use list_query::{ListQuery, SortKey, fold_case};
+pub use precondition::{Precondition, Tags, tag_of};

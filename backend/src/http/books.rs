@@ -1,4 +1,7 @@
 //! The `/books` resource: list, create, read, replace, patch, delete.
+//!
+//! The problem answers each operation can give (400, 404, 412, 503...) are added to the
+//! OpenAPI document in one place, `openapi.rs`; the attributes here say what succeeds.
 
 use axum::Router;
 use axum::extract::State;
@@ -8,13 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
-use super::conditional::{IfMatch, etag, none_match_hits};
+use super::conditional::{etag, none_match_hits};
 use super::input::{BookId, Input};
-use crate::domain::{Book, BookPatch, ListQuery, NewBook};
-use crate::error::{Problem, Result};
+use crate::deadline::Deadline;
+use crate::domain::{Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, NewBook, Precondition};
+use crate::error::{Error, Result};
 use crate::store::{StoredBook, not_found};
 
 pub const X_TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The scope of `Idempotency-Key`s sent without a credential.
+const PUBLIC_SCOPE: &str = "public";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,8 +60,6 @@ pub fn router() -> Router<AppState> {
                 ("X-Total-Count" = i64, description = "Books matching the filters, over all pages"),
                 ("Link" = String, description = "`rel=\"next\"` and `rel=\"prev\"` page links, where they exist"),
             )),
-        (status = 400, description = "A query parameter is invalid; `errors` lists each", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Result<Response> {
@@ -84,32 +90,61 @@ fn page_links(query: &ListQuery, total: i64) -> Option<HeaderValue> {
 }
 
 /// Add a book.
+///
+/// Send an `Idempotency-Key` (any string of up to 255 printable ASCII characters, new for
+/// each book) to make retrying safe: the same key with the same body within 24 hours gets
+/// the original answer instead of a second book.
 #[utoipa::path(
     post,
     path = "/books",
     tag = "books",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+            description = "Makes a retry of this request safe: the same key and body within 24 hours return the original answer"),
+    ),
     request_body(content = super::openapi::BookInput, content_type = "application/json"),
     responses(
-        (status = 201, description = "The book was created", body = Book,
+        (status = 201, description = "The book was created (or, for a retried `Idempotency-Key`, had been)", body = Book,
             headers(
                 ("Location" = String, description = "`/books/{id}` of the new book"),
                 ("ETag" = String, description = "The book's version tag"),
             )),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body breaks the rules; `errors` lists every invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn create_book(State(state): State<AppState>, Input(book): Input<NewBook>) -> Result<Response> {
-    let created = state.store.create_book(book).await?;
-    let location = HeaderValue::from_str(&format!("/books/{}", created.id)).ok();
-    let mut response = book_response(StatusCode::CREATED, &created);
-    if let Some(location) = location {
-        response.headers_mut().insert(LOCATION, location);
-    }
+pub async fn create_book(
+    State(state): State<AppState>,
+    deadline: Deadline,
+    headers: HeaderMap,
+    Input(book): Input<NewBook>,
+) -> Result<Response> {
+    let key = idempotency_key(&headers, PUBLIC_SCOPE)?;
+    let created = state.store.create_book(book, key, &deadline).await?;
+    let location = HeaderValue::from_str(&format!("/books/{}", created.book.id))
+        .expect("a path of digits is a valid header value");
+    let mut response = book_response(StatusCode::CREATED, &created.book);
+    response.headers_mut().insert(LOCATION, location);
     Ok(response)
+}
+
+/// The request's `Idempotency-Key`, if it sent one; a 400 if it is not a valid key.
+fn idempotency_key(headers: &HeaderMap, scope: &str) -> Result<Option<IdempotencyKey>> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key(IDEMPOTENCY_KEY) {
+            true => Err(bad_key("must be sent once")),
+            false => Ok(None),
+        };
+    };
+    IdempotencyKey::parse(scope, value.as_bytes())
+        .map(Some)
+        .map_err(bad_key)
+}
+
+fn bad_key(rule: &str) -> Error {
+    Error::BadRequest {
+        detail: "the Idempotency-Key header is not valid".to_owned(),
+        errors: vec![FieldError::new("Idempotency-Key", rule)],
+    }
 }
 
 /// Get one book.
@@ -126,9 +161,6 @@ pub async fn create_book(State(state): State<AppState>, Input(book): Input<NewBo
             headers(("ETag" = String, description = "The book's version tag; send it back in `If-Match` or `If-None-Match`"))),
         (status = 304, description = "The book has not changed since the tag in `If-None-Match`",
             headers(("ETag" = String, description = "The book's version tag"))),
-        (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "There is no such book", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_book(
@@ -145,8 +177,9 @@ pub async fn get_book(
 
 /// Replace a book (all fields, as for creating one).
 ///
-/// Send `If-Match` with the book's `ETag` to change it only if nobody else has since:
-/// a stale tag gives 412.
+/// Send `If-Match` with the book's `ETag` to change it only if nobody else has since: a
+/// stale tag gives 412 (checked before the body, as RFC 9110 orders it). A body equal to the
+/// book changes nothing, not even its version.
 #[utoipa::path(
     put,
     path = "/books/{id}",
@@ -156,32 +189,25 @@ pub async fn get_book(
     responses(
         (status = 200, description = "The replaced book", body = Book,
             headers(("ETag" = String, description = "The book's new version tag"))),
-        (status = 400, description = "The id is not a positive integer, or the body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "There is no such book", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the book's current `ETag`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body breaks the rules; `errors` lists every invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn replace_book(
     State(state): State<AppState>,
     BookId(id): BookId,
-    if_match: IfMatch,
-    Input(book): Input<NewBook>,
+    precondition: Precondition,
+    deadline: Deadline,
+    body: Result<Input<NewBook>, Error>,
 ) -> Result<Response> {
-    let expected = if_match.expected_versions(id);
-    let replaced = state
-        .store
-        .update_book(id, expected, Box::new(|_| Ok(book)))
-        .await?;
+    let edit = body_or_refusal(&state, id, &precondition, body)
+        .await
+        .map(Edit::Replace)?;
+    let replaced = state.store.update_book(id, precondition, edit, &deadline).await?;
     Ok(book_response(StatusCode::OK, &replaced))
 }
 
 /// Change some fields of a book (JSON merge patch: `"genre": null` clears the genre).
 ///
-/// `If-Match` works as for `PUT`.
+/// `If-Match` works as for `PUT`; a patch that changes nothing keeps the version.
 #[utoipa::path(
     patch,
     path = "/books/{id}",
@@ -194,27 +220,37 @@ pub async fn replace_book(
     responses(
         (status = 200, description = "The updated book", body = Book,
             headers(("ETag" = String, description = "The book's new version tag"))),
-        (status = 400, description = "The id is not a positive integer, or the body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "There is no such book", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the book's current `ETag`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The patch breaks the rules; `errors` lists every invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn patch_book(
     State(state): State<AppState>,
     BookId(id): BookId,
-    if_match: IfMatch,
-    Input(patch): Input<BookPatch>,
+    precondition: Precondition,
+    deadline: Deadline,
+    body: Result<Input<BookPatch>, Error>,
 ) -> Result<Response> {
-    let expected = if_match.expected_versions(id);
-    let patched = state
-        .store
-        .update_book(id, expected, Box::new(|current| patch.apply_to(current)))
-        .await?;
+    let edit = body_or_refusal(&state, id, &precondition, body)
+        .await
+        .map(Edit::Patch)?;
+    let patched = state.store.update_book(id, precondition, edit, &deadline).await?;
     Ok(book_response(StatusCode::OK, &patched))
+}
+
+/// The body of a change, or, if it is unusable, the answer RFC 9110 gives first: 404 for a
+/// missing book and 412 for a failed condition come before any complaint about the body.
+async fn body_or_refusal<T>(
+    state: &AppState,
+    id: i64,
+    precondition: &Precondition,
+    body: Result<Input<T>, Error>,
+) -> Result<T> {
+    match body {
+        Ok(Input(body)) => Ok(body),
+        Err(body_error) => {
+            state.store.check(id, precondition).await?;
+            Err(body_error)
+        }
+    }
 }
 
 /// Delete a book. `If-Match` works as for `PUT`.
@@ -223,21 +259,15 @@ pub async fn patch_book(
     path = "/books/{id}",
     tag = "books",
     params(("id" = i64, Path, minimum = 1, description = "The book's id")),
-    responses(
-        (status = 204, description = "The book was deleted"),
-        (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "There is no such book", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the book's current `ETag`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; safe to retry", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204, description = "The book was deleted"))
 )]
 pub async fn delete_book(
     State(state): State<AppState>,
     BookId(id): BookId,
-    if_match: IfMatch,
+    precondition: Precondition,
+    deadline: Deadline,
 ) -> Result<StatusCode> {
-    let expected = if_match.expected_versions(id);
-    state.store.delete_book(id, expected).await?;
+    state.store.delete_book(id, precondition, &deadline).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -39,33 +39,32 @@ pub async fn healthz() -> Json<Status> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"status": "ok", "search_index": "ready"}))]
+#[schema(example = json!({"status": "ok", "database": "sqlite"}))]
 pub struct Readiness {
     /// Always `ok`.
     pub status: &'static str,
-    /// `loading` for a moment after start-up (listings are answered by SQL meanwhile,
-    /// correctly but slower), then `ready`.
-    pub search_index: &'static str,
+    /// The engine: `sqlite` or `postgres`.
+    pub database: &'static str,
 }
 
-/// Readiness: the database answers a query.
+/// Readiness: the database answers, and a write could commit now (on SQLite, also: the
+/// search index has loaded). What orchestrators, load balancers and health checks use.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready; `detail` names what (the database, the writer, the search index)",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Readiness {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.not_ready()).await {
+        Ok(None) => Ok(Json(Readiness {
             status: "ok",
-            search_index: if state.store.search_ready() {
-                "ready"
-            } else {
-                "loading"
-            },
+            database: state.store.engine(),
         })),
-        Ok(Err(error)) => Err(Error::Unavailable(error.to_string())),
-        Err(_) => Err(Error::Unavailable("no answer within 2 s".to_owned())),
+        Ok(Some(problem)) => Err(Error::NotReady(problem)),
+        Err(_) => Err(Error::NotReady(
+            "the database did not answer within 2 s".to_owned(),
+        )),
     }
 }
 

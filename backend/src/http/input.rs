@@ -1,15 +1,17 @@
 //! Extractors that turn raw requests into checked domain values, or into the contract's
 //! errors: 415 for a body that is not JSON, 413 past 64 KiB, 400 for malformed JSON or a bad
-//! path or query, 422 for JSON that breaks the book rules.
+//! path, query or header, 422 for JSON that breaks the book rules.
+
+use std::convert::Infallible;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 
-use crate::domain::{BookPatch, FieldError, ListQuery, NewBook};
+use crate::deadline::Deadline;
+use crate::domain::{BookPatch, FieldError, JsonObject, ListQuery, NewBook, NotAnObject, Precondition, Tags};
 use crate::error::Error;
 
 /// Largest request body accepted.
@@ -19,19 +21,19 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub trait JsonInput: Sized {
     /// Accepted `Content-Type` values (without parameters).
     const MEDIA_TYPES: &'static [&'static str];
-    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>>;
+    fn from_object(object: &JsonObject) -> Result<Self, Vec<FieldError>>;
 }
 
 impl JsonInput for NewBook {
     const MEDIA_TYPES: &'static [&'static str] = &["application/json"];
-    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+    fn from_object(object: &JsonObject) -> Result<Self, Vec<FieldError>> {
         NewBook::from_json(object)
     }
 }
 
 impl JsonInput for BookPatch {
     const MEDIA_TYPES: &'static [&'static str] = &["application/merge-patch+json", "application/json"];
-    fn from_object(object: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+    fn from_object(object: &JsonObject) -> Result<Self, Vec<FieldError>> {
         BookPatch::from_json(object)
     }
 }
@@ -63,16 +65,16 @@ where
                 }
             }
         })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest {
-            detail: format!("the body is not valid JSON: {e}"),
-            errors: Vec::new(),
-        })?;
-        let Value::Object(object) = value else {
-            return Err(Error::Unprocessable {
+        let object = JsonObject::parse(&bytes).map_err(|wrong| match wrong {
+            NotAnObject::Malformed(why) => Error::BadRequest {
+                detail: format!("the body is not valid JSON: {why}"),
+                errors: Vec::new(),
+            },
+            NotAnObject::WrongShape => Error::Unprocessable {
                 detail: "the body must be a JSON object".to_owned(),
                 errors: Vec::new(),
-            });
-        };
+            },
+        })?;
         T::from_object(&object).map(Input).map_err(Error::invalid_fields)
     }
 }
@@ -85,7 +87,8 @@ fn has_media_type(headers: &HeaderMap, accepted: &[&str]) -> bool {
     accepted.iter().any(|media| essence.eq_ignore_ascii_case(media))
 }
 
-/// The `{id}` of `/books/{id}`: a positive integer, or a 400.
+/// The `{id}` of `/books/{id}`: a positive integer written the one way (`13`, never `+13`
+/// or `0013`, which would name the same book under another URL), or a 400.
 #[derive(Debug, Clone, Copy)]
 pub struct BookId(pub i64);
 
@@ -100,11 +103,41 @@ impl<S: Send + Sync> FromRequestParts<S> for BookId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| invalid())?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id >= 1)
-            .map(BookId)
-            .ok_or_else(invalid)
+        parse_id(&raw).map(BookId).ok_or_else(invalid)
+    }
+}
+
+/// A positive integer in canonical decimal: digits only, no leading zero.
+fn parse_id(raw: &str) -> Option<i64> {
+    let canonical = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+    canonical.then(|| raw.parse().ok()).flatten()
+}
+
+/// The `If-Match` and `If-None-Match` headers of a change.
+impl<S: Send + Sync> FromRequestParts<S> for Precondition {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Precondition {
+            if_match: tags(&parts.headers, IF_MATCH),
+            if_none_match: tags(&parts.headers, IF_NONE_MATCH),
+        })
+    }
+}
+
+/// The tags of a conditional header, if it was sent.
+pub fn tags(headers: &HeaderMap, name: HeaderName) -> Option<Tags> {
+    headers
+        .contains_key(&name)
+        .then(|| Tags::parse(headers.get_all(&name).iter().filter_map(|v| v.to_str().ok())))
+}
+
+/// The request's [`Deadline`], as the time-limit middleware made it (none outside it).
+impl<S: Send + Sync> FromRequestParts<S> for Deadline {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(parts.extensions.get::<Deadline>().cloned().unwrap_or_default())
     }
 }
 
@@ -129,6 +162,25 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
         headers
+    }
+
+    #[test]
+    fn ids_are_canonical_positive_integers() {
+        assert_eq!(parse_id("13"), Some(13));
+        assert_eq!(parse_id("9223372036854775807"), Some(i64::MAX));
+        for other in [
+            "+13",
+            "0013",
+            "0",
+            "-1",
+            "",
+            "1e3",
+            "13 ",
+            "9223372036854775808",
+            "١٣",
+        ] {
+            assert_eq!(parse_id(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod health;
 mod input;
 mod observe;
 mod openapi;
+mod time_limit;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,16 +16,15 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ETAG, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{from_fn, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -71,15 +71,18 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
 
     let x_request_id = HeaderName::from_static(observe::X_REQUEST_ID);
     let cors = (!config.cors_origins.is_empty()).then(|| cors(&config.cors_origins));
+    let limit = config.request_timeout;
     let middleware = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(
-            x_request_id.clone(),
+        .layer(from_fn_with_state(
             observe::RequestIds::new(),
+            observe::request_id,
         ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // Failures are logged once, by `observe`, with the route and the cause.
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id))
         .layer(from_fn(observe::observe))
@@ -89,10 +92,9 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         ))
         .option_layer(cors)
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(COMPRESS_ABOVE).and(NoValidator)))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
+        .layer(from_fn(move |request, next| {
+            time_limit::limit(limit, request, next)
+        }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
 
     routes.layer(middleware).with_state(state)

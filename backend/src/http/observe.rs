@@ -1,6 +1,6 @@
 //! Middleware that watches every request: the HTTP metrics of the contract, the matched
-//! route on the request's log span, cheap request ids, and problem bodies for errors
-//! produced outside the handlers.
+//! route on the request's log span, cheap and bounded request ids, and problem bodies for
+//! errors produced outside the handlers.
 //!
 //! Metrics are labelled by the matched route template (`/books/{id}`), never the raw path,
 //! and methods outside the standard set are folded into `OTHER`, so no client can create
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -187,6 +187,28 @@ fn is_problem(response: &Response) -> bool {
     response.headers().get(CONTENT_TYPE) == Some(&HeaderValue::from_static(PROBLEM_JSON))
 }
 
+/// Longest request id kept from a caller.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Keeps the caller's `X-Request-Id` if it is a plausible id (1 to 64 letters, digits and
+/// `.`, `_`, `:`, `-`), and otherwise gives the request one: an id is echoed in the response
+/// and written to the logs, so it must not be anything a client cares to send.
+pub async fn request_id(State(ids): State<RequestIds>, mut request: Request, next: Next) -> Response {
+    let valid = request.headers().get(X_REQUEST_ID).is_some_and(|id| {
+        let id = id.as_bytes();
+        !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    });
+    if !valid {
+        let id = ids.next();
+        request.headers_mut().insert(X_REQUEST_ID, id);
+    }
+    next.run(request).await
+}
+
 /// Request ids for requests that arrive without one: a per-process random prefix and a
 /// counter. Unique enough to find a request in the logs, and far cheaper than a UUID (which
 /// asks the kernel for randomness on every request).
@@ -206,30 +228,20 @@ impl RequestIds {
             next: Default::default(),
         }
     }
-}
 
-impl tower_http::request_id::MakeRequestId for RequestIds {
-    fn make_request_id<B>(
-        &mut self,
-        _: &axum::http::Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
+    fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("{:08x}-{n:x}", self.prefix);
-        HeaderValue::from_str(&id).ok().map(Into::into)
+        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix)).expect("hex digits and a dash")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_http::request_id::MakeRequestId;
 
     #[test]
     fn request_ids_differ() {
-        let mut ids = RequestIds::new();
-        let request = axum::http::Request::new(());
-        let a = ids.make_request_id(&request).unwrap();
-        let b = ids.make_request_id(&request).unwrap();
-        assert_ne!(a.header_value(), b.header_value());
+        let ids = RequestIds::new();
+        assert_ne!(ids.next(), ids.next());
     }
 }

@@ -2,10 +2,10 @@
 //! the binary: Swagger UI's files are embedded at build time, so the docs work offline.
 //!
 //! The request body schemas are written out by hand, because JSON Schema has no "trim"
-//! keyword: the patterns below say "1 to 50 characters after removing surrounding whitespace"
-//! with exactly the whitespace Rust's `str::trim` removes, so that a client or fuzzer that
-//! trusts the schema is never surprised by the server. A test checks the patterns against the
-//! domain rules.
+//! keyword: the patterns below say "1 to 50 characters after removing invisible characters
+//! at either end" with exactly the characters the domain trims (`domain::is_invisible`), so
+//! that a client or fuzzer that trusts the schema is never surprised by the server. Tests
+//! check the patterns against the domain rules.
 
 use std::sync::Arc;
 
@@ -15,14 +15,14 @@ use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
-use utoipa::{OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::Config;
 
 use super::AppState;
-use crate::domain::{Book, FieldError};
-use crate::error::{Error, Problem};
+use crate::domain::{Book, DEFAULT_IGNORABLE, FieldError};
+use crate::error::{Error, PROBLEM_JSON, Problem};
 use crate::http::health::{Readiness, Status};
 
 #[derive(OpenApi)]
@@ -53,24 +53,157 @@ use crate::http::health::{Readiness, Status};
     tags(
         (name = "books", description = "The catalogue"),
         (name = "operations", description = "Health, readiness, metrics and documentation"),
-    )
+    ),
+    modifiers(&ProblemAnswers),
 )]
 pub struct ApiDoc;
 
-/// Exactly the characters `char::is_whitespace` accepts (Unicode `White_Space`), as a
-/// regular expression class that ECMA-262, Python and Rust regexes read alike.
-const WHITESPACE: &str = r"\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Adds the problem answers of every `/books` operation from one table ([`problems`]), so
+/// that each handler's attribute lists only what succeeds, and a rule such as "a 503 with
+/// `Retry-After` is safe to retry" is written once.
+struct ProblemAnswers;
 
-/// 1 to 50 characters once surrounding whitespace is removed.
+impl Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (Method::Get, item.get.as_mut()),
+                (Method::Post, item.post.as_mut()),
+                (Method::Put, item.put.as_mut()),
+                (Method::Patch, item.patch.as_mut()),
+                (Method::Delete, item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                for (status, description) in problems(path, method) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| problem(description));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+const UNAVAILABLE_READ: &str = "The database is unavailable; safe to retry after `Retry-After` seconds";
+const UNAVAILABLE_WRITE: &str = "The database is unavailable. With `Retry-After`, nothing was written and the \
+    request is safe to retry; without it, the change may or may not have been saved (read before retrying, or \
+    retry a POST with the same `Idempotency-Key`)";
+const BAD_ID: &str = "The id is not a positive integer";
+const NOT_FOUND: &str = "There is no such book";
+const STALE: &str = "`If-Match` does not match the book's current `ETag` (or `If-None-Match` does)";
+const TOO_LARGE: &str = "The body is larger than 64 KiB";
+const NOT_JSON: &str = "The body is not sent as JSON (`Content-Type`)";
+const INVALID: &str = "The body breaks the rules; `errors` lists every invalid field";
+
+/// The problems an operation can answer with, and what each means there.
+fn problems(path: &str, method: Method) -> Vec<(u16, &'static str)> {
+    match (path, method) {
+        ("/books", Method::Get) => vec![
+            (400, "A query parameter is invalid; `errors` lists each"),
+            (503, UNAVAILABLE_READ),
+        ],
+        ("/books", Method::Post) => vec![
+            (
+                400,
+                "The body is not valid JSON, or the `Idempotency-Key` header is not a valid key",
+            ),
+            (409, "A request with this `Idempotency-Key` is still in progress"),
+            (413, TOO_LARGE),
+            (415, NOT_JSON),
+            (
+                422,
+                "The body breaks the rules (`errors` lists every invalid field), or its \
+                `Idempotency-Key` was already used with a different body",
+            ),
+            (503, UNAVAILABLE_WRITE),
+        ],
+        ("/books/{id}", Method::Get) => vec![(400, BAD_ID), (404, NOT_FOUND), (503, UNAVAILABLE_READ)],
+        ("/books/{id}", Method::Put | Method::Patch) => vec![
+            (
+                400,
+                "The id is not a positive integer, or the body is not valid JSON",
+            ),
+            (404, NOT_FOUND),
+            (412, STALE),
+            (413, TOO_LARGE),
+            (415, NOT_JSON),
+            (422, INVALID),
+            (503, UNAVAILABLE_WRITE),
+        ],
+        ("/books/{id}", Method::Delete) => vec![
+            (400, BAD_ID),
+            (404, NOT_FOUND),
+            (412, STALE),
+            (503, UNAVAILABLE_WRITE),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// A problem+json answer.
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
+        )
+        .build()
+        .into()
+}
+
+/// Unicode `White_Space` (what `char::is_whitespace` accepts) and the control characters
+/// (`Cc`), as escapes that ECMA-262, Python and Rust regexes read alike.
+const WHITESPACE_AND_CONTROLS: &str =
+    r"\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The inside of a character class of exactly the characters the domain trims
+/// (`domain::is_invisible`). Default-ignorable code points beyond U+FFFF are written as the
+/// characters themselves: no escape for them is read alike by ECMA-262 (without the `u`
+/// flag), Python and Rust.
+fn invisible_class() -> String {
+    let mut class = WHITESPACE_AND_CONTROLS.to_owned();
+    for (low, high) in DEFAULT_IGNORABLE {
+        let one = |c: char| {
+            if u32::from(c) <= 0xffff {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        };
+        class.push_str(&one(low));
+        if high != low {
+            class.push('-');
+            class.push_str(&one(high));
+        }
+    }
+    class
+}
+
+/// 1 to 50 characters once invisible characters at either end are removed.
 pub fn text_pattern() -> String {
-    let (ws, text) = (format!("[{WHITESPACE}]"), format!("[^{WHITESPACE}]"));
-    format!(r"^{ws}*{text}(?:[\s\S]{{0,48}}{text})?{ws}*$")
+    let class = invisible_class();
+    let (blank, text) = (format!("[{class}]"), format!("[^{class}]"));
+    format!(r"^{blank}*{text}(?:[\s\S]{{0,48}}{text})?{blank}*$")
 }
 
 /// Like [`text_pattern`], but blank is allowed too (a blank genre means no genre).
 pub fn genre_pattern() -> String {
-    let (ws, text) = (format!("[{WHITESPACE}]"), format!("[^{WHITESPACE}]"));
-    format!(r"^{ws}*(?:{text}(?:[\s\S]{{0,48}}{text})?)?{ws}*$")
+    let class = invisible_class();
+    let (blank, text) = (format!("[{class}]"), format!("[^{class}]"));
+    format!(r"^{blank}*(?:{text}(?:[\s\S]{{0,48}}{text})?)?{blank}*$")
 }
 
 fn text(description: &str) -> ObjectBuilder {
@@ -152,7 +285,10 @@ pub struct Docs {
 
 impl Docs {
     pub fn build() -> Self {
-        let document = ApiDoc::openapi().to_json().unwrap_or_default().into();
+        let document = ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document is plain data and always serializes")
+            .into();
         let swagger = Config::from("/openapi.json")
             .validator_url("none")
             .try_it_out_enabled(true)
@@ -231,6 +367,8 @@ mod tests {
             "\u{1c}",
             "\u{feff}",
             "\u{200b}",
+            "\u{e0020}",
+            "\u{fffc}",
         ];
         let mut out = Vec::new();
         for prefix in edges {
@@ -272,12 +410,12 @@ mod tests {
     }
 
     #[test]
-    fn the_whitespace_class_is_rusts_whitespace() {
-        let class = regex::Regex::new(&format!("^[{WHITESPACE}]$")).unwrap();
-        for c in (0..=0x3000u32).filter_map(char::from_u32) {
+    fn the_class_holds_exactly_the_characters_the_domain_trims() {
+        let class = regex::Regex::new(&format!("^[{}]$", invisible_class())).unwrap();
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
             assert_eq!(
                 class.is_match(&c.to_string()),
-                c.is_whitespace(),
+                crate::domain::is_invisible(c),
                 "U+{:04X}",
                 c as u32
             );

@@ -1,45 +1,25 @@
-//! Where the SQL lives: the SQLite database behind the API.
+//! Where the data lives: one facade over the two database engines.
 //!
-//! SQLite allows many readers but one writer at a time. The store keeps a read-only pool
-//! sized for the machine, so reads run in parallel, and one write connection owned by the
-//! [`writer`] task, so concurrent writers queue (and share commits) instead of failing with
-//! `SQLITE_BUSY`. WAL mode lets readers and the writer proceed together; with
-//! `synchronous = NORMAL` a committed write survives a crash of the process (only an OS
-//! crash or power loss can lose the last commits); the busy timeout covers other processes
-//! (a `sqlite3` shell, a backup) holding a lock for a moment.
+//! - [`sqlite`]: the embedded default, for one backend process: a batching writer, and a
+//!   cache and search index the writer keeps exact.
 //!
-//! Because every write goes through the writer, it also keeps the [`cache`] of books and
-//! listing pages exact. The cache assumes this process is the database's only writer.
+//! Handlers see only [`Store`]; each engine keeps its SQL, its connections and its
+//! in-memory views in its own folder.
 
-mod books;
-mod cache;
-mod search;
 mod seed;
+pub mod sqlite;
 mod stored;
-mod writer;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Executor, SqlitePool};
+use clap::ValueEnum;
 
-pub use books::not_found;
-use cache::{BookCache, Change};
-use search::SearchIndex;
 pub use stored::{BookRef, Page, StoredBook};
-pub use writer::ChangeFn;
-use writer::{Op, Writer};
 
-use crate::domain::{ListQuery, NewBook};
+use crate::deadline::Deadline;
+use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
-
-/// How long a statement waits for another process's lock before giving up with a 503.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a read waits for a pooled connection before giving up with a 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+use sqlite::SqliteStore;
 
 /// Database connections by state, for the `bookstore_db_pool_connections` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,37 +28,53 @@ pub struct PoolUse {
     pub in_use: u32,
 }
 
-#[derive(Clone)]
-pub struct Store {
-    read: SqlitePool,
-    writer: Arc<Writer>,
-    shared: Arc<Shared>,
+/// When SQLite calls a commit done (its `synchronous` setting, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// After the WAL is flushed to the disk at every commit: an acknowledged write survives
+    /// power loss and OS crashes.
+    Full,
+    /// Before the flush: an acknowledged write survives a crash of the process, but power
+    /// loss or an OS crash can lose the last commits.
+    Normal,
 }
 
-/// What the readers and the writer share.
-pub struct Shared {
-    cache: BookCache,
-    search: SearchIndex,
-    /// The number of books, kept in step by the writer, so that neither the gauge nor the
-    /// total of an unfiltered listing has to count rows.
-    books: AtomicI64,
+/// What opening a database needs.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub database_url: String,
+    pub durability: Durability,
 }
 
-impl Shared {
-    /// Applies a committed batch: the book count and the cache.
-    fn apply(&self, changes: &[Change]) {
-        let delta: i64 = changes
-            .iter()
-            .map(|c| match c {
-                Change::Created(_) => 1,
-                Change::Updated(..) => 0,
-                Change::Deleted(_) => -1,
-            })
-            .sum();
-        self.books.fetch_add(delta, Ordering::Relaxed);
-        self.search.apply(changes);
-        self.cache.apply(changes);
+/// A book created by `POST /books`, or the original answer to a retry with the same
+/// `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub book: BookRef,
+    pub replayed: bool,
+}
+
+impl Created {
+    pub fn new(book: BookRef) -> Self {
+        Self {
+            book,
+            replayed: false,
+        }
     }
+
+    pub fn replayed(book: BookRef) -> Self {
+        Self { book, replayed: true }
+    }
+}
+
+pub fn not_found(id: i64) -> Error {
+    Error::NotFound(format!("there is no book with id {id}"))
+}
+
+/// The database behind the API.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
 }
 
 /// What opening the database found.
@@ -89,332 +85,107 @@ pub struct Opened {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url`, applies the embedded migrations,
-    /// counts the books and starts the writer.
-    pub async fn open(url: &str) -> Result<Opened, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("temp_store", "memory");
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory {
-            create_parent_dir(options.get_filename())?;
-        }
-
-        let mut write = options.clone().pragma("cache_size", "-1024").connect().await?;
-        let fresh = write
-            .fetch_optional("SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations'")
-            .await?
-            .is_none();
-        sqlx::migrate!("./migrations").run(&mut write).await?;
-
-        let read = SqlitePoolOptions::new()
-            .max_connections(read_pool_size())
-            .min_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .idle_timeout(Duration::from_secs(600))
-            .max_lifetime(None)
-            // An in-memory database is shared through the cache, which a read-only
-            // connection cannot open.
-            // Readers keep a small page cache each: the hot data (books, pages, search keys)
-            // is cached above SQLite, once, rather than in every connection.
-            .connect_with(options.read_only(!in_memory).pragma("cache_size", "-1024"))
-            .await?;
-
-        let shared = Arc::new(Shared {
-            cache: BookCache::new(),
-            search: SearchIndex::loading(),
-            books: AtomicI64::new(books::count(&read).await?),
-        });
-        let writer = Arc::new(Writer::spawn(write, shared.clone()));
-        tokio::spawn(load_search_index(read.clone(), shared.clone()));
+    /// Opens the database `config.database_url` names, migrating it.
+    pub async fn open(config: &StoreConfig) -> Result<Opened, sqlx::Error> {
+        let (store, fresh) = SqliteStore::open(&config.database_url, config.durability).await?;
         Ok(Opened {
-            store: Store { read, writer, shared },
+            store: Store::Sqlite(store),
             fresh,
         })
     }
 
-    pub async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
-        if let Some(book) = self.shared.cache.book(id) {
-            return Ok(Some(book));
+    /// `sqlite` or `postgres`, for the build-info metric.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
         }
-        let seen = self.shared.cache.item_epoch();
-        let Some(book) = books::select(&self.read, id).await? else {
-            return Ok(None);
-        };
-        let book = StoredBook::of(&book);
-        self.shared.cache.fill_book(seen, book.clone());
-        Ok(Some(book))
+    }
+
+    pub async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
+        match self {
+            Self::Sqlite(store) => store.get_book(id).await,
+        }
     }
 
     pub async fn list_books(&self, query: &ListQuery) -> Result<Arc<Page>> {
-        let seen = self.shared.cache.list_epoch();
-        if let Some(page) = self.shared.cache.page(seen, query) {
-            return Ok(page);
+        match self {
+            Self::Sqlite(store) => store.list_books(query).await,
         }
-        let page = match self.shared.search.page(query) {
-            Some(hits) => Page::of_stored(&self.books_by_ids(&hits.ids).await?, hits.total),
-            // The search index is still loading: ask SQL (counting, unless unfiltered).
-            None => {
-                let total = query.is_unfiltered().then(|| self.book_count());
-                books::select_page(&self.read, query, total).await?
-            }
-        };
-        let page = Arc::new(page);
-        self.shared.cache.fill_page(seen, query.clone(), page.clone());
-        Ok(page)
     }
 
-    /// Books by id, in that order, from the cache where possible.
-    async fn books_by_ids(&self, ids: &[i64]) -> Result<Vec<BookRef>> {
-        let cached: Vec<Option<BookRef>> = ids.iter().map(|id| self.shared.cache.book(*id)).collect();
-        let missing: Vec<i64> = ids
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        let mut fetched = books::select_many(&self.read, &missing)
-            .await?
-            .into_iter()
-            .peekable();
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, cached) in ids.iter().zip(cached) {
-            match cached {
-                Some(book) => out.push(book),
-                None => {
-                    if let Some(book) = fetched.next_if(|b| b.id == *id) {
-                        out.push(StoredBook::of(&book));
-                    }
-                }
-            }
+    /// Creates a book; with an `Idempotency-Key`, at most once per key (a retry gets the
+    /// original answer, a retry with another book a 422, one while the first runs a 409).
+    pub async fn create_book(
+        &self,
+        book: NewBook,
+        key: Option<IdempotencyKey>,
+        deadline: &Deadline,
+    ) -> Result<Created> {
+        match self {
+            Self::Sqlite(store) => store.create_book(book, key, deadline).await,
         }
-        Ok(out)
     }
 
-    pub async fn create_book(&self, book: NewBook) -> Result<BookRef> {
-        let written = self.writer.write(Op::Create(book)).await?;
-        written.ok_or_else(|| Error::Internal("a create wrote no book".into()))
-    }
-
-    /// Replaces a book with `change(current)`, but only if its version is one of
-    /// `expected` (when given). The read, the check and the write happen in one
-    /// transaction, so no other write can slip in between.
+    /// Applies `edit` to book `id` if `precondition` admits its current version; the read,
+    /// the check and the write happen in one transaction. An edit that changes nothing
+    /// writes nothing (the version stays).
     pub async fn update_book(
         &self,
         id: i64,
-        expected: Option<Vec<i64>>,
-        change: ChangeFn,
+        precondition: Precondition,
+        edit: Edit,
+        deadline: &Deadline,
     ) -> Result<BookRef> {
-        let written = self.writer.write(Op::Update { id, expected, change }).await?;
-        written.ok_or_else(|| Error::Internal("an update wrote no book".into()))
+        match self {
+            Self::Sqlite(store) => store.update_book(id, precondition, edit, deadline).await,
+        }
     }
 
-    /// Deletes a book, if its version is one of `expected` (when given).
-    pub async fn delete_book(&self, id: i64, expected: Option<Vec<i64>>) -> Result<()> {
-        self.writer.write(Op::Delete { id, expected }).await.map(drop)
+    /// Deletes book `id` if `precondition` admits its current version.
+    pub async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
+        match self {
+            Self::Sqlite(store) => store.delete_book(id, precondition, deadline).await,
+        }
     }
 
-    /// SQLite's own consistency check of the database at `url`: `["ok"]` when all is well,
-    /// else the problems found. Opens the file without creating it, and only reads.
-    pub async fn integrity_check(url: &str) -> Result<Vec<String>, sqlx::Error> {
-        let mut conn = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(false)
-            .busy_timeout(BUSY_TIMEOUT)
-            .connect()
-            .await?;
-        let problems = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(problems)
+    /// The refusal (404 or 412) a change to book `id` would get for its existence or its
+    /// conditions alone; `Ok` if none.
+    pub async fn check(&self, id: i64, precondition: &Precondition) -> Result<()> {
+        match self {
+            Self::Sqlite(store) => store.check(id, precondition).await,
+        }
     }
 
-    /// Whether the search index has finished loading (until then, listings are answered by
-    /// SQL: correctly, only slower).
+    /// `None` when the store can serve reads and commit writes now; otherwise what is not
+    /// ready, for `/readyz`.
+    pub async fn not_ready(&self) -> Option<String> {
+        match self {
+            Self::Sqlite(store) => store.not_ready().await,
+        }
+    }
+
+    /// Whether the in-memory search index has loaded (always, for engines without one).
     pub fn search_ready(&self) -> bool {
-        self.shared.search.is_ready()
-    }
-
-    /// Whether the database answers a query (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        self.read
-            .execute("SELECT count(*) FROM sqlite_master")
-            .await
-            .map(drop)
+        match self {
+            Self::Sqlite(store) => store.search_ready(),
+        }
     }
 
     pub fn book_count(&self) -> i64 {
-        self.shared.books.load(Ordering::Relaxed)
+        match self {
+            Self::Sqlite(store) => store.book_count(),
+        }
     }
 
-    /// The read pool's connections plus the writer's one.
     pub fn pool_use(&self) -> PoolUse {
-        let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
-        let reading = self.read.size().saturating_sub(idle);
-        let writing = u32::from(self.writer.is_busy());
-        PoolUse {
-            idle: idle + 1 - writing,
-            in_use: reading + writing,
+        match self {
+            Self::Sqlite(store) => store.pool_use(),
         }
     }
 
-    /// Closes every connection, the writer's last, after the writes already queued: the
-    /// last connection to close checkpoints the WAL into the database file, and read-only
-    /// connections cannot.
     pub async fn close(&self) {
-        self.read.close().await;
-        self.writer.stop().await;
-    }
-}
-
-/// Loads the search index in the background, so that start-up does not wait for it;
-/// listings use SQL until it is ready.
-async fn load_search_index(read: SqlitePool, shared: Arc<Shared>) {
-    let started = std::time::Instant::now();
-    match books::load_index(&read).await {
-        Ok(index) => {
-            shared.search.install(index);
-            tracing::info!(ms = started.elapsed().as_millis() as u64, "search index ready");
-        }
-        Err(error) => tracing::warn!(%error, "the search index could not be loaded; searches scan in SQL"),
-    }
-}
-
-/// Two readers per core, at least two and at most eight: reads are short, so more
-/// connections than that only add memory.
-fn read_pool_size() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    u32::try_from(cores * 2).unwrap_or(8).clamp(2, 8)
-}
-
-fn create_parent_dir(file: &std::path::Path) -> Result<(), sqlx::Error> {
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(sqlx::Error::Io),
-        _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Author, BookPatch, Genre, SortKey, Title, Year};
-
-    fn new_book(title: &str, author: &str, year: i64, genre: Option<&str>) -> NewBook {
-        NewBook {
-            title: Title::parse(title).unwrap(),
-            author: Author::parse(author).unwrap(),
-            year: Year::new(year).unwrap(),
-            genre: genre.map(|g| Genre::parse(g).unwrap().unwrap()),
-        }
-    }
-
-    /// The index must answer every listing, filtered or not, exactly as SQL does (SQL being
-    /// the reference).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_search_index_answers_every_listing_as_sql_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap()
-            .store;
-        let titles = [
-            "Dune",
-            "Émile",
-            "ÉCOLE des femmes",
-            "Straße",
-            "naïve café",
-            "100% \"Quoted\"",
-            "a\0b",
-        ];
-        let authors = [
-            "Frank Herbert",
-            "Jane Austen",
-            "jane austen",
-            "Molière",
-            "Ângela",
-            "Anon",
-        ];
-        let genres = [None, Some("Fiction"), Some("fiction"), Some("Poetry")];
-        let writes: Vec<_> = (0..2600)
-            .map(|i| {
-                let store = store.clone();
-                let book = new_book(
-                    &format!("{} {}", titles[i % titles.len()], i / 7),
-                    authors[i % authors.len()],
-                    -3000 + (i as i64 * 37) % 5000,
-                    genres[i % genres.len()],
-                );
-                tokio::spawn(async move { store.create_book(book).await.unwrap() })
-            })
-            .collect();
-        for write in writes {
-            write.await.unwrap();
-        }
-        for id in [5, 1024, 1025, 2000] {
-            store.delete_book(id, None).await.unwrap();
-        }
-        for id in [7, 1500] {
-            let patch = BookPatch {
-                title: Some(Title::parse("Renamed dune").unwrap()),
-                ..BookPatch::default()
-            };
-            store
-                .update_book(id, None, Box::new(move |b| patch.apply_to(b)))
-                .await
-                .unwrap();
-        }
-        while !store.shared.search.is_ready() {
-            tokio::task::yield_now().await;
-        }
-
-        let mut queries = Vec::new();
-        for q in [
-            None,
-            Some("dune"),
-            Some("É"),
-            Some("e"),
-            Some("\""),
-            Some("%"),
-            Some("a\0"),
-            Some("zzz"),
-            Some("austen"),
-        ] {
-            for (author, genre) in [(None, None), (Some("JANE AUSTEN"), None), (None, Some("FICTION"))] {
-                for (sort, descending) in [
-                    (SortKey::Id, false),
-                    (SortKey::Id, true),
-                    (SortKey::Title, true),
-                    (SortKey::Author, false),
-                    (SortKey::Year, true),
-                    (SortKey::CreatedAt, false),
-                ] {
-                    for (limit, offset, year_from) in
-                        [(20, 0, None), (7, 31, Some(-100)), (1000, 0, Some(1990))]
-                    {
-                        queries.push(ListQuery {
-                            limit,
-                            offset,
-                            q: q.map(str::to_owned),
-                            author: author.map(str::to_owned),
-                            genre: genre.map(str::to_owned),
-                            year_from,
-                            year_to: year_from.map(|y| y + 1500),
-                            sort,
-                            descending,
-                        });
-                    }
-                }
-            }
-        }
-        for query in &queries {
-            let hits = store.shared.search.page(query).unwrap();
-            let sql = books::select_page(&store.read, query, None).await.unwrap();
-            let from_index = Page::of_stored(&store.books_by_ids(&hits.ids).await.unwrap(), hits.total);
-            assert_eq!(from_index.total, sql.total, "{query:?}");
-            assert_eq!(from_index.json, sql.json, "{query:?}");
+        match self {
+            Self::Sqlite(store) => store.close().await,
         }
     }
 }

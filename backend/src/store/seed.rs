@@ -2,6 +2,7 @@
 //! not empty. `--demo-data false` (or `BOOKSTORE_DEMO_DATA=false`) turns it off.
 
 use super::Store;
+use crate::deadline::Deadline;
 use crate::domain::{Author, Genre, NewBook, Title, Year};
 use crate::error::{Error, Result};
 
@@ -50,7 +51,7 @@ impl Store {
         for (title, author, year, genre) in CATALOGUE {
             let book = sample(title, author, year, genre)
                 .map_err(|rule| Error::Internal(format!("sample book {title:?}: {rule}").into()))?;
-            self.create_book(book).await?;
+            self.create_book(book, None, &Deadline::none()).await?;
         }
         Ok(CATALOGUE.len())
     }

@@ -27,6 +27,15 @@ impl StoredBook {
         })
     }
 
+    /// A book already in its JSON form (an answer kept for an idempotent retry).
+    pub fn from_parts(id: i64, version: i64, json: Vec<u8>) -> BookRef {
+        Arc::new(Self {
+            id,
+            version,
+            json: Bytes::from(json.into_boxed_slice()),
+        })
+    }
+
     /// The book as the API returns it.
     pub fn json(&self) -> Bytes {
         self.json.clone()
@@ -78,7 +87,7 @@ impl Page {
 /// Serialized and boxed to its exact size: cached values live long, and a growable buffer
 /// keeps up to twice the bytes it holds.
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
-    let json = serde_json::to_vec(value).unwrap_or_default();
+    let json = serde_json::to_vec(value).expect("books (strings and integers) always serialize");
     Bytes::from(json.into_boxed_slice())
 }
 

@@ -85,11 +85,13 @@ async fn put_on_a_missing_book_is_a_404() {
 async fn if_match_with_a_stale_tag_gives_412_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let (path, stale, _) = created(&app).await;
+    let mut revised = dune();
+    revised["year"] = json!(1966);
     let first = app
         .client
         .put(app.url(&path))
         .header("if-match", &stale)
-        .json(&dune())
+        .json(&revised)
         .send()
         .await
         .unwrap();

@@ -55,7 +55,7 @@ async fn the_documented_error_statuses_match_the_contract() {
     assert_eq!(statuses("/books", "get"), set(&["200", "400", "503"]));
     assert_eq!(
         statuses("/books", "post"),
-        set(&["201", "400", "413", "415", "422", "503"])
+        set(&["201", "400", "409", "413", "415", "422", "503"])
     );
     assert_eq!(
         statuses("/books/{id}", "get"),

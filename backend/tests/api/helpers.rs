@@ -39,12 +39,30 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
-        Self {
+        let app = Self {
             addr,
             client,
             store,
             _stop: stop,
             _dir: dir,
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Polls `/readyz` until it answers 200 (the search index loads just after start-up).
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let answer = self.client.get(self.url("/readyz")).send().await;
+            if answer.is_ok_and(|response| response.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the app never became ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

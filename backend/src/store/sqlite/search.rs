@@ -9,16 +9,17 @@
 //!
 //! Books are kept in id order, in chunks of at most [`CHUNK`] books; each chunk keeps its
 //! keys in one string. A new book (always the highest id) is appended; changing or removing
-//! a book rebuilds its chunk only. The index is loaded from the database in the background
-//! at start-up; until then [`SearchIndex::page`] answers `None` and the store asks SQL.
-//! The writer applies every committed change here, as it does to the cache.
+//! a book rebuilds its chunk only. The writer loads the index at start-up before it takes
+//! any write (so nothing changes while it loads), and then applies every committed change
+//! here, as it does to the cache. Listings wait for the load ([`SearchIndex::page`]).
 
 use std::cmp::Ordering;
 use std::sync::RwLock;
 
 use memchr::memmem;
+use tokio::sync::watch;
 
-use super::cache::Change;
+use super::writer::Change;
 use crate::domain::{Book, ListQuery, SortKey, fold_case};
 
 /// Books per chunk: small enough that rebuilding one after an edit is cheap, large enough
@@ -26,13 +27,8 @@ use crate::domain::{Book, ListQuery, SortKey, fold_case};
 const CHUNK: usize = 1024;
 
 pub struct SearchIndex {
-    state: RwLock<State>,
-}
-
-enum State {
-    /// Changes committed while the index is being loaded, to replay on top of it.
-    Loading(Vec<Change>),
-    Ready(Index),
+    index: RwLock<Option<Index>>,
+    loaded: watch::Sender<bool>,
 }
 
 /// One book's keys, as the index takes them.
@@ -69,44 +65,43 @@ pub struct Hits {
 impl SearchIndex {
     pub fn loading() -> Self {
         Self {
-            state: RwLock::new(State::Loading(Vec::new())),
+            index: RwLock::new(None),
+            loaded: watch::Sender::new(false),
         }
     }
 
-    /// Installs the loaded index, replaying the changes committed since loading began.
-    /// Replays are idempotent (set or remove by id), so a change the load already saw does
-    /// no harm.
-    pub fn install(&self, mut index: Index) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if let State::Loading(pending) = &*state {
-            for change in pending {
-                index.apply(change);
-            }
-        }
-        *state = State::Ready(index);
+    /// Installs the loaded index; listings waiting for it go on.
+    pub fn install(&self, index: Index) {
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = Some(index);
+        self.loaded.send_replace(true);
     }
 
+    /// Applies committed changes. The writer only writes once the index is installed, so
+    /// there is always an index to apply them to.
     pub fn apply(&self, changes: &[Change]) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        match &mut *state {
-            State::Loading(pending) => pending.extend(changes.iter().cloned()),
-            State::Ready(index) => changes.iter().for_each(|change| index.apply(change)),
+        if let Some(index) = self.index.write().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            changes.iter().for_each(|change| index.apply(change));
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        matches!(
-            *self.state.read().unwrap_or_else(|e| e.into_inner()),
-            State::Ready(_)
-        )
+        *self.loaded.borrow()
     }
 
-    /// The ids of the requested page and the total, or `None` while loading.
-    pub fn page(&self, query: &ListQuery) -> Option<Hits> {
-        match &*self.state.read().unwrap_or_else(|e| e.into_inner()) {
-            State::Loading(_) => None,
-            State::Ready(index) => Some(index.page(query)),
-        }
+    /// The ids of the requested page and the total, once the index is loaded (waiting for
+    /// it at start-up; the request's own time limit bounds the wait).
+    pub async fn page(&self, query: &ListQuery) -> Hits {
+        let mut loaded = self.loaded.subscribe();
+        // The sender lives as long as `self`, so the wait only ends with the index loaded.
+        let _ = loaded.wait_for(|ready| *ready).await;
+        self.try_page(query)
+            .expect("the index is installed before `loaded` turns true")
+    }
+
+    /// The page now, or `None` while the index loads.
+    pub fn try_page(&self, query: &ListQuery) -> Option<Hits> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        index.as_ref().map(|index| index.page(query))
     }
 }
 
@@ -468,21 +463,26 @@ mod tests {
             q: Some(q.to_owned()),
             ..ListQuery::default()
         };
-        index.page(&query).expect("ready").ids
+        index.try_page(&query).expect("ready").ids
     }
 
-    #[test]
-    fn changes_made_while_loading_are_replayed() {
-        let index = SearchIndex::loading();
+    #[tokio::test]
+    async fn listings_wait_for_the_index_to_load() {
+        let index = std::sync::Arc::new(SearchIndex::loading());
         assert!(
-            index.page(&ListQuery::default()).is_none(),
+            index.try_page(&ListQuery::default()).is_none(),
             "no answers while loading"
         );
-        index.apply(&[created(2, "Two"), Change::Deleted(1), created(3, "Three")]);
-        // The load saw book 1 (deleted since) and book 2 (also in the replay).
-        index.finish_loading([Entry::of(&book(1, "One")), Entry::of(&book(2, "Two"))]);
-        assert_eq!(search(&index, "t"), vec![2, 3]);
-        assert!(search(&index, "one").is_empty());
+        let waiting = tokio::spawn({
+            let index = index.clone();
+            async move { index.page(&ListQuery::default()).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        index.finish_loading([Entry::of(&book(1, "One"))]);
+        index.apply(&[created(2, "Two")]);
+        let hits = waiting.await.unwrap();
+        assert!(hits.ids.starts_with(&[1]), "{hits:?}");
     }
 
     #[test]
@@ -503,7 +503,7 @@ mod tests {
         let updated = Change::Updated(Arc::new(renamed.clone()), StoredBook::of(&renamed));
         index.apply(&[Change::Deleted(10), Change::Deleted(2048), updated]);
         let all = index
-            .page(&ListQuery {
+            .try_page(&ListQuery {
                 limit: 1000,
                 offset: 2000,
                 ..ListQuery::default()

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::stored::{BookRef, Page};
-use crate::domain::{Book, ListQuery};
+use super::writer::Change;
+use crate::domain::ListQuery;
+use crate::store::stored::{BookRef, Page};
 
 /// Memory for cached books and for cached pages: together well under the service's memory
 /// budget, and enough for every book of a 10,000-book catalogue.
@@ -34,15 +35,6 @@ pub struct BookCache {
     /// Serializes "check the epoch, then store" (readers) with "move the epoch, then
     /// store" (the writer).
     apply: Mutex<()>,
-}
-
-/// What a committed batch did to one book.
-#[derive(Clone)]
-pub enum Change {
-    Created(Arc<Book>),
-    /// The book, and its stored form for the cache.
-    Updated(Arc<Book>, BookRef),
-    Deleted(i64),
 }
 
 /// Where a reader started, so that it can tell whether its result may be cached.
@@ -129,15 +121,23 @@ impl Weighter<i64, BookRef> for BookWeight {
 #[derive(Clone)]
 struct PageWeight;
 
+/// A page costs its JSON and its key, which holds the query's text filters (up to 200
+/// characters each): counting only the JSON would let a stream of distinct searches that
+/// match nothing (two bytes of JSON each) fill the budget with tens of thousands of keys.
 impl Weighter<(u64, ListQuery), Arc<Page>> for PageWeight {
-    fn weight(&self, _: &(u64, ListQuery), page: &Arc<Page>) -> u64 {
-        page.weight()
+    fn weight(&self, (_, query): &(u64, ListQuery), page: &Arc<Page>) -> u64 {
+        let text = [&query.q, &query.author, &query.genre]
+            .iter()
+            .map(|filter| filter.as_ref().map_or(0, |s| s.capacity() + 32))
+            .sum::<usize>();
+        page.weight() + (std::mem::size_of::<(u64, ListQuery)>() + text) as u64
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Book;
     use crate::store::StoredBook;
 
     fn book(id: i64, version: i64) -> BookRef {
@@ -186,6 +186,16 @@ mod tests {
         cache.apply(&[Change::Created(Arc::new(full(2, 1)))]);
         cache.fill_book(seen, book(1, 1));
         assert!(cache.book(1).is_some());
+    }
+
+    #[test]
+    fn a_page_weighs_its_key_too() {
+        let empty = Arc::new(Page::of_books(&[], 0));
+        let query = ListQuery {
+            q: Some("x".repeat(200)),
+            ..ListQuery::default()
+        };
+        assert!(PageWeight.weight(&(0, query), &empty) > 300);
     }
 
     #[test]

@@ -1,0 +1,586 @@
+//! The single writer: one task owns the one write connection and commits writes in batches.
+//!
+//! SQLite takes one writer at a time, and what a write costs is mostly the commit (the pages
+//! it appends to the WAL), not the statement. So requests do not each take the connection:
+//! they queue their write here, and the writer takes everything queued (up to
+//! [`MAX_BATCH`]), runs it in one `BEGIN IMMEDIATE` transaction, commits once, and only then
+//! answers each request. Under load, dozens of writes share a commit; alone, a write is
+//! committed at once.
+//!
+//! Outcomes are honest:
+//! - a write is acknowledged only after its commit, so an acknowledged write survives a
+//!   crash of the process;
+//! - a write whose request has already been answered (its [`Deadline`] gave up, or its
+//!   client went away) is skipped before its batch begins, so a "safe to retry" answer is
+//!   never followed by the write happening anyway;
+//! - a refused write (404, 412, 422) changes nothing and does not disturb its batch;
+//! - if the batch fails before or at `COMMIT`, nothing of it is written (SQLite commits
+//!   atomically, and a failed write of the WAL leaves no commit record), and every write in
+//!   it gets a retryable error. Only a failed `fsync` of the commit leaves the outcome
+//!   unknown (the commit record may be on disk), and those writes are told exactly that.
+//!
+//! After any failed batch the connection is dropped and a fresh one opened, so no state of
+//! the failed transaction can wedge the next one. Until a batch (or, with no writes waiting,
+//! a one-row probe write every second) commits again, [`WriterHealth`] says so, and
+//! `/readyz` answers 503.
+//!
+//! Before it takes the first write, the writer loads the search index (retrying until it
+//! can): while it loads nothing else writes, so the index needs no replay of changes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::sql::{self, now, unix_now};
+use crate::deadline::Deadline;
+use crate::domain::{Book, Edit, IdempotencyKey, NewBook, Precondition};
+use crate::error::{Error, Result};
+use crate::store::stored::{BookRef, StoredBook};
+use crate::store::{Created, not_found};
+
+/// Most writes committed together; bounds how long the first one waits for the last.
+const MAX_BATCH: usize = 128;
+/// Writes that may wait for the writer before requests wait to queue (backpressure).
+const QUEUE: usize = 4096;
+/// How often a writer that cannot commit tries again with no writes waiting.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a client's `Idempotency-Key` is remembered.
+pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often forgotten keys are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// A write, as data.
+#[derive(Debug)]
+pub enum Op {
+    Create {
+        book: NewBook,
+        /// With an `Idempotency-Key`: the key and the book's fingerprint.
+        key: Option<(IdempotencyKey, String)>,
+    },
+    Update {
+        id: i64,
+        precondition: Precondition,
+        edit: Edit,
+    },
+    Delete {
+        id: i64,
+        precondition: Precondition,
+    },
+}
+
+/// What a committed write did to one book, for the cache and the search index.
+#[derive(Clone)]
+pub enum Change {
+    Created(Arc<Book>),
+    /// The book, and its stored form for the cache.
+    Updated(Arc<Book>, BookRef),
+    Deleted(i64),
+}
+
+/// What a write produced, for its caller.
+#[derive(Debug)]
+pub enum Written {
+    Created(Created),
+    /// The book after the change (unchanged, and not written, if the edit changed nothing).
+    Updated(BookRef),
+    Deleted,
+}
+
+struct Job {
+    op: Op,
+    deadline: Deadline,
+    reply: oneshot::Sender<Result<Written>>,
+}
+
+/// Whether the writer can commit, for `/readyz`.
+#[derive(Default)]
+pub struct WriterHealth {
+    loaded: AtomicBool,
+    failing: Mutex<Option<String>>,
+}
+
+impl WriterHealth {
+    /// `None` when writes commit; otherwise what is wrong.
+    pub fn problem(&self) -> Option<String> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Some("the search index is loading; writes wait for it".to_owned());
+        }
+        self.failing.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn fail(&self, why: String) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    fn recover(&self) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.take().is_some() {
+            tracing::info!("the writer commits again");
+        }
+    }
+}
+
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    stop: Arc<Notify>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    busy: Arc<AtomicBool>,
+    pub health: Arc<WriterHealth>,
+}
+
+/// What the writer task owns.
+struct Task {
+    options: SqliteConnectOptions,
+    conn: Option<SqliteConnection>,
+    read: SqlitePool,
+    shared: Arc<Shared>,
+    busy: Arc<AtomicBool>,
+    health: Arc<WriterHealth>,
+    last_purge: Instant,
+}
+
+impl Writer {
+    /// Starts the writer on `conn` (reopened from `options` whenever a batch fails). It
+    /// loads the search index from `read` before taking writes.
+    pub fn spawn(
+        options: SqliteConnectOptions,
+        conn: SqliteConnection,
+        read: SqlitePool,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let stop = Arc::new(Notify::new());
+        let busy = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(WriterHealth::default());
+        let task = Task {
+            options,
+            conn: Some(conn),
+            read,
+            shared,
+            busy: busy.clone(),
+            health: health.clone(),
+            last_purge: Instant::now(),
+        };
+        let handle = tokio::spawn(task.run(queue, stop.clone()));
+        Self {
+            jobs,
+            stop,
+            task: Mutex::new(Some(handle)),
+            busy,
+            health,
+        }
+    }
+
+    /// Queues a write and waits until it is committed (or refused, or skipped).
+    pub async fn write(&self, op: Op, deadline: &Deadline) -> Result<Written> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            op,
+            deadline: deadline.clone(),
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Whether a batch is being written right now (the write connection is in use).
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Finishes the writes already queued, refuses new ones, and closes the connection.
+    pub async fn stop(&self) {
+        self.stop.notify_one();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the database is closing".to_owned())
+}
+
+impl Task {
+    async fn run(mut self, mut queue: mpsc::Receiver<Job>, stop: Arc<Notify>) {
+        if !self.load_index(&mut queue, &stop).await {
+            return self.close().await;
+        }
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stopping = false;
+        loop {
+            let failing = self.health.problem().is_some();
+            let received = if stopping {
+                queue.recv_many(&mut batch, MAX_BATCH).await
+            } else {
+                tokio::select! {
+                    received = queue.recv_many(&mut batch, MAX_BATCH) => received,
+                    () = stop.notified() => {
+                        // Refuse new writes, but finish the ones already queued.
+                        queue.close();
+                        stopping = true;
+                        continue;
+                    }
+                    () = tokio::time::sleep(PROBE_EVERY), if failing => {
+                        self.probe().await;
+                        continue;
+                    }
+                    () = tokio::time::sleep(PURGE_EVERY), if !failing => {
+                        self.purge_keys().await;
+                        continue;
+                    }
+                }
+            };
+            if received == 0 {
+                break;
+            }
+            self.busy.store(true, Ordering::Relaxed);
+            self.commit_batch(std::mem::take(&mut batch)).await;
+            self.busy.store(false, Ordering::Relaxed);
+            if self.last_purge.elapsed() > PURGE_EVERY {
+                self.purge_keys().await;
+            }
+        }
+        self.close().await;
+    }
+
+    /// Loads the search index, retrying with a growing pause until it succeeds (or the
+    /// store stops: `false`). Writes queue meanwhile; requests give up on their own deadline.
+    async fn load_index(&mut self, queue: &mut mpsc::Receiver<Job>, stop: &Notify) -> bool {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            match sql::load_index(&self.read).await {
+                Ok(index) => {
+                    self.shared.search.install(index);
+                    self.health.loaded.store(true, Ordering::Release);
+                    tracing::info!(ms = started.elapsed().as_millis() as u64, "search index ready");
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?pause, "the search index could not be loaded");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.notified() => {
+                    queue.close();
+                    return false;
+                }
+            }
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && let Err(error) = conn.close().await
+        {
+            tracing::warn!(%error, "closing the write connection failed");
+        }
+    }
+
+    /// The write connection, opened again if the last batch dropped it.
+    async fn connection(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(self.options.connect().await?);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    async fn commit_batch(&mut self, batch: Vec<Job>) {
+        // Skip the writes nobody waits for any more: their requests were answered as safe to
+        // retry, so they must not happen.
+        let jobs: Vec<Job> = batch
+            .into_iter()
+            .filter(|job| !job.reply.is_closed() && job.deadline.begin_commit())
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|job| (job.op, job.reply)).unzip();
+        let outcome = match self.connection().await {
+            Ok(conn) => run_batch(conn, ops).await,
+            Err(error) => Err(Failure::Before(error)),
+        };
+        match outcome {
+            Ok(outcomes) => {
+                self.health.recover();
+                let changes: Vec<Change> = outcomes
+                    .iter()
+                    .filter_map(|outcome| outcome.as_ref().ok().and_then(|(change, _)| change.clone()))
+                    .collect();
+                self.shared.apply(&changes);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome.map(|(_, written)| written));
+                }
+            }
+            Err(failure) => {
+                let error = self.failed(failure);
+                tracing::error!(error = %error, writes = replies.len(), "a write batch failed; nothing of it was written unless said otherwise");
+                for reply in replies {
+                    let _ = reply.send(Err(error.duplicate()));
+                }
+            }
+        }
+    }
+
+    /// After a failed batch: drop the connection (whatever state the failure left it in),
+    /// mark the writer unhealthy, and say what the callers may assume.
+    fn failed(&mut self, failure: Failure) -> Error {
+        self.conn = None;
+        let (error, outcome_unknown) = match failure {
+            Failure::Before(error) => (error, false),
+            Failure::Commit(error) => {
+                let unknown = is_fsync_failure(&error);
+                (error, unknown)
+            }
+        };
+        self.health
+            .fail(format!("the last write could not commit: {error}"));
+        if outcome_unknown {
+            Error::OutcomeUnknown(error.to_string())
+        } else {
+            Error::Unavailable(error.to_string())
+        }
+    }
+
+    /// With no writes waiting, checks whether a write can commit again.
+    async fn probe(&mut self) {
+        let result = match self.connection().await {
+            Ok(conn) => sql::probe(conn).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => self.health.recover(),
+            Err(error) => {
+                self.conn = None;
+                tracing::debug!(%error, "the writer still cannot commit");
+                self.health.fail(format!("no write can commit: {error}"));
+            }
+        }
+    }
+
+    async fn purge_keys(&mut self) {
+        self.last_purge = Instant::now();
+        let before = unix_now() - KEY_LIFETIME.as_secs() as i64;
+        let result = match self.connection().await {
+            Ok(conn) => sql::purge_keys(conn, before).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "forgot idempotency keys older than 24 hours"),
+            Err(error) => {
+                self.conn = None;
+                tracing::warn!(%error, "purging old idempotency keys failed");
+            }
+        }
+    }
+}
+
+/// Where a batch failed.
+enum Failure {
+    /// Before `COMMIT`: nothing was written.
+    Before(sqlx::Error),
+    /// At `COMMIT`.
+    Commit(sqlx::Error),
+}
+
+/// `SQLITE_IOERR_FSYNC` and `SQLITE_IOERR_DIR_FSYNC`: the commit record was written but may
+/// not be durable; after a restart it may or may not be there.
+fn is_fsync_failure(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code == 1034 || code == 1290)
+}
+
+/// A write's answer, and what it changed (if anything).
+type Outcome = Result<(Option<Change>, Written)>;
+
+/// Runs every write in one transaction. A refused write is an `Ok(Err(_))` outcome; a
+/// database failure aborts the whole batch.
+async fn run_batch(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<Vec<Outcome>, Failure> {
+    // IMMEDIATE takes the write lock up front, so a reader elsewhere (a backup, a shell)
+    // cannot make the transaction fail half-way. The statements are sent as they are,
+    // rather than through sqlx's transaction type, so that the writer alone knows what state
+    // the connection is in.
+    sql::execute(conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(Failure::Before)?;
+    match batch_statements(conn, ops).await {
+        Ok(outcomes) => match sql::execute(conn, "COMMIT").await {
+            Ok(()) => Ok(outcomes),
+            Err(error) => Err(Failure::Commit(error)),
+        },
+        Err(error) => {
+            // The connection is dropped anyway; rolling back first frees the lock at once.
+            let _ = sql::execute(conn, "ROLLBACK").await;
+            Err(Failure::Before(error))
+        }
+    }
+}
+
+async fn batch_statements(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<Vec<Outcome>, sqlx::Error> {
+    let now = now();
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut creates = Vec::new();
+    for op in ops {
+        let outcome = match op {
+            Op::Create { book, key: None } => {
+                creates.push(book);
+                continue;
+            }
+            // Creates set aside run before the change that follows them, keeping the order.
+            // (Two writes with the same key are never in one batch: the store lets only one
+            // request per key in at a time.)
+            Op::Create {
+                book,
+                key: Some((key, fingerprint)),
+            } => {
+                insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
+                create_with_key(conn, book, key, fingerprint, &now).await?
+            }
+            Op::Update {
+                id,
+                precondition,
+                edit,
+            } => {
+                insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
+                update(conn, id, &precondition, edit, &now).await?
+            }
+            Op::Delete { id, precondition } => {
+                insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
+                delete(conn, id, &precondition).await?
+            }
+        };
+        outcomes.push(outcome);
+    }
+    insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
+    Ok(outcomes)
+}
+
+/// The current row for a change, or the refusal: 404 if there is no such book, 412 if the
+/// request's conditions do not admit its current version.
+async fn current(
+    conn: &mut SqliteConnection,
+    id: i64,
+    precondition: &Precondition,
+) -> Result<Result<Book>, sqlx::Error> {
+    Ok(match sql::select_for_change(conn, id).await? {
+        None => Err(not_found(id)),
+        Some(book) if !precondition.admits(book.id, book.version) => Err(Error::PreconditionFailed),
+        Some(book) => Ok(book),
+    })
+}
+
+async fn update(
+    conn: &mut SqliteConnection,
+    id: i64,
+    precondition: &Precondition,
+    edit: Edit,
+    now: &str,
+) -> Result<Outcome, sqlx::Error> {
+    let current = match current(conn, id, precondition).await? {
+        Ok(current) => current,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let next = match edit.apply_to(&current) {
+        Ok(next) => next,
+        Err(errors) => return Ok(Err(Error::invalid_fields(errors))),
+    };
+    if next.matches(&current) {
+        // Nothing changes, so nothing is written: the version (and every client's ETag) stays.
+        return Ok(Ok((None, Written::Updated(StoredBook::of(&current)))));
+    }
+    let updated = sql::update(conn, id, &next, now).await?;
+    let stored = StoredBook::of(&updated);
+    Ok(Ok((
+        Some(Change::Updated(Arc::new(updated), stored.clone())),
+        Written::Updated(stored),
+    )))
+}
+
+async fn delete(
+    conn: &mut SqliteConnection,
+    id: i64,
+    precondition: &Precondition,
+) -> Result<Outcome, sqlx::Error> {
+    if let Err(refused) = current(conn, id, precondition).await? {
+        return Ok(Err(refused));
+    }
+    sql::delete(conn, id).await?;
+    Ok(Ok((Some(Change::Deleted(id)), Written::Deleted)))
+}
+
+/// A create under an `Idempotency-Key`: the original answer if the key was used for the
+/// same book within its lifetime, a 422 if for another, else the book and the key together.
+async fn create_with_key(
+    conn: &mut SqliteConnection,
+    book: NewBook,
+    key: IdempotencyKey,
+    fingerprint: String,
+    now: &str,
+) -> Result<Outcome, sqlx::Error> {
+    let fresh_after = unix_now() - KEY_LIFETIME.as_secs() as i64;
+    if let Some(earlier) = sql::select_key(conn, &key, fresh_after).await? {
+        return Ok(if earlier.fingerprint == fingerprint {
+            Ok((None, Written::Created(Created::replayed(earlier.response()))))
+        } else {
+            Err(Error::key_reused())
+        });
+    }
+    let mut created = sql::insert_many(conn, std::slice::from_ref(&book), now).await?;
+    let Some(created) = created.pop() else {
+        return Err(sqlx::Error::Protocol("an insert returned no row".into()));
+    };
+    let stored = StoredBook::of(&created);
+    sql::insert_key(conn, &key, &fingerprint, &stored, unix_now()).await?;
+    Ok(Ok((
+        Some(Change::Created(Arc::new(created))),
+        Written::Created(Created::new(stored)),
+    )))
+}
+
+/// Inserts the creates set aside so far, in chunks of power-of-two sizes (so only a handful
+/// of statements are ever prepared).
+async fn insert_creates(
+    conn: &mut SqliteConnection,
+    creates: &mut Vec<NewBook>,
+    now: &str,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<(), sqlx::Error> {
+    let mut rest = creates.as_slice();
+    while !rest.is_empty() {
+        let size = 1 << rest.len().ilog2();
+        let (chunk, tail) = rest.split_at(size);
+        let created = sql::insert_many(conn, chunk, now).await?;
+        if created.len() != chunk.len() {
+            return Err(sqlx::Error::Protocol(format!(
+                "inserted {} books but got {} back",
+                chunk.len(),
+                created.len()
+            )));
+        }
+        for book in created {
+            let stored = StoredBook::of(&book);
+            outcomes.push(Ok((
+                Some(Change::Created(Arc::new(book))),
+                Written::Created(Created::new(stored)),
+            )));
+        }
+        rest = tail;
+    }
+    creates.clear();
+    Ok(())
+}
