@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(readme static rust audit schemathesis ui monitoring drill bench containers)
+TIERS=(readme static rust faults audit schemathesis ui monitoring drill bench containers)
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
 # need nothing beyond cargo.
@@ -58,8 +58,22 @@ tier_static() {
 }
 
 tier_rust() {
+  # Every test target but `faults`, which has its own tier (`cargo test` alone runs all).
   log "cargo test (unit, black-box API, process)"
-  cargo test --quiet
+  cargo test --quiet --lib --bins --test api --test process
+}
+
+tier_faults() {
+  require nginx nginx-light
+  require python3 python3
+  ensure_chromium
+  ensure_node
+  log "faults injected into the binary: a full disk, a locked database, unreadable data, slow and idle clients, the connection cap, a flood of searches"
+  cargo test --quiet --test faults
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+  build_release >/dev/null
+  log "faults at the edge: nginx's own answers, rate limits, a hung backend and the UI's retried addition"
+  (cd tests/e2e && node --test --test-concurrency=1 faults.test.mjs)
 }
 
 tier_audit() {
@@ -104,7 +118,12 @@ tier_ui() {
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
   log "browser tests: headless Chromium -> nginx (frontend/nginx/default.conf) -> the backend"
-  (cd tests/e2e && node --test --test-concurrency=1)
+  local file files=()
+  for file in tests/e2e/*.test.mjs; do
+    # The fault tests have their own tier.
+    [ "${file##*/}" = faults.test.mjs ] || files+=("${file##*/}")
+  done
+  (cd tests/e2e && node --test --test-concurrency=1 "${files[@]}")
   log "screenshots of the main states are in artifacts/e2e/"
 }
 

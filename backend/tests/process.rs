@@ -2,121 +2,17 @@
 //! data kept across restarts, the sample catalogue, the health check sub-command, and the
 //! metrics of a process of its own.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use support::{BINARY, Server};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_bookstore");
-
-/// A running `bookstore serve` with JSON logs, on a port it chose itself.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(db: &Path, extra: &[&str]) -> Self {
-        Self::start_logging(db, extra, "info")
-    }
-
-    fn start_logging(db: &Path, extra: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(BINARY)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--static-dir",
-                "",
-            ])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", db.display()))
-            .args(extra)
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (send, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = logs
-                .recv_timeout(Duration::from_secs(20))
-                .expect("the server logs where it listens");
-            let entry: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
-            if entry["message"] == "listening" {
-                break entry["addr"].as_str().unwrap().parse().unwrap();
-            }
-        };
-        Self { child, addr, logs }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// Polls `/readyz` until it answers 200.
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let answer = client.get(self.url("/readyz")).send().await;
-            if answer.is_ok_and(|response| response.status() == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the server never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit in {within:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Every log line so far.
-    fn drain_logs(&self) -> Vec<String> {
-        self.logs.try_iter().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -362,4 +258,34 @@ async fn check_database_says_ok_for_a_sound_file_and_fails_for_a_missing_one() {
         !db.with_file_name("nothing-here.db").exists(),
         "checking creates nothing"
     );
+}
+
+#[tokio::test]
+async fn a_failed_request_is_logged_once() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false", "--request-timeout", "300ms"]);
+    server.wait_ready().await;
+    // A stalled upload runs past the time limit: a 503.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /books HTTP/1.1\r\nHost: x\r\nX-Request-Id: log-me-once\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // Another request, so that every line about the first has been written.
+    reqwest::get(server.url("/healthz")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines: Vec<String> = server
+        .drain_logs()
+        .into_iter()
+        .filter(|line| line.contains("log-me-once"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("\"status\":503"), "{}", lines[0]);
 }

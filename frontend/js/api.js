@@ -1,6 +1,6 @@
 // Talking to the bookstore API: relative URLs (the same files work behind nginx and when the
-// backend serves them), problem+json errors, and telling "the service is down" apart from
-// "the request was refused".
+// backend serves them), problem+json errors, and telling apart "the service is down (nothing
+// happened)", "the request was refused", and, for changes, "nobody knows whether it happened".
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -27,8 +27,22 @@ export class Unavailable extends Error {
   }
 }
 
+// A change was sent, but no answer says whether it was made: the network failed or timed
+// out after sending it, or a gateway gave up waiting. Never assume either way; a POST can be
+// retried with the same Idempotency-Key, which cannot create a second book.
+export class OutcomeUnknown extends Error {
+  constructor(reason) {
+    super(reason);
+    this.name = 'OutcomeUnknown';
+  }
+}
+
 const GATEWAY_DOWN = new Set([502, 503, 504]);
-const TIMEOUT_MS = 8000;
+// Reads give up quickly; changes wait longer than the server's own time limit (10 s) plus a
+// commit's wait for the disk, and longer than nginx waits for the backend (20 s), so that
+// they get the server's answer whenever there is one.
+const READ_TIMEOUT_MS = 8000;
+const CHANGE_TIMEOUT_MS = 25000;
 
 async function request(method, path, { body, headers = {}, contentType = 'application/json' } = {}) {
   const init = { method, headers: { Accept: 'application/json', ...headers } };
@@ -36,13 +50,21 @@ async function request(method, path, { body, headers = {}, contentType = 'applic
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = contentType;
   }
+  const change = !['GET', 'HEAD'].includes(method);
   let response;
   try {
-    response = await fetch(path, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const timeout = change ? CHANGE_TIMEOUT_MS : READ_TIMEOUT_MS;
+    response = await fetch(path, { ...init, signal: AbortSignal.timeout(timeout) });
   } catch (error) {
-    throw new Unavailable(error?.name === 'TimeoutError' ? 'the request timed out' : 'the network request failed');
+    const reason = error?.name === 'TimeoutError' ? 'the request timed out' : 'the network request failed';
+    // A change may have reached the server before the failure.
+    throw change ? new OutcomeUnknown(reason) : new Unavailable(reason);
   }
   if (GATEWAY_DOWN.has(response.status)) {
+    // Only a 503 with Retry-After says nothing was written; anything else from a gateway
+    // leaves a change's outcome unknown.
+    const nothingWritten = response.status === 503 && response.headers.has('Retry-After');
+    if (change && !nothingWritten) throw new OutcomeUnknown(`the service answered ${response.status}`);
     throw new Unavailable(`the service answered ${response.status}`);
   }
   if (!response.ok && response.status !== 304) {
@@ -87,9 +109,19 @@ export async function getBook(id) {
   return { book: await response.json(), etag: response.headers.get('ETag') };
 }
 
-export async function createBook(book) {
-  const response = await request('POST', '/books', { body: book });
+// Creates a book at most once per `key` (an Idempotency-Key): sending the same book with the
+// same key again returns the first answer instead of adding it twice. A 409 means the first
+// request with the key is still running.
+export async function createBook(book, key) {
+  const response = await request('POST', '/books', { body: book, headers: { 'Idempotency-Key': key } });
   return { book: await response.json(), etag: response.headers.get('ETag') };
+}
+
+// A new Idempotency-Key, for one intended addition: 128 random bits in hex.
+// (crypto.randomUUID exists only on HTTPS and localhost pages; getRandomValues everywhere.)
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 // Replaces a book only if it is still at version `etag` (a 412 ApiError otherwise).
@@ -99,8 +131,10 @@ export async function replaceBook(id, book, etag) {
   return { book: await response.json(), etag: response.headers.get('ETag') };
 }
 
-export async function deleteBook(id) {
-  await request('DELETE', `/books/${encodeURIComponent(id)}`);
+// Deletes a book only if it is still at version `etag` (a 412 ApiError otherwise).
+export async function deleteBook(id, etag) {
+  const headers = etag ? { 'If-Match': etag } : {};
+  await request('DELETE', `/books/${encodeURIComponent(id)}`, { headers });
 }
 
 // Whether the service is up and its database answers.

@@ -8,6 +8,10 @@ import { checkBook, checkField } from './validate.js?v=1';
 const $ = (id) => document.getElementById(id);
 const HEALTH_EVERY_MS = 2000;
 const SEARCH_DELAY_MS = 300;
+// An addition whose outcome is unknown is retried (with the same key) this many times, this
+// many milliseconds apart at first, each pause longer than the last.
+const ADD_RETRIES = 5;
+const ADD_RETRY_MS = 1500;
 const DEFAULTS = { q: '', genre: '', sort: 'title', limit: '20', offset: '0' };
 
 const state = {
@@ -16,6 +20,9 @@ const state = {
   loading: null, // the AbortController of the listing in flight
   genres: new Set(),
   toastTimer: 0,
+  // The addition in progress: its Idempotency-Key stays the same while the form holds the
+  // same book, so no retry (automatic, or the user pressing Add again) can add it twice.
+  adding: { key: null, body: null },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -238,6 +245,36 @@ function showServerErrors(form, error, formError) {
   firstInvalid?.focus();
 }
 
+// The key for adding `book`: the same as last time while it is the same book.
+function additionKey(book) {
+  const body = JSON.stringify(book);
+  if (state.adding.body !== body) state.adding = { key: api.newKey(), body };
+  return state.adding.key;
+}
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// Sends an addition, and while its outcome is unknown (no answer, or a gateway error) or its
+// first try is still running (409), asks again with the same key: the server answers a
+// repeat with the original result, so this settles what happened without a duplicate.
+async function addWithRetries(book, key, say) {
+  let unknown = false;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api.createBook(book, key);
+    } catch (error) {
+      const stillRunning = error instanceof api.ApiError && error.status === 409;
+      // "Unavailable" says this try wrote nothing, not what an earlier try did.
+      const unsettled = error instanceof api.OutcomeUnknown || stillRunning || (unknown && error instanceof api.Unavailable);
+      if (!unsettled) throw error;
+      unknown = true;
+      if (attempt > ADD_RETRIES) throw new api.OutcomeUnknown(error.message);
+      say(`The service has not confirmed the addition yet; checking again (${attempt} of ${ADD_RETRIES})…`);
+      await pause(ADD_RETRY_MS * attempt);
+    }
+  }
+}
+
 async function addBook(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -252,14 +289,20 @@ async function addBook(event) {
   }
   const submit = form.querySelector('button[type="submit"]');
   submit.disabled = true;
+  const key = additionKey(checked.book);
   try {
-    const { book } = await api.createBook(checked.book);
+    const { book } = await addWithRetries(checked.book, key, (note) => { $('add-form-error').textContent = note; });
+    state.adding = { key: null, body: null };
+    $('add-form-error').textContent = '';
     form.reset();
     for (const input of form.querySelectorAll('input')) showFieldError(input, null);
     toast(`Added “${book.title}”.`);
     loadBooks();
   } catch (error) {
-    if (error instanceof api.Unavailable) {
+    if (error instanceof api.OutcomeUnknown) {
+      $('add-form-error').textContent = `The service did not confirm whether “${checked.book.title}” was added. `
+        + 'Your entry is kept: press Add book again when the service is back; it cannot be added twice.';
+    } else if (error instanceof api.Unavailable) {
       goOffline();
       $('add-form-error').textContent = 'The service is unavailable; the book was not added. Try again when it is back.';
     } else if (error instanceof api.ApiError) {
@@ -341,7 +384,10 @@ async function saveEdit(row, form, book, etag, message) {
     row.replaceWith(bookRow(saved));
     toast(`Saved “${saved.title}”.`);
   } catch (error) {
-    if (error instanceof api.Unavailable) {
+    if (error instanceof api.OutcomeUnknown) {
+      message.textContent = 'The service did not confirm whether your changes were saved. Your edits are kept; '
+        + 'when the service is back, save again: if they were saved, you will be told the book has changed.';
+    } else if (error instanceof api.Unavailable) {
       goOffline();
       message.textContent = 'The service is unavailable; nothing was saved.';
     } else if (error.status === 412) {
@@ -373,21 +419,40 @@ async function saveEdit(row, form, book, etag, message) {
 // ---------------------------------------------------------------------------------------
 // Deleting, after a confirmation
 
-function confirmDelete(book) {
+// The book is read first, so that the delete names the version the user saw in the dialog
+// (If-Match): a book changed by someone else meanwhile is not deleted unseen.
+async function confirmDelete(listed) {
+  let current;
+  try {
+    current = await api.getBook(listed.id);
+  } catch (error) {
+    if (error instanceof api.Unavailable) goOffline();
+    else if (error.status === 404) {
+      toast(`“${listed.title}” was already deleted.`);
+      loadBooks();
+    } else toast(`Cannot delete: ${error.message}`);
+    return;
+  }
+  const { book, etag } = current;
   const dialog = $('delete-dialog');
   $('delete-title').textContent = book.title;
   dialog.returnValue = '';
   dialog.onclose = async () => {
     if (dialog.returnValue !== 'delete') return;
     try {
-      await api.deleteBook(book.id);
+      await api.deleteBook(book.id, etag);
       toast(`Deleted “${book.title}”.`);
     } catch (error) {
-      if (error instanceof api.Unavailable) {
+      if (error instanceof api.OutcomeUnknown) {
+        toast(`The service did not confirm whether “${book.title}” was deleted; the list shows what is stored.`);
+      } else if (error instanceof api.Unavailable) {
         goOffline();
         return;
+      } else if (error.status === 412) {
+        toast(`“${book.title}” was changed by someone else meanwhile, so it was not deleted. Check it and try again.`);
+      } else {
+        toast(error.status === 404 ? `“${book.title}” was already deleted.` : `Could not delete: ${error.message}`);
       }
-      toast(error.status === 404 ? `“${book.title}” was already deleted.` : `Could not delete: ${error.message}`);
     }
     loadBooks();
   };

@@ -13,10 +13,12 @@ export const MESSAGES = {
   required: 'is required',
 };
 
-// Exactly the characters Rust's str::trim removes (Unicode White_Space). JavaScript's own
-// String.prototype.trim also removes U+FEFF, which the server keeps, so it is not used.
-const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const EDGES = new RegExp(`^[${WHITESPACE}]+|[${WHITESPACE}]+$`, 'gu');
+// Exactly the characters the server trims from both ends (is_invisible in
+// backend/src/domain/book.rs): whitespace, control characters, and default-ignorable code
+// points (zero-width spaces and joiners, the byte-order mark...), so that a title made only
+// of them is blank here as there.
+const INVISIBLE = '\\s\\p{Cc}\\p{Default_Ignorable_Code_Point}';
+const EDGES = new RegExp(`^[${INVISIBLE}]+|[${INVISIBLE}]+$`, 'gu');
 
 export function trim(text) {
   return text.replace(EDGES, '');

@@ -65,6 +65,15 @@ class Backend {
     await waitFor(`http://127.0.0.1:${this.port}/readyz`);
   }
 
+  // A hung process, for real: SIGSTOP; `thaw` sends SIGCONT.
+  freeze() {
+    this.process.kill('SIGSTOP');
+  }
+
+  thaw() {
+    this.process.kill('SIGCONT');
+  }
+
   // As `docker compose stop` does: SIGTERM, then wait for the exit.
   async stop() {
     if (!this.process || this.process.exitCode !== null) return;
@@ -140,6 +149,24 @@ export async function startStack({ demoData = false } = {}) {
     async api(pathname, init = {}) {
       const headers = init.body ? { 'Content-Type': 'application/json', ...init.headers } : init.headers;
       return fetch(`${base}${pathname}`, { ...init, headers });
+    },
+    // A request to nginx from another loopback address (127.0.0.2), which nginx treats as a
+    // client from elsewhere (rate limits apply): { status, headers, body }.
+    async fromElsewhere(method, pathname, { body, headers = {} } = {}) {
+      const { request } = await import('node:http');
+      return new Promise((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1', port: nginx.port, path: pathname, method, localAddress: '127.0.0.2',
+          headers: body ? { 'Content-Type': 'application/json', ...headers } : headers,
+        }, (res) => {
+          let data = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk) => { data += chunk; });
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
     },
     async addBook(book) {
       const response = await this.api('/books', { method: 'POST', body: JSON.stringify(book) });

@@ -14,11 +14,13 @@ before(async () => {
 
 after(async () => backend?.stop());
 
-test('trimming removes exactly the whitespace the server trims', () => {
+test('trimming removes exactly the invisible characters the server trims', () => {
   assert.equal(trim('\t Dune \n\u3000'), 'Dune');
   assert.equal(trim('\u00a0Dune\u2029'), 'Dune');
-  assert.equal(trim('\ufeffDune'), '\ufeffDune', 'U+FEFF is not whitespace to the server');
-  assert.equal(trim('\u200bDune'), '\u200bDune', 'nor is U+200B');
+  assert.equal(trim('\ufeffDune\u200b'), 'Dune', 'the BOM and zero-width spaces show nothing');
+  assert.equal(trim('\u0000Dune\u{e007f}'), 'Dune', 'nor do controls or tag characters');
+  assert.equal(trim('Zero\u200bwidth'), 'Zero\u200bwidth', 'inside the text they stay');
+  assert.equal(trim('\ufffcDune'), '\ufffcDune', 'the object replacement character is visible');
 });
 
 test('lengths are counted in characters, not UTF-16 units or bytes', () => {
@@ -45,7 +47,8 @@ test('a blank genre is no genre', () => {
 
 test('the browser and the server agree on every tricky input', async () => {
   const texts = ['', ' ', 'a', 'é'.repeat(50), 'é'.repeat(51), ' '.repeat(3) + 'x'.repeat(50) + '\t', '\ufeff' + 'x'.repeat(50),
-    '\u3000x\u3000', '\u200b', '📚'.repeat(50), '📚'.repeat(51), 'a\u0000b', '<b>x</b>'];
+    '\u3000x\u3000', '\u200b', '\u200d\u2060', '\u{e0041}x', '\u3164', '\u0000', '\u001c', '\ufffc',
+    '📚'.repeat(50), '📚'.repeat(51), 'a\u0000b', '<b>x</b>'];
   const years = ['0', '-5000', '-5001', '2100', '2101', '1965', '1e3', '12.0', ' 7 '];
   const cases = [
     ...texts.map((t) => ({ title: t, author: 'A', year: '2000', genre: '' })),

@@ -308,16 +308,68 @@ async fn ids_are_never_reused() {
     let app = TestApp::spawn().await;
     let first = app.create_titled("one").await;
     let second = app.create_titled("two").await;
-    let response = app
-        .client
-        .delete(app.url(&format!("/books/{}", second["id"])))
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&format!("/books/{}", second["id"])).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let third = app.create_titled("three").await;
     assert!(
         third["id"].as_i64() > second["id"].as_i64(),
         "{first} {second} {third}"
+    );
+}
+
+#[tokio::test]
+async fn a_field_given_twice_is_a_422_naming_it_not_the_last_one_winning() {
+    let app = TestApp::spawn().await;
+    let body = r#"{"title": "Dune", "author": "Frank Herbert", "year": 1965, "title": "Something else"}"#;
+    let response = app
+        .send_raw("POST", "/books", Some("application/json"), body)
+        .await;
+    let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(error_fields(&problem), ["title"]);
+    assert_eq!(problem["errors"][0]["message"], "is given more than once");
+    assert_eq!(header(&app.get("/books").await, "x-total-count"), "0");
+}
+
+#[tokio::test]
+async fn a_year_beyond_any_number_type_is_a_field_error_not_a_malformed_body() {
+    let app = TestApp::spawn().await;
+    for year in ["1e309", "-1e309", "123456789012345678901234567890"] {
+        let body = format!(r#"{{"title": "T", "author": "A", "year": {year}}}"#);
+        let response = app
+            .send_raw("POST", "/books", Some("application/json"), body)
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error_fields(&problem), ["year"], "{year}");
+    }
+}
+
+#[tokio::test]
+async fn a_text_with_no_visible_character_is_blank() {
+    let app = TestApp::spawn().await;
+    for blank in ["\u{200b}", "\u{feff}", "\u{200d}\u{2060}", " \u{3164} ", "\u{0}"] {
+        let response = app
+            .post_json("/books", &json!({"title": blank, "author": "A", "year": 1}))
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(error_fields(&problem), ["title"], "{blank:?}");
+        let response = app
+            .post_json(
+                "/books",
+                &json!({"title": "T", "author": "A", "year": 1, "genre": blank}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "a blank genre is no genre"
+        );
+        assert_eq!(response.json::<Value>().await.unwrap()["genre"], Value::Null);
+    }
+    let trimmed = app
+        .create(json!({"title": "\u{200b}Dune\u{200b}", "author": "A", "year": 1}))
+        .await;
+    assert_eq!(
+        trimmed["title"], "Dune",
+        "invisible characters at the ends are trimmed"
     );
 }

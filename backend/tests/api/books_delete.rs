@@ -10,11 +10,11 @@ async fn deleting_a_book_gives_204_and_then_it_is_gone() {
     let app = TestApp::spawn().await;
     let book = app.create(dune()).await;
     let path = format!("/books/{}", book["id"]);
-    let response = app.client.delete(app.url(&path)).send().await.unwrap();
+    let response = app.delete(&path).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.bytes().await.unwrap().is_empty());
     assert_problem(app.get(&path).await, StatusCode::NOT_FOUND).await;
-    let response = app.client.delete(app.url(&path)).send().await.unwrap();
+    let response = app.delete(&path).await;
     assert_problem(response, StatusCode::NOT_FOUND).await;
 }
 
@@ -29,29 +29,17 @@ async fn delete_with_a_stale_if_match_gives_412_and_keeps_the_book() {
         .await;
     let current = header(&patched, "etag").to_owned();
 
-    let response = app
-        .client
-        .delete(app.url(&path))
-        .header("if-match", stale)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&path).if_match(stale).await;
     assert_problem(response, StatusCode::PRECONDITION_FAILED).await;
     assert_eq!(app.get(&path).await.status(), StatusCode::OK);
 
-    let response = app
-        .client
-        .delete(app.url(&path))
-        .header("if-match", current)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&path).if_match(current).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn deleting_with_a_bad_id_is_a_400() {
     let app = TestApp::spawn().await;
-    let response = app.client.delete(app.url("/books/x")).send().await.unwrap();
+    let response = app.delete("/books/x").await;
     assert_problem(response, StatusCode::BAD_REQUEST).await;
 }

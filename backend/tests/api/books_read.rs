@@ -102,3 +102,21 @@ async fn if_none_match_with_an_old_tag_gives_the_book() {
     assert_ne!(header(&response, "etag"), old);
     assert_eq!(response.json::<Value>().await.unwrap()["year"], 1966);
 }
+
+#[tokio::test]
+async fn an_id_written_another_way_is_a_400_not_another_url_for_the_book() {
+    let app = TestApp::spawn().await;
+    for _ in 0..13 {
+        app.create(dune()).await;
+    }
+    assert_eq!(app.get("/books/13").await.status(), StatusCode::OK);
+    for path in [
+        "/books/+13",
+        "/books/0013",
+        "/books/13.0",
+        "/books/1e1",
+        "/books/0",
+    ] {
+        assert_problem(app.get(path).await, StatusCode::BAD_REQUEST).await;
+    }
+}

@@ -40,13 +40,9 @@ async fn of_many_writers_with_the_same_if_match_exactly_one_wins() {
         .map(|i| {
             let (app, etag, path) = (app.clone(), etag.clone(), path.clone());
             tokio::spawn(async move {
-                app.client
-                    .patch(app.url(&path))
-                    .header("if-match", etag)
-                    .json(&json!({"year": 1900 + i}))
-                    .send()
+                app.patch(&path, &json!({"year": 1900 + i}))
+                    .if_match(etag)
                     .await
-                    .unwrap()
                     .status()
             })
         })

@@ -101,3 +101,30 @@ async fn every_response_names_its_request_id() {
         "a caller's id is kept"
     );
 }
+
+#[tokio::test]
+async fn a_request_id_that_is_too_long_or_odd_is_replaced_not_echoed() {
+    let app = TestApp::spawn().await;
+    let long = "x".repeat(8000);
+    for sent in [long.as_str(), "has spaces", "quote\"d", "<script>"] {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .unwrap();
+        let echoed = header(&response, "x-request-id");
+        assert_ne!(echoed, sent);
+        assert!(!echoed.is_empty() && echoed.len() <= 64, "{echoed}");
+    }
+    let longest = "a".repeat(64);
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", &longest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&response, "x-request-id"), longest);
+}

@@ -1,6 +1,8 @@
 //! Starting the application for a test, and small helpers that keep tests readable.
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use bookstore::config::ServeArgs;
 use bookstore::startup::Application;
@@ -78,6 +80,26 @@ impl TestApp {
             .expect("GET is answered")
     }
 
+    /// `PUT path` with a JSON body; add headers with [`Call::header`], then `.await` it.
+    pub fn put(&self, path: &str, body: &Value) -> Call {
+        Call(self.client.put(self.url(path)).json(body))
+    }
+
+    /// `PATCH path` with a JSON body (`application/json`).
+    pub fn patch(&self, path: &str, body: &Value) -> Call {
+        Call(self.client.patch(self.url(path)).json(body))
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Call {
+        Call(self.client.delete(self.url(path)))
+    }
+
+    /// `POST path` with a JSON body, for requests that need headers.
+    pub fn post(&self, path: &str, body: &Value) -> Call {
+        Call(self.client.post(self.url(path)).json(body))
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))
@@ -116,6 +138,28 @@ impl TestApp {
     pub async fn create_titled(&self, title: &str) -> Value {
         self.create(json!({"title": title, "author": "Some Author", "year": 2000}))
             .await
+    }
+}
+
+/// A request being built; awaiting it sends it and expects an answer.
+pub struct Call(reqwest::RequestBuilder);
+
+impl Call {
+    pub fn header(self, name: &str, value: impl AsRef<str>) -> Self {
+        Self(self.0.header(name, value.as_ref()))
+    }
+
+    pub fn if_match(self, tag: impl AsRef<str>) -> Self {
+        self.header("if-match", tag)
+    }
+}
+
+impl IntoFuture for Call {
+    type Output = Response;
+    type IntoFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.0.send().await.expect("the request is answered") })
     }
 }
 

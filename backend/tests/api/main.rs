@@ -12,4 +12,5 @@ mod concurrency;
 mod docs;
 mod errors;
 mod health;
+mod idempotency;
 mod metrics;
