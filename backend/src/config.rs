@@ -30,8 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API, the UI, the docs and the metrics (the default).
     Serve(ServeArgs),
-    /// Exit 0 if the server on --addr answers /healthz with 200, else 1. For container
-    /// health checks: the runtime image has no shell and no curl.
+    /// Exit 0 if the server on --addr answers /readyz with 200 (it is ready: its database
+    /// answers and a write could commit), else 1. For container health checks: the runtime
+    /// image has no shell and no curl.
     Healthcheck(HealthcheckArgs),
     /// Run SQLite's integrity check on the database and print the result; exit 0 only if it
     /// is `ok`. Safe while the server runs (it only reads).

@@ -1,4 +1,8 @@
-//! `bookstore healthcheck`: asks the server's `/healthz` and exits 0 only on a 200.
+//! `bookstore healthcheck`: asks the server's `/readyz` and exits 0 only on a 200.
+//!
+//! Readiness, not liveness: the contract makes `/readyz` what health checks use, so a
+//! container whose database cannot commit (a full disk, say) shows as unhealthy rather than
+//! as a healthy process that fails every write.
 //!
 //! The runtime image has no shell and no curl, so the container health check runs the
 //! binary itself. A plain HTTP/1.1 request over TCP is all it takes.
@@ -9,14 +13,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Whether the server at `addr` answers `GET /healthz` with 200 within `timeout`.
+/// Whether the server at `addr` answers `GET /readyz` with 200 within `timeout`.
 pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     let target = reachable(addr);
     let exchange = async {
         let mut stream = TcpStream::connect(target)
             .await
             .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-        let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await

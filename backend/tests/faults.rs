@@ -74,6 +74,16 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// The exit status of `bookstore healthcheck` against `server` (what the image's health check runs).
+fn healthcheck(server: &Server) -> Option<i32> {
+    std::process::Command::new(support::binary())
+        .args(["healthcheck", "--addr", &server.addr.to_string()])
+        .output()
+        .expect("the binary runs")
+        .status
+        .code()
+}
+
 async fn connect(db: &Path) -> SqliteConnection {
     SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))
         .unwrap()

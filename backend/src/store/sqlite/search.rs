@@ -13,6 +13,7 @@
 //! any write (so nothing changes while it loads), and then applies every committed change
 //! here, as it does to the cache. Listings wait for the load ([`SearchIndex::page`]).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::RwLock;
 
@@ -31,24 +32,24 @@ pub struct SearchIndex {
     loaded: watch::Sender<bool>,
 }
 
-/// One book's keys, as the index takes them.
-pub struct Entry {
+/// One book's keys, as the index takes them (borrowed where they can be, as when loading).
+pub struct Entry<'a> {
     pub id: i64,
-    pub title_key: String,
-    pub author_key: String,
-    pub genre_key: Option<String>,
+    pub title_key: Cow<'a, str>,
+    pub author_key: Cow<'a, str>,
+    pub genre_key: Option<Cow<'a, str>>,
     pub year: i64,
     /// `created_at` as seconds since 1970 (see [`sortable_timestamp`]).
     pub created: u32,
 }
 
-impl Entry {
+impl Entry<'static> {
     pub fn of(book: &Book) -> Self {
         Self {
             id: book.id,
-            title_key: fold_case(&book.title),
-            author_key: fold_case(&book.author),
-            genre_key: book.genre.as_deref().map(fold_case),
+            title_key: Cow::Owned(fold_case(&book.title)),
+            author_key: Cow::Owned(fold_case(&book.author)),
+            genre_key: book.genre.as_deref().map(|g| Cow::Owned(fold_case(g))),
             year: book.year,
             created: sortable_timestamp(&book.created_at),
         }
@@ -156,8 +157,8 @@ impl Chunk {
         self.created.push(entry.created);
         self.has_genre.push(entry.genre_key.is_some());
         for text in [
-            &entry.title_key,
-            &entry.author_key,
+            &*entry.title_key,
+            &*entry.author_key,
             entry.genre_key.as_deref().unwrap_or(""),
         ] {
             self.text.push_str(text);
@@ -196,12 +197,12 @@ impl Chunk {
         next
     }
 
-    fn entry(&self, i: usize) -> Entry {
+    fn entry(&self, i: usize) -> Entry<'_> {
         Entry {
             id: self.ids[i],
-            title_key: self.title(i).to_owned(),
-            author_key: self.author(i).to_owned(),
-            genre_key: self.genre(i).map(str::to_owned),
+            title_key: Cow::Borrowed(self.title(i)),
+            author_key: Cow::Borrowed(self.author(i)),
+            genre_key: self.genre(i).map(Cow::Borrowed),
             year: i64::from(self.years[i]),
             created: self.created[i],
         }
@@ -211,10 +212,47 @@ impl Chunk {
 /// An RFC 3339 timestamp as seconds since 1970, which sorts as the stored strings do (they
 /// are all UTC, whole seconds); anything unreadable as 0.
 pub fn sortable_timestamp(stamp: &str) -> u32 {
-    time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .and_then(|t| u32::try_from(t.unix_timestamp()).ok())
+    stored_timestamp(stamp)
+        .or_else(|| {
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| u32::try_from(t.unix_timestamp()).ok())
+        })
         .unwrap_or(0)
+}
+
+/// The form every stored timestamp has, `YYYY-MM-DDTHH:MM:SSZ`, read without a parser: loading
+/// the index reads one per book.
+fn stored_timestamp(stamp: &str) -> Option<u32> {
+    let b = stamp.as_bytes();
+    let shape = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !shape {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u32::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
 impl Index {
@@ -427,7 +465,7 @@ fn scan(chunk: &Chunk, finder: &memmem::Finder<'_>, needle: &str, take: &mut imp
 #[cfg(test)]
 impl SearchIndex {
     /// Installs an index of these entries (in id order).
-    pub fn finish_loading(&self, entries: impl IntoIterator<Item = Entry>) {
+    pub fn finish_loading<'a>(&self, entries: impl IntoIterator<Item = Entry<'a>>) {
         let mut index = Index::default();
         entries.into_iter().for_each(|entry| index.push(&entry));
         self.install(index);
@@ -464,6 +502,34 @@ mod tests {
             ..ListQuery::default()
         };
         index.try_page(&query).expect("ready").ids
+    }
+
+    #[test]
+    fn stored_timestamps_are_read_as_the_full_parser_reads_them() {
+        for stamp in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-25T10:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2100-12-31T12:34:56Z",
+        ] {
+            let parsed =
+                time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).unwrap();
+            assert_eq!(
+                stored_timestamp(stamp),
+                u32::try_from(parsed.unix_timestamp()).ok(),
+                "{stamp}"
+            );
+        }
+        assert_eq!(
+            stored_timestamp("2026-11-25T10:00:00+01:00"),
+            None,
+            "another form: the full parser's job"
+        );
+        assert_eq!(
+            sortable_timestamp("2026-11-25T10:00:00+01:00"),
+            sortable_timestamp("2026-11-25T09:00:00Z")
+        );
+        assert_eq!(sortable_timestamp("garbage"), 0);
     }
 
     #[tokio::test]

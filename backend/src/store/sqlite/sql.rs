@@ -1,6 +1,7 @@
 //! The SQL of the SQLite engine: one small function per statement.
 
-use futures_util::TryStreamExt;
+use std::borrow::Cow;
+
 use sqlx::{Executor, QueryBuilder, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -37,26 +38,76 @@ pub async fn select_many(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<Book>, sq
     Ok(found)
 }
 
-/// The search index of every book, read row by row in id order (so that loading a large
-/// catalogue never holds all its rows at once).
+/// Ids covered by one query while loading the index.
+const LOAD_CHUNK: i64 = 8192;
+
+/// The search index of every book, in id order.
+///
+/// Rows are read in chunks of ids, each chunk as one JSON array that SQLite builds: handing
+/// a million rows over one at a time costs far more than SQLite's work of reading them, and
+/// a JSON array carries any text safely. One connection reads the next chunk while this
+/// task indexes the last. (The writer loads the index before it takes any write, so the
+/// chunks need no common snapshot.)
 pub async fn load_index(pool: &SqlitePool) -> Result<Index, sqlx::Error> {
-    let mut rows = sqlx::query_as::<_, (i64, String, String, Option<String>, i64, String)>(
-        "SELECT id, title_key, author_key, genre_key, year, created_at FROM books ORDER BY id",
-    )
-    .fetch(pool);
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM books")
+        .fetch_one(pool)
+        .await?;
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Result<String, sqlx::Error>>(2);
+    let reader = pool.clone();
+    tokio::spawn(async move {
+        let mut conn = match reader.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                let _ = chunks.send(Err(error)).await;
+                return;
+            }
+        };
+        let mut from = 0;
+        while from < newest.unwrap_or(0) {
+            let chunk = sqlx::query_scalar(
+                "SELECT json_group_array(json_array(id, title_key, author_key, genre_key, year, created_at)) \
+                 FROM (SELECT id, title_key, author_key, genre_key, year, created_at FROM books \
+                       WHERE id > ? AND id <= ? ORDER BY id)",
+            )
+            .bind(from)
+            .bind(from + LOAD_CHUNK)
+            .fetch_one(&mut *conn)
+            .await;
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+            from += LOAD_CHUNK;
+        }
+    });
     let mut index = Index::default();
-    while let Some((id, title_key, author_key, genre_key, year, created_at)) = rows.try_next().await? {
-        index.push(&Entry {
-            id,
-            title_key,
-            author_key,
-            genre_key,
-            year,
-            created: sortable_timestamp(&created_at),
-        });
+    while let Some(chunk) = received.recv().await {
+        let chunk = chunk?;
+        let rows: Vec<LoadRow<'_>> =
+            serde_json::from_str(&chunk).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        for row in rows {
+            index.push(&Entry {
+                id: row.0,
+                title_key: row.1,
+                author_key: row.2,
+                genre_key: row.3,
+                year: row.4,
+                created: sortable_timestamp(&row.5),
+            });
+        }
     }
     Ok(index)
 }
+
+/// One book as the index loader reads it (text borrowed from the chunk where it can be).
+#[derive(serde::Deserialize)]
+struct LoadRow<'a>(
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+);
 
 pub async fn count(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM books")
