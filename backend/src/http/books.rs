@@ -91,17 +91,16 @@ fn page_links(query: &ListQuery, total: i64) -> Option<HeaderValue> {
 
 /// Add a book.
 ///
-/// Send an `Idempotency-Key` (any string of up to 255 printable ASCII characters, new for
-/// each book) to make retrying safe: the same key with the same body within 24 hours gets
-/// the original answer instead of a second book.
+/// Send an `Idempotency-Key` header (any string of 1 to 255 printable ASCII characters, new
+/// for each book) to make retrying safe: the same key with the same body within 24 hours
+/// gets the original answer (status, body, `Location`, `ETag`) instead of a second book; the
+/// key with another body is a 422, and a retry while the first request still runs a 409.
+/// (Described here rather than as a formal parameter: a key's meaning depends on what was
+/// sent with it before, which no schema can say, and fuzzers would reuse keys at random.)
 #[utoipa::path(
     post,
     path = "/books",
     tag = "books",
-    params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
-            description = "Makes a retry of this request safe: the same key and body within 24 hours return the original answer"),
-    ),
     request_body(content = super::openapi::BookInput, content_type = "application/json"),
     responses(
         (status = 201, description = "The book was created (or, for a retried `Idempotency-Key`, had been)", body = Book,
