@@ -131,6 +131,11 @@ async fn a_full_disk_fails_writes_as_safe_to_retry_and_the_writer_recovers_witho
         StatusCode::OK,
         "alive all the same"
     );
+    assert_eq!(
+        healthcheck(&server),
+        Some(1),
+        "the container health check sees it"
+    );
     for _ in 0..3 {
         let again = post(&client, &server, &book("Written to a full disk")).await;
         assert_eq!(
@@ -149,6 +154,7 @@ async fn a_full_disk_fails_writes_as_safe_to_retry_and_the_writer_recovers_witho
         || async { status_of(&server.url("/readyz")).await.0 == StatusCode::OK },
     )
     .await;
+    assert_eq!(healthcheck(&server), Some(0));
     assert_eq!(
         post(&client, &server, &book("After the disk had space"))
             .await
