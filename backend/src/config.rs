@@ -41,9 +41,43 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckDatabaseArgs {
-    /// The database to check (it is not created if missing).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/bookstore.db")]
-    pub database_url: String,
+    /// The database to check (SQLite only; it is not created if missing).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Which database: `DATABASE_URL`, or a file holding it (`DATABASE_URL_FILE`, for Docker
+/// secrets: a PostgreSQL URL carries a password).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH` (the file and its folder are created if missing) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`. Default: sqlite://data/bookstore.db.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// A file whose content is the database URL (instead of DATABASE_URL).
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+/// The database when nothing says otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/bookstore.db";
+
+impl DatabaseArgs {
+    /// The URL: from the file if one is given, else the flag or variable, else the default.
+    pub fn url(&self) -> anyhow::Result<String> {
+        match (&self.database_url_file, &self.database_url) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("cannot read DATABASE_URL_FILE {}: {e}", file.display()))?;
+                let url = text.trim();
+                anyhow::ensure!(!url.is_empty(), "DATABASE_URL_FILE {} is empty", file.display());
+                Ok(url.to_owned())
+            }
+            (None, Some(url)) => Ok(url.clone()),
+            (None, None) => Ok(DEFAULT_DATABASE_URL.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -52,9 +86,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BOOKSTORE_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
 
-    /// SQLite database URL; the file and its folder are created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/bookstore.db")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// PostgreSQL only: the most connections this process opens to the database (default:
+    /// four per core, from 4 to 32).
+    #[arg(long, env = "BOOKSTORE_DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: Option<u32>,
 
     /// Folder of UI files served at `/`; default `frontend` if it exists; empty turns it off.
     #[arg(long, env = "BOOKSTORE_STATIC_DIR")]
@@ -135,11 +173,14 @@ impl ServeArgs {
         }
     }
 
-    pub fn store(&self) -> StoreConfig {
-        StoreConfig {
-            database_url: self.database_url.clone(),
+    pub fn store(&self) -> anyhow::Result<StoreConfig> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let sized = u32::try_from(cores * 4).unwrap_or(32).clamp(4, 32);
+        Ok(StoreConfig {
+            database_url: self.database.url()?,
             durability: self.sqlite_synchronous,
-        }
+            max_connections: self.db_max_connections.unwrap_or(sized),
+        })
     }
 
     pub fn connection_limits(&self) -> ConnectionLimits {
@@ -164,7 +205,11 @@ impl ServeArgs {
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
+            database: DatabaseArgs {
+                database_url: Some(database_url.into()),
+                database_url_file: None,
+            },
+            db_max_connections: Some(4),
             static_dir: Some(String::new()),
             demo_data: false,
             log_format: LogFormat::Pretty,
@@ -193,7 +238,7 @@ mod tests {
         let cli = parse(&[]);
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.addr.to_string(), "127.0.0.1:8000");
-        assert_eq!(cli.serve.database_url, "sqlite://data/bookstore.db");
+        assert_eq!(cli.serve.database.url().unwrap(), "sqlite://data/bookstore.db");
         assert!(cli.serve.demo_data);
         assert_eq!(cli.serve.request_timeout, Duration::from_secs(10));
         assert!(cli.serve.cors_origins().is_empty());
@@ -219,6 +264,26 @@ mod tests {
             panic!("not healthcheck")
         };
         assert_eq!(check.addr.port(), 9000);
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file_but_not_from_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://u:secret@db:5432/books\n").unwrap();
+        let cli = parse(&["--database-url-file", file.to_str().unwrap()]);
+        assert_eq!(
+            cli.serve.database.url().unwrap(),
+            "postgres://u:secret@db:5432/books"
+        );
+        let both = Cli::try_parse_from([
+            "bookstore",
+            "--database-url",
+            "sqlite://x",
+            "--database-url-file",
+            "f",
+        ]);
+        assert!(both.is_err());
     }
 
     #[test]

@@ -29,13 +29,25 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::CheckDatabase(args)) => check_database(&args.database_url),
+        Some(Command::CheckDatabase(args)) => check_database(&args.database),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
 }
 
-fn check_database(url: &str) -> ExitCode {
+fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
+    let url = match database.url() {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("{error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if bookstore::store::Engine::of(&url) != Some(bookstore::store::Engine::Sqlite) {
+        eprintln!("check-database checks SQLite files; for PostgreSQL, use its own tools (amcheck, pg_dump)");
+        return ExitCode::from(2);
+    }
+    let url = url.as_str();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::store::Store;
+use crate::store::{Engine, Store};
 
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
 pub const REQUEST_DURATION: &str = "http_request_duration_seconds";
@@ -38,7 +38,7 @@ pub struct Metrics {
 impl Metrics {
     /// Installs the process-wide recorder on first use (a process has one global recorder;
     /// tests that start many apps in one process share it) and starts its upkeep thread.
-    pub fn install() -> anyhow::Result<Self> {
+    pub fn install(engine: Engine) -> anyhow::Result<Self> {
         static INSTALLED: OnceLock<Result<Metrics, String>> = OnceLock::new();
         INSTALLED
             .get_or_init(|| {
@@ -50,7 +50,7 @@ impl Metrics {
                     handle,
                     process: metrics_process::Collector::default(),
                 };
-                metrics.describe();
+                metrics.describe(engine);
                 let upkeep = metrics.handle.clone();
                 std::thread::Builder::new()
                     .name("metrics-upkeep".into())
@@ -67,7 +67,7 @@ impl Metrics {
             .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
     }
 
-    fn describe(&self) {
+    fn describe(&self, engine: Engine) {
         describe_counter!(
             REQUESTS_TOTAL,
             "HTTP requests answered, by method, route template and status."
@@ -85,17 +85,19 @@ impl Metrics {
         );
         describe_gauge!(
             BUILD_INFO,
-            "Always 1; the version label says which build is running."
+            "Always 1; the labels say which build is running and on which database engine."
         );
         self.process.describe();
-        gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "database" => engine.name()).set(1.0);
         gauge!(REQUESTS_IN_FLIGHT).set(0.0);
     }
 
     /// The Prometheus text exposition, with the state gauges read just now.
-    pub fn render(&self, store: &Store) -> String {
+    pub async fn render(&self, store: &Store) -> String {
         self.process.collect();
-        gauge!(BOOKS).set(store.book_count() as f64);
+        if let Some(books) = store.book_count().await {
+            gauge!(BOOKS).set(books as f64);
+        }
         let pool = store.pool_use();
         gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
         gauge!(POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pool.in_use));

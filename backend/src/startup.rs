@@ -26,9 +26,10 @@ impl Application {
     /// Opens the database (migrating it, and seeding a brand-new one if asked), builds the
     /// router and binds the listener. Port 0 picks a free port (see [`Self::local_addr`]).
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Self> {
-        let opened = Store::open(&args.store())
+        let config = args.store()?;
+        let opened = Store::open(&config)
             .await
-            .with_context(|| format!("cannot open the database {}", args.database_url))?;
+            .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
         let store = opened.store;
         if opened.fresh && args.demo_data {
             let added = store
@@ -37,9 +38,10 @@ impl Application {
                 .context("cannot add the sample books")?;
             tracing::info!(books = added, "new database: added the sample catalogue");
         }
+        tracing::info!(database = %redacted(&config.database_url), engine = store.engine().name(), "database open");
         let state = AppState {
             store: store.clone(),
-            metrics: Metrics::install()?,
+            metrics: Metrics::install(store.engine())?,
             docs: Docs::build(),
         };
         let config = HttpConfig {
@@ -99,6 +101,20 @@ impl Application {
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A database URL fit for a log line: without its password.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -187,7 +187,7 @@ async fn the_metrics_of_a_process_count_its_books_and_requests() {
     );
     assert_eq!(
         value(&format!(
-            "bookstore_build_info{{version=\"{}\"}}",
+            "bookstore_build_info{{version=\"{}\",database=\"sqlite\"}}",
             env!("CARGO_PKG_VERSION")
         )),
         1.0

@@ -8,6 +8,7 @@ export const YEAR_MAX = 2100;
 
 export const MESSAGES = {
   text: 'must be 1 to 50 characters',
+  control: 'must not contain control characters (such as line breaks or NUL)',
   genre: 'must be at most 50 characters, or null',
   year: 'must be an integer from -5000 to 2100',
   required: 'is required',
@@ -29,8 +30,12 @@ export function length(text) {
   return [...text].length;
 }
 
+// Control characters inside the text (the ends are trimmed): refused by the server.
+const CONTROL = /\p{Cc}/u;
+
 function text(raw) {
   const value = trim(raw);
+  if (CONTROL.test(value)) return { error: MESSAGES.control };
   const n = length(value);
   return n >= 1 && n <= TEXT_MAX ? { value } : { error: MESSAGES.text };
 }
@@ -38,6 +43,7 @@ function text(raw) {
 function genre(raw) {
   const value = trim(raw ?? '');
   if (value === '') return { value: null };
+  if (CONTROL.test(value)) return { error: MESSAGES.control };
   return length(value) <= TEXT_MAX ? { value } : { error: MESSAGES.genre };
 }
 

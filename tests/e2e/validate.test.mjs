@@ -48,7 +48,7 @@ test('a blank genre is no genre', () => {
 test('the browser and the server agree on every tricky input', async () => {
   const texts = ['', ' ', 'a', 'é'.repeat(50), 'é'.repeat(51), ' '.repeat(3) + 'x'.repeat(50) + '\t', '\ufeff' + 'x'.repeat(50),
     '\u3000x\u3000', '\u200b', '\u200d\u2060', '\u{e0041}x', '\u3164', '\u0000', '\u001c', '\ufffc',
-    '📚'.repeat(50), '📚'.repeat(51), 'a\u0000b', '<b>x</b>'];
+    '📚'.repeat(50), '📚'.repeat(51), 'a\u0000b', 'two\nlines', 'tab\tinside', '<b>x</b>'];
   const years = ['0', '-5000', '-5001', '2100', '2101', '1965', '1e3', '12.0', ' 7 '];
   const cases = [
     ...texts.map((t) => ({ title: t, author: 'A', year: '2000', genre: '' })),

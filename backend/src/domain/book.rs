@@ -17,6 +17,9 @@ pub const YEAR_MIN: i64 = -5000;
 pub const YEAR_MAX: i64 = 2100;
 
 const TEXT_RULE: &str = "must be 1 to 50 characters";
+/// Control characters (NUL, line breaks, tabs...) have no place in one line of text, and
+/// PostgreSQL cannot store NUL at all: refused on both engines alike.
+pub const CONTROL_RULE: &str = "must not contain control characters (such as line breaks or NUL)";
 const GENRE_RULE: &str = "must be at most 50 characters, or null";
 const YEAR_RULE: &str = "must be an integer from -5000 to 2100";
 const REQUIRED: &str = "is required";
@@ -67,12 +70,17 @@ pub fn trim(raw: &str) -> &str {
     raw.trim_matches(is_invisible)
 }
 
-/// Trims `raw` and checks its length in characters (not bytes).
-fn trimmed_text(raw: &str) -> Option<String> {
+/// Trims `raw`, refuses control characters inside it, and checks its length in characters
+/// (not bytes); `rule` names what a wrong length breaks.
+fn trimmed_text(raw: &str, rule: &'static str) -> Result<String, &'static str> {
     let trimmed = trim(raw);
+    if trimmed.chars().any(char::is_control) {
+        return Err(CONTROL_RULE);
+    }
     trimmed
         .validate_length(Some(1), Some(TEXT_MAX_CHARS), None)
         .then(|| trimmed.to_owned())
+        .ok_or(rule)
 }
 
 /// A JSON string's value, or `None` for any other kind of value.
@@ -92,7 +100,7 @@ macro_rules! required_text {
         impl $name {
             /// Trims invisible characters from the ends, then requires 1 to 50 characters.
             pub fn parse(raw: &str) -> Result<Self, &'static str> {
-                trimmed_text(raw).map(Self).ok_or(TEXT_RULE)
+                trimmed_text(raw, TEXT_RULE).map(Self)
             }
 
             fn from_json(value: &RawValue) -> Result<Self, &'static str> {
@@ -125,7 +133,7 @@ impl Genre {
         if trim(raw).is_empty() {
             return Ok(None);
         }
-        trimmed_text(raw).map(|g| Some(Self(g))).ok_or(GENRE_RULE)
+        trimmed_text(raw, GENRE_RULE).map(|g| Some(Self(g)))
     }
 
     fn from_json(value: &RawValue) -> Result<Option<Self>, &'static str> {
@@ -483,9 +491,22 @@ mod tests {
 
     #[test]
     fn hostile_text_is_kept_verbatim() {
-        for raw in ["<img src=x onerror=alert(1)>", "'; DROP TABLE books; --", "a\0b"] {
+        for raw in ["<img src=x onerror=alert(1)>", "'; DROP TABLE books; --", "%_\\"] {
             assert_eq!(Title::parse(raw).unwrap().as_str(), raw);
         }
+    }
+
+    #[test]
+    fn control_characters_inside_the_text_are_refused() {
+        for raw in ["a\0b", "line\nbreak", "tab\there", "esc\u{1b}[0m", "c1\u{85}x"] {
+            assert_eq!(Title::parse(raw), Err(CONTROL_RULE), "{raw:?}");
+            assert_eq!(Genre::parse(raw), Err(CONTROL_RULE), "{raw:?}");
+        }
+        assert_eq!(
+            Title::parse("\tDune\n").unwrap().as_str(),
+            "Dune",
+            "at the ends they are trimmed"
+        );
     }
 
     #[test]

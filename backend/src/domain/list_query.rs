@@ -186,6 +186,10 @@ fn filter(value: &str) -> Result<Option<String>, &'static str> {
     if trimmed.chars().count() > MAX_FILTER_CHARS {
         return Err("must be at most 200 characters");
     }
+    if trimmed.chars().any(char::is_control) {
+        // Stored text holds none, so such a filter could match nothing.
+        return Err("must not contain control characters");
+    }
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
@@ -242,6 +246,13 @@ mod tests {
         assert!(query.is_unfiltered());
         assert_eq!(parse(&[("q", " dune ")]).unwrap().q.as_deref(), Some("dune"));
         assert!(parse(&[("q", &"x".repeat(201))]).is_err());
+    }
+
+    #[test]
+    fn a_filter_with_control_characters_is_rejected() {
+        for key in ["q", "author", "genre"] {
+            assert!(parse(&[(key, "a\0b")]).is_err(), "{key}");
+        }
     }
 
     #[test]

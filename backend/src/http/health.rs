@@ -59,7 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.not_ready()).await {
         Ok(None) => Ok(Json(Readiness {
             status: "ok",
-            database: state.store.engine(),
+            database: state.store.engine().name(),
         })),
         Ok(Some(problem)) => Err(Error::NotReady(problem)),
         Err(_) => Err(Error::NotReady(
@@ -73,6 +73,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
     responses((status = 200, description = "Metrics in the Prometheus text format", body = String,
         content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.render(&state.store);
+    let body = state.metrics.render(&state.store).await;
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

@@ -192,18 +192,30 @@ fn invisible_class() -> String {
     class
 }
 
-/// 1 to 50 characters once invisible characters at either end are removed.
+/// The control characters (`Cc`), which may not appear inside a text.
+const CONTROLS: &str = r"\u0000-\u001f\u007f-\u009f";
+
+/// 1 to 50 characters once invisible characters at either end are removed, and no control
+/// character in between.
 pub fn text_pattern() -> String {
     let class = invisible_class();
-    let (blank, text) = (format!("[{class}]"), format!("[^{class}]"));
-    format!(r"^{blank}*{text}(?:[\s\S]{{0,48}}{text})?{blank}*$")
+    let (blank, text, inner) = (
+        format!("[{class}]"),
+        format!("[^{class}]"),
+        format!("[^{CONTROLS}]"),
+    );
+    format!(r"^{blank}*{text}(?:{inner}{{0,48}}{text})?{blank}*$")
 }
 
 /// Like [`text_pattern`], but blank is allowed too (a blank genre means no genre).
 pub fn genre_pattern() -> String {
     let class = invisible_class();
-    let (blank, text) = (format!("[{class}]"), format!("[^{class}]"));
-    format!(r"^{blank}*(?:{text}(?:[\s\S]{{0,48}}{text})?)?{blank}*$")
+    let (blank, text, inner) = (
+        format!("[{class}]"),
+        format!("[^{class}]"),
+        format!("[^{CONTROLS}]"),
+    );
+    format!(r"^{blank}*(?:{text}(?:{inner}{{0,48}}{text})?)?{blank}*$")
 }
 
 fn text(description: &str) -> ObjectBuilder {
@@ -374,7 +386,7 @@ mod tests {
         for prefix in edges {
             for suffix in edges {
                 for len in [0, 1, 2, 48, 49, 50, 51] {
-                    for fill in ["a", "é", "📚", "a b"] {
+                    for fill in ["a", "é", "📚", "a b", "a\nb", "a\0b", "a\u{85}b"] {
                         let body: String = fill.chars().cycle().take(len).collect();
                         out.push(format!("{prefix}{body}{suffix}"));
                     }

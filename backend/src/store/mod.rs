@@ -1,11 +1,15 @@
-//! Where the data lives: one facade over the two database engines.
+//! Where the data lives: one facade over the two database engines, chosen by the database
+//! URL's scheme.
 //!
-//! - [`sqlite`]: the embedded default, for one backend process: a batching writer, and a
-//!   cache and search index the writer keeps exact.
+//! - [`sqlite`] (`sqlite://PATH`): the embedded default, for one backend process: a
+//!   batching writer, and a cache and search index the writer keeps exact.
+//! - [`postgres`] (`postgres://…`): for any number of backend processes on one database;
+//!   nothing is answered from process memory.
 //!
 //! Handlers see only [`Store`]; each engine keeps its SQL, its connections and its
-//! in-memory views in its own folder.
+//! in-memory views (if any) in its own folder.
 
+pub mod postgres;
 mod seed;
 pub mod sqlite;
 mod stored;
@@ -13,12 +17,15 @@ mod stored;
 use std::sync::Arc;
 
 use clap::ValueEnum;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub use stored::{BookRef, Page, StoredBook};
 
 use crate::deadline::Deadline;
 use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
+use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
 /// Database connections by state, for the `bookstore_db_pool_connections` gauge.
@@ -43,7 +50,35 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub database_url: String,
+    /// SQLite only.
     pub durability: Durability,
+    /// PostgreSQL only: the connection pool's size.
+    pub max_connections: u32,
+}
+
+/// Which engine a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 /// A book created by `POST /books`, or the original answer to a retry with the same
@@ -75,6 +110,7 @@ pub fn not_found(id: i64) -> Error {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// What opening the database found.
@@ -87,29 +123,43 @@ pub struct Opened {
 impl Store {
     /// Opens the database `config.database_url` names, migrating it.
     pub async fn open(config: &StoreConfig) -> Result<Opened, sqlx::Error> {
-        let (store, fresh) = SqliteStore::open(&config.database_url, config.durability).await?;
-        Ok(Opened {
-            store: Store::Sqlite(store),
-            fresh,
-        })
+        let url = &config.database_url;
+        let (store, fresh) = match Engine::of(url) {
+            Some(Engine::Sqlite) => {
+                let (store, fresh) = SqliteStore::open(url, config.durability).await?;
+                (Store::Sqlite(store), fresh)
+            }
+            Some(Engine::Postgres) => {
+                let (store, fresh) = PostgresStore::open(url, config.max_connections).await?;
+                (Store::Postgres(store), fresh)
+            }
+            None => {
+                return Err(sqlx::Error::Configuration(
+                    "the database URL must start with sqlite:// or postgres://".into(),
+                ));
+            }
+        };
+        Ok(Opened { store, fresh })
     }
 
-    /// `sqlite` or `postgres`, for the build-info metric.
-    pub fn engine(&self) -> &'static str {
+    pub fn engine(&self) -> Engine {
         match self {
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite(_) => Engine::Sqlite,
+            Self::Postgres(_) => Engine::Postgres,
         }
     }
 
     pub async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
         match self {
             Self::Sqlite(store) => store.get_book(id).await,
+            Self::Postgres(store) => store.get_book(id).await,
         }
     }
 
     pub async fn list_books(&self, query: &ListQuery) -> Result<Arc<Page>> {
         match self {
             Self::Sqlite(store) => store.list_books(query).await,
+            Self::Postgres(store) => store.list_books(query).await.map(Arc::new),
         }
     }
 
@@ -123,6 +173,7 @@ impl Store {
     ) -> Result<Created> {
         match self {
             Self::Sqlite(store) => store.create_book(book, key, deadline).await,
+            Self::Postgres(store) => store.create_book(book, key, deadline).await,
         }
     }
 
@@ -138,6 +189,7 @@ impl Store {
     ) -> Result<BookRef> {
         match self {
             Self::Sqlite(store) => store.update_book(id, precondition, edit, deadline).await,
+            Self::Postgres(store) => store.update_book(id, precondition, edit, deadline).await,
         }
     }
 
@@ -145,6 +197,7 @@ impl Store {
     pub async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
         match self {
             Self::Sqlite(store) => store.delete_book(id, precondition, deadline).await,
+            Self::Postgres(store) => store.delete_book(id, precondition, deadline).await,
         }
     }
 
@@ -153,6 +206,7 @@ impl Store {
     pub async fn check(&self, id: i64, precondition: &Precondition) -> Result<()> {
         match self {
             Self::Sqlite(store) => store.check(id, precondition).await,
+            Self::Postgres(store) => store.check(id, precondition).await,
         }
     }
 
@@ -161,31 +215,43 @@ impl Store {
     pub async fn not_ready(&self) -> Option<String> {
         match self {
             Self::Sqlite(store) => store.not_ready().await,
+            Self::Postgres(store) => store.not_ready().await,
         }
     }
 
-    /// Whether the in-memory search index has loaded (always, for engines without one).
-    pub fn search_ready(&self) -> bool {
+    /// Books stored, for the gauge (`None` if the database cannot say right now).
+    pub async fn book_count(&self) -> Option<i64> {
         match self {
-            Self::Sqlite(store) => store.search_ready(),
-        }
-    }
-
-    pub fn book_count(&self) -> i64 {
-        match self {
-            Self::Sqlite(store) => store.book_count(),
+            Self::Sqlite(store) => Some(store.book_count()),
+            Self::Postgres(store) => store.book_count().await,
         }
     }
 
     pub fn pool_use(&self) -> PoolUse {
         match self {
             Self::Sqlite(store) => store.pool_use(),
+            Self::Postgres(store) => store.pool_use(),
         }
     }
 
     pub async fn close(&self) {
         match self {
             Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// The current time as stored and returned: RFC 3339, UTC, whole seconds.
+pub fn now() -> String {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is a valid time");
+    now.format(&Rfc3339)
+        .expect("a UTC time in the years SQLite and this process live in formats as RFC 3339")
+}
+
+/// Seconds since 1970.
+pub fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -19,15 +19,78 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
-impl TestApp {
-    /// The application on 127.0.0.1 with a brand-new database file and no sample data.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+/// The database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The variable naming a PostgreSQL server the tests may create databases on (an admin URL,
+/// such as `postgres://postgres@127.0.0.1:5432/postgres`). `scripts/test.sh postgres` starts
+/// a throwaway server and sets it.
+pub const POSTGRES_VARIABLE: &str = "BOOKSTORE_TEST_POSTGRES";
+
+impl Engine {
+    /// `Some(Postgres)` if a server is configured; otherwise says once (outside the test
+    /// harness's capture, so that it shows) that the PostgreSQL runs are skipped.
+    pub fn postgres() -> Option<Self> {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        if std::env::var_os(POSTGRES_VARIABLE).is_some() {
+            return Some(Self::Postgres);
+        }
+        SAID.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: the PostgreSQL runs of the API tests are skipped: set {POSTGRES_VARIABLE} to an admin URL \
+                 (scripts/test.sh postgres starts a throwaway server and does)"
+            );
+        });
+        None
     }
 
-    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A brand-new, empty database on the test PostgreSQL server; returns its URL.
+async fn fresh_postgres_database() -> String {
+    use sqlx::{Connection, Executor};
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let admin = std::env::var(POSTGRES_VARIABLE).expect("checked by Engine::postgres");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .subsec_nanos();
+    let name = format!("api_{}_{n}_{nanos}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL answers");
+    conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .expect("a test database");
+    let (base, _) = admin.rsplit_once('/').expect("an admin URL names a database");
+    format!("{base}/{name}")
+}
+
+impl TestApp {
+    /// The application on 127.0.0.1 with a brand-new database and no sample data.
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut ServeArgs)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let url = match engine {
+            Engine::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+            Engine::Postgres => fresh_postgres_database().await,
+        };
         let mut args = ServeArgs::for_tests(url);
         adjust(&mut args);
         let app = Application::build(&args).await.expect("the application starts");

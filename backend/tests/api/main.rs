@@ -1,5 +1,35 @@
 //! Black-box tests of the HTTP contract (`shared/spec/api.md`): each test starts the real
-//! application on a free port with its own fresh SQLite file and talks to it over HTTP.
+//! application on a free port with its own fresh database and talks to it over HTTP.
+//!
+//! Every test runs on both engines: `NAME::sqlite` on a new SQLite file, and `NAME::postgres`
+//! on a new database of the PostgreSQL server `BOOKSTORE_TEST_POSTGRES` names (skipped, with a
+//! note, when it is not set).
+
+/// A test of the contract, run once per database engine. The body gets the engine as
+/// `$engine` and starts the app with it.
+macro_rules! contract_test {
+    ($(#[doc = $doc:literal])* #[$test:meta] async fn $name:ident($engine:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[$test]
+            async fn sqlite() {
+                let $engine = crate::helpers::Engine::Sqlite;
+                $body
+            }
+
+            #[$test]
+            async fn postgres() {
+                let Some($engine) = crate::helpers::Engine::postgres() else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
 
 mod helpers;
 

@@ -7,60 +7,66 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, dune, header};
 
-#[tokio::test]
-async fn metrics_are_served_in_the_prometheus_text_format() {
-    let app = TestApp::spawn().await;
-    app.create(dune()).await;
-    app.get("/books/1").await;
-    let response = app.get("/metrics").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(header(&response, "content-type").starts_with("text/plain"));
-    let text = response.text().await.unwrap();
-    for name in [
-        "http_requests_total",
-        "http_request_duration_seconds_bucket",
-        "http_requests_in_flight",
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_open_fds",
-        "process_start_time_seconds",
-        "bookstore_books",
-        "bookstore_db_pool_connections{state=\"idle\"}",
-        "bookstore_db_pool_connections{state=\"in_use\"}",
-        "bookstore_build_info{version=",
-    ] {
-        assert!(text.contains(name), "{name} is exported");
+contract_test! {
+    #[tokio::test]
+    async fn metrics_are_served_in_the_prometheus_text_format(engine) {
+        let app = TestApp::spawn(engine).await;
+        app.create(dune()).await;
+        app.get("/books/1").await;
+        let response = app.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(header(&response, "content-type").starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        for name in [
+            "http_requests_total",
+            "http_request_duration_seconds_bucket",
+            "http_requests_in_flight",
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+            "bookstore_books",
+            "bookstore_db_pool_connections{state=\"idle\"}",
+            "bookstore_db_pool_connections{state=\"in_use\"}",
+            "bookstore_build_info{version=",
+        ] {
+            assert!(text.contains(name), "{name} is exported");
+        }
+        assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
+        assert!(text.contains("# TYPE http_requests_total counter"));
     }
-    assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
-    assert!(text.contains("# TYPE http_requests_total counter"));
 }
 
-#[tokio::test]
-async fn requests_are_labelled_by_route_template_not_raw_path() {
-    let app = TestApp::spawn().await;
-    let book = app.create(dune()).await;
-    app.get(&format!("/books/{}", book["id"])).await;
-    app.get("/books/987654321").await;
-    let text = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        text.contains(r#"http_requests_total{method="GET",route="/books/{id}",status="200"}"#),
-        "{text}"
-    );
-    assert!(text.contains(r#"route="/books/{id}",status="404""#));
-    assert!(text.contains(r#"http_requests_total{method="POST",route="/books",status="201"}"#));
-    assert!(!text.contains("987654321"), "raw ids never become labels");
+contract_test! {
+    #[tokio::test]
+    async fn requests_are_labelled_by_route_template_not_raw_path(engine) {
+        let app = TestApp::spawn(engine).await;
+        let book = app.create(dune()).await;
+        app.get(&format!("/books/{}", book["id"])).await;
+        app.get("/books/987654321").await;
+        let text = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/books/{id}",status="200"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"route="/books/{id}",status="404""#));
+        assert!(text.contains(r#"http_requests_total{method="POST",route="/books",status="201"}"#));
+        assert!(!text.contains("987654321"), "raw ids never become labels");
+    }
 }
 
-#[tokio::test]
-async fn unknown_paths_and_methods_share_fixed_labels() {
-    let app = TestApp::spawn().await;
-    for i in 0..20 {
-        app.get(&format!("/random-{i}-path")).await;
+contract_test! {
+    #[tokio::test]
+    async fn unknown_paths_and_methods_share_fixed_labels(engine) {
+        let app = TestApp::spawn(engine).await;
+        for i in 0..20 {
+            app.get(&format!("/random-{i}-path")).await;
+        }
+        app.send_raw("BREW", "/books", None, "").await;
+        let text = app.get("/metrics").await.text().await.unwrap();
+        assert!(!text.contains("random-"), "unknown paths never become labels");
+        assert!(text.contains(r#"route="unmatched",status="404""#));
+        assert!(text.contains(r#"method="OTHER""#));
+        assert!(!text.contains("BREW"));
     }
-    app.send_raw("BREW", "/books", None, "").await;
-    let text = app.get("/metrics").await.text().await.unwrap();
-    assert!(!text.contains("random-"), "unknown paths never become labels");
-    assert!(text.contains(r#"route="unmatched",status="404""#));
-    assert!(text.contains(r#"method="OTHER""#));
-    assert!(!text.contains("BREW"));
 }

@@ -85,10 +85,6 @@ impl SearchIndex {
         }
     }
 
-    pub fn is_ready(&self) -> bool {
-        *self.loaded.borrow()
-    }
-
     /// The ids of the requested page and the total, once the index is loaded (waiting for
     /// it at start-up; the request's own time limit bounds the wait).
     pub async fn page(&self, query: &ListQuery) -> Hits {

@@ -3,12 +3,11 @@
 use std::borrow::Cow;
 
 use sqlx::{Executor, QueryBuilder, SqliteConnection, SqlitePool};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::search::{Entry, Index, sortable_timestamp};
 use crate::domain::{Book, IdempotencyKey, NewBook, fold_case};
 use crate::store::stored::{BookRef, StoredBook};
+use crate::store::unix_now;
 
 /// The columns of a [`Book`], as a macro so that `concat!` can build each query at compile time.
 macro_rules! columns {
@@ -271,20 +270,6 @@ pub async fn purge_keys(conn: &mut SqliteConnection, before: i64) -> Result<u64,
         .execute(conn)
         .await
         .map(|done| done.rows_affected())
-}
-
-/// The current time as stored and returned: RFC 3339, UTC, whole seconds.
-pub fn now() -> String {
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is a valid time");
-    now.format(&Rfc3339)
-        .expect("a UTC time in the years SQLite and this process live in formats as RFC 3339")
-}
-
-/// Seconds since 1970.
-pub fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Listings in SQL: the reference the search index is tested against (the index answers

@@ -37,12 +37,12 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use super::sql::{self, now, unix_now};
+use super::sql;
 use crate::deadline::Deadline;
 use crate::domain::{Book, Edit, IdempotencyKey, NewBook, Precondition};
 use crate::error::{Error, Result};
 use crate::store::stored::{BookRef, StoredBook};
-use crate::store::{Created, not_found};
+use crate::store::{Created, not_found, now, unix_now};
 
 /// Most writes committed together; bounds how long the first one waits for the last.
 const MAX_BATCH: usize = 128;

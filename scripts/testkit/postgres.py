@@ -1,0 +1,107 @@
+"""A throwaway PostgreSQL server for tests: Debian's PostgreSQL 15 (`initdb` in a scratch
+folder, on a free port on 127.0.0.1, trust authentication), run as the unprivileged
+`postgres` user when this runs as root, since PostgreSQL refuses to run as root.
+
+    python3 scripts/testkit/postgres.py start DIR     # prints the admin URL; leaves it running
+    python3 scripts/testkit/postgres.py stop DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from testkit import free_port  # noqa: E402
+
+
+def bin_dir() -> Path:
+    """Where Debian keeps the server's programs (not on PATH)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
+    return Path(found[-1]).parent
+
+
+class Postgres:
+    """One cluster in `directory`, listening on 127.0.0.1:`port` and on a socket there."""
+
+    def __init__(self, directory: Path | None = None, port: int | None = None):
+        self.dir = Path(directory or tempfile.mkdtemp(prefix="bookstore-pg-"))
+        self.data = self.dir / "data"
+        self.port = port or free_port()
+        self.bin = bin_dir()
+        self.as_root = os.geteuid() == 0
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        if self.as_root:
+            command = ("runuser", "-u", "postgres", "--", *command)
+        return subprocess.run(command, check=check, capture_output=True, text=True)
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> "Postgres":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            # A throwaway server: fast, and the tests' many databases and connections fit.
+            conf.write("fsync = on\nmax_connections = 300\nshared_buffers = 64MB\n")
+        return self
+
+    def start(self) -> "Postgres":
+        result = self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
+                          "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start", check=False)
+        if result.returncode != 0:
+            log = (self.dir / "server.log").read_text() if (self.dir / "server.log").exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log[-2000:]}")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return self.run(str(self.bin / "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
+                        "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql).stdout
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database; returns its URL."""
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("dir", type=Path)
+    args = parser.parse_args()
+    if args.action == "start":
+        server = Postgres(args.dir).init().start()
+        (args.dir / "port").write_text(str(server.port))
+        print(server.admin_url)
+    else:
+        port = int((args.dir / "port").read_text())
+        Postgres(args.dir, port).destroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
