@@ -183,6 +183,13 @@ ensure_node() {
   apt_install nodejs npm
 }
 
+# ensure_postgres — PostgreSQL's server programs (Debian keeps them in /usr/lib/postgresql/N/bin).
+ensure_postgres() {
+  compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null && return 0
+  is_debian || die "needs a PostgreSQL 15 server (pg_ctl, initdb): install it from https://www.postgresql.org/download/"
+  apt_install postgresql postgresql-contrib
+}
+
 # ensure_chromium — the Chromium the browser tests drive (CHROMIUM, default Debian's path).
 ensure_chromium() {
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && return 0

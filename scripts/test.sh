@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(readme static rust faults audit schemathesis ui monitoring drill bench containers)
+TIERS=(readme static rust faults postgres audit schemathesis ui monitoring drill bench containers)
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
 # need nothing beyond cargo.
@@ -85,17 +85,23 @@ tier_audit() {
 }
 
 tier_schemathesis() {
+  run_schemathesis "sqlite://$(mktemp -d)/st.db"
+}
+
+# run_schemathesis DATABASE_URL — every schemathesis check against the served /openapi.json
+# of a fresh backend on that database; fails on any failure or any ERROR in its log.
+run_schemathesis() {
   require curl curl
   venv_tool st 'schemathesis==4.32.5'
-  local bin port dir pid status=0
+  local database="$1" bin port dir pid status=0
   bin=$(build_release)
   port=$(free_port)
   dir=$(mktemp -d)
-  "$bin" --addr "127.0.0.1:$port" --database-url "sqlite://$dir/st.db" --demo-data false \
+  "$bin" --addr "127.0.0.1:$port" --database-url "$database" --demo-data false \
     --static-dir "" >"$dir/server.log" 2>&1 &
   pid=$!
   wait_http "http://127.0.0.1:$port/readyz" 30
-  log "schemathesis: every check against the served /openapi.json"
+  log "schemathesis: every check against the served /openapi.json (${database%%:*})"
   (cd "$dir" && st run "http://127.0.0.1:$port/openapi.json" --checks all --max-examples 100 \
     --seed 1 --no-color) || status=$?
   kill "$pid"
@@ -107,6 +113,25 @@ tier_schemathesis() {
   fi
   rm -rf "$dir"
   return "$status"
+}
+
+# The PostgreSQL engine on a real, throwaway server (Debian's PostgreSQL 15, as the
+# unprivileged postgres user, in a scratch folder, on a free port).
+tier_postgres() {
+  require python3 python3
+  ensure_postgres
+  local dir url
+  dir=$(mktemp -d)
+  url=$(python3 scripts/testkit/postgres.py start "$dir")
+  # shellcheck disable=SC2064 # the folder is known now
+  trap "python3 scripts/testkit/postgres.py stop '$dir'" EXIT
+  export BOOKSTORE_TEST_POSTGRES="$url" BOOKSTORE_TEST_POSTGRES_DIR="$dir"
+  log "the API tests on PostgreSQL (each on a new database of $url)"
+  cargo test --quiet --test api postgres
+  build_release >/dev/null
+  log "two backends on one database, the database stopped under load, a backend killed, copy-database both ways"
+  python3 -m unittest -v tests/postgres/test_postgres.py
+  run_schemathesis "$(python3 scripts/testkit/postgres.py createdb "$dir" schemathesis)"
 }
 
 tier_ui() {

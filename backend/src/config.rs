@@ -37,6 +37,23 @@ pub enum Command {
     /// Run SQLite's integrity check on the database and print the result; exit 0 only if it
     /// is `ok`. Safe while the server runs (it only reads).
     CheckDatabase(CheckDatabaseArgs),
+    /// Copy every book (ids, versions and timestamps kept) from one database to another,
+    /// SQLite or PostgreSQL either way: how to move a deployment between engines. The source
+    /// may be in use; no server should use the target meanwhile.
+    CopyDatabase(CopyDatabaseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CopyDatabaseArgs {
+    /// The database to copy from (`sqlite://…` or `postgres://…`).
+    #[arg(long)]
+    pub from: String,
+    /// The database to copy to (created or migrated as needed).
+    #[arg(long)]
+    pub to: String,
+    /// Replace the books the target already holds (without it, a non-empty target is refused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -181,18 +181,20 @@ fn count_fields(n: usize) -> String {
     }
 }
 
-/// Database failures that mean "try again later" become 503; anything else is a bug (500).
+/// Database failures that mean "try again later" become 503 (safe to retry: the statement
+/// failed, so a write's transaction was rolled back); anything else is a bug (500).
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         use sqlx::Error as E;
         let transient = match &error {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => true,
-            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL,
-            // SQLITE_CANTOPEN (primary result codes, the low byte of extended codes).
-            E::Database(db) => db
-                .code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)),
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed | E::Tls(_) => true,
+            E::Database(db) => {
+                if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    sqlite_is_transient(sqlite)
+                } else {
+                    db.code().is_some_and(|code| postgres_is_transient(&code))
+                }
+            }
             _ => false,
         };
         if transient {
@@ -201,6 +203,30 @@ impl From<sqlx::Error> for Error {
             Self::Internal(Box::new(error))
         }
     }
+}
+
+/// SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+/// (primary result codes, the low byte of extended codes).
+fn sqlite_is_transient(error: &sqlx::sqlite::SqliteError) -> bool {
+    use sqlx::error::DatabaseError;
+    error
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
+/// PostgreSQL's SQLSTATEs that mean the server, not the request, is the problem: connection
+/// exceptions (08), insufficient resources such as a full disk (53), operator intervention
+/// such as a shutdown (57P01-57P03) or a cancelled statement (57014, the statement timeout),
+/// a transaction rollback for serialization or deadlock (40001, 40P01), a lock not available
+/// (55P03), and a read-only server (25006, a standby).
+pub fn postgres_is_transient(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57014" | "40001" | "40P01" | "55P03" | "25006"
+        )
 }
 
 /// The RFC 9457 problem document every error response carries.

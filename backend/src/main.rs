@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::CheckDatabase(args)) => check_database(&args.database),
+        Some(Command::CopyDatabase(args)) => copy_database(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -68,6 +69,36 @@ fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("cannot check {url}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
+    use bookstore::startup::redacted;
+    use bookstore::store::transfer::{CopyError, copy};
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CopyError::Database(sqlx::Error::Io(e)))
+        .and_then(|runtime| runtime.block_on(copy(&args.from, &args.to, args.overwrite)));
+    match result {
+        Ok(copied) => {
+            println!(
+                "copied {} books from {} to {} (new ids start after {})",
+                copied.books,
+                redacted(&args.from),
+                redacted(&args.to),
+                copied.id_floor
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error @ (CopyError::TargetNotEmpty(_) | CopyError::SameDatabase)) => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("the copy failed, and no book was written to the target: {error}");
             ExitCode::FAILURE
         }
     }

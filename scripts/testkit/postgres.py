@@ -2,7 +2,8 @@
 folder, on a free port on 127.0.0.1, trust authentication), run as the unprivileged
 `postgres` user when this runs as root, since PostgreSQL refuses to run as root.
 
-    python3 scripts/testkit/postgres.py start DIR     # prints the admin URL; leaves it running
+    python3 scripts/testkit/postgres.py start DIR          # prints the admin URL; leaves it running
+    python3 scripts/testkit/postgres.py createdb DIR NAME  # prints the new database's URL
     python3 scripts/testkit/postgres.py stop DIR
 """
 
@@ -90,16 +91,20 @@ class Postgres:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "createdb", "stop"])
     parser.add_argument("dir", type=Path)
+    parser.add_argument("name", nargs="?", help="the database to create (createdb)")
     args = parser.parse_args()
     if args.action == "start":
         server = Postgres(args.dir).init().start()
         (args.dir / "port").write_text(str(server.port))
         print(server.admin_url)
+        return 0
+    server = Postgres(args.dir, int((args.dir / "port").read_text()))
+    if args.action == "createdb":
+        print(server.create_database(args.name))
     else:
-        port = int((args.dir / "port").read_text())
-        Postgres(args.dir, port).destroy()
+        server.destroy()
     return 0
 
 

@@ -181,15 +181,18 @@ fn year(value: &str) -> Result<i64, &'static str> {
     integer_in(value, YEAR_MIN, YEAR_MAX, "must be an integer from -5000 to 2100")
 }
 
+/// A text filter as sent: at most 200 characters, none of them a control character (stored
+/// text holds none, so such a filter could match nothing); then trimmed of invisible
+/// characters as stored text is. (Checked before trimming, so that the OpenAPI document can
+/// state the rule exactly: `maxLength` and a pattern.)
 fn filter(value: &str) -> Result<Option<String>, &'static str> {
-    let trimmed = value.trim();
-    if trimmed.chars().count() > MAX_FILTER_CHARS {
+    if value.chars().count() > MAX_FILTER_CHARS {
         return Err("must be at most 200 characters");
     }
-    if trimmed.chars().any(char::is_control) {
-        // Stored text holds none, so such a filter could match nothing.
+    if value.chars().any(char::is_control) {
         return Err("must not contain control characters");
     }
+    let trimmed = super::book::trim(value);
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
@@ -242,7 +245,7 @@ mod tests {
 
     #[test]
     fn blank_filters_are_no_filters_and_long_ones_are_rejected() {
-        let query = parse(&[("q", "  "), ("author", "")]).unwrap();
+        let query = parse(&[("q", "  "), ("author", ""), ("genre", "\u{200b}")]).unwrap();
         assert!(query.is_unfiltered());
         assert_eq!(parse(&[("q", " dune ")]).unwrap().q.as_deref(), Some("dune"));
         assert!(parse(&[("q", &"x".repeat(201))]).is_err());

@@ -13,6 +13,7 @@ pub mod postgres;
 mod seed;
 pub mod sqlite;
 mod stored;
+pub mod transfer;
 
 use std::sync::Arc;
 

@@ -216,13 +216,22 @@ impl PostgresStore {
 }
 
 /// Commits, telling apart a transaction the database refused (rolled back: nothing
-/// written) from a connection lost while committing (the outcome is unknown).
+/// written) from a commit interrupted by a lost connection or a shutting-down server, which
+/// may have committed before the interruption was noticed (the outcome is unknown).
 async fn commit(tx: Transaction<'static, Postgres>) -> Result<()> {
     match tx.commit().await {
         Ok(()) => Ok(()),
-        Err(error @ sqlx::Error::Database(_)) => Err(Error::from(error)),
+        Err(sqlx::Error::Database(db)) if db.code().is_some_and(|code| rolled_back(&code)) => {
+            Err(Error::from(sqlx::Error::Database(db)))
+        }
         Err(error) => Err(Error::OutcomeUnknown(error.to_string())),
     }
+}
+
+/// SQLSTATE classes a COMMIT fails with only by rolling the transaction back: transaction
+/// rollback (40), integrity constraint violation (23, deferred), invalid transaction state (25).
+fn rolled_back(code: &str) -> bool {
+    ["40", "23", "25"].iter().any(|class| code.starts_with(class))
 }
 
 /// Waits for the database to answer a connection, for a while: a backend started together
