@@ -12,18 +12,28 @@ cd "$ROOT"
 require wrk wrk
 ensure_python_venv
 venv="$TOOLS/fastapi-venv"
-if [ ! -x "$venv/bin/uvicorn" ]; then
+wanted=$(sha256sum bench/peers/fastapi/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
   log "installing the FastAPI original's stack from PyPI into .tools/fastapi-venv"
-  python3 -m venv "$venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r bench/peers/fastapi/requirements.txt
+  echo "$wanted" >"$venv/.requirements"
 fi
 log "building release binaries (bookstore, ceiling)"
 cargo build --release --quiet -p bookstore -p ceiling
 
-args=(--fastapi-venv "$venv")
+ensure_postgres
+pgdir=$(mktemp -d)
+log "starting a throwaway PostgreSQL for the PostgreSQL scenarios"
+python3 scripts/testkit/postgres.py start "$pgdir" >/dev/null
+# shellcheck disable=SC2064 # the folder is known now
+trap "python3 scripts/testkit/postgres.py stop '$pgdir'" EXIT
+
+args=(--fastapi-venv "$venv" --postgres-dir "$pgdir")
 if [ "${1:-}" = "--quick" ]; then
   out=$(mktemp -d)
-  trap 'rm -rf "$out"' EXIT
+  # shellcheck disable=SC2064 # both folders are known now
+  trap "rm -rf '$out'; python3 scripts/testkit/postgres.py stop '$pgdir'" EXIT
   args+=(--quick --out "$out")
 fi
 python3 bench/run.py "${args[@]}"

@@ -79,9 +79,10 @@ class Postgres:
         return self.run(str(self.bin / "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
                         "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql).stdout
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database; returns its URL."""
-        self.psql(f'CREATE DATABASE "{name}"')
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database (empty, or a copy of `template`); returns its URL."""
+        copy = f' TEMPLATE "{template}"' if template else ""
+        self.psql(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def destroy(self) -> None:

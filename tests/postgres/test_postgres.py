@@ -275,7 +275,7 @@ class CopyDatabase(unittest.TestCase):
         self.assertEqual(refused.returncode, 2, "a target that holds books is refused")
         self.assertIn("--overwrite", refused.stderr)
 
-        target = Backend(postgres_url).start()
+        target = Backend(postgres_url, demo=True).start()
         try:
             self.assertEqual(target.all_books(), original, "ids, versions and timestamps kept")
             self.assertEqual(target.request("GET", "/books/9")[1]["ETag"], source.request("GET", "/books/9")[1]["ETag"])
@@ -298,7 +298,7 @@ class CopyDatabase(unittest.TestCase):
         back_url = f"sqlite://{scratch / 'back.db'}"
         copied = self.copy(postgres_url, back_url)
         self.assertEqual(copied.returncode, 0, copied.stderr)
-        back = Backend(back_url).start()
+        back = Backend(back_url, demo=True).start()
         try:
             self.assertEqual(back.all_books(), moved)
             status, _, body = back.request("POST", "/books", book("Back again"))

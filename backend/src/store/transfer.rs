@@ -98,6 +98,7 @@ async fn copy_between(
     }
     let id_floor = source.id_floor().await?;
     target.raise_id_floor(id_floor).await?;
+    target.mark_created().await?;
     let written = target.count().await?;
     if written != books {
         return Err(sqlx::Error::Protocol(format!(
@@ -175,6 +176,8 @@ trait Side {
     async fn id_floor(&mut self) -> Result<i64, sqlx::Error>;
     /// Makes sure new ids start above `floor`.
     async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error>;
+    /// Records that the database is not brand new, so no server seeds sample books into it.
+    async fn mark_created(&mut self) -> Result<(), sqlx::Error>;
 }
 
 impl Side for SqliteConnection {
@@ -257,6 +260,11 @@ impl Side for SqliteConnection {
                 .execute(&mut *self)
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn mark_created(&mut self) -> Result<(), sqlx::Error> {
+        // A SQLite database is brand new only until it is first migrated, which opening it did.
         Ok(())
     }
 }
@@ -350,6 +358,15 @@ impl Side for PgConnection {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn mark_created(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO bookstore_meta (key, value) VALUES ('created', now()::text) ON CONFLICT (key) DO NOTHING",
+        )
+        .execute(&mut *self)
+        .await
+        .map(drop)
     }
 }
 

@@ -1,6 +1,7 @@
 """The FastAPI original, re-created from its description for the side-by-side benchmark.
 
-One SQLModel table `Book` over an SQLite file, a Session per request from a dependency,
+One SQLModel table `Book` over an SQLite file (or PostgreSQL, with a postgresql:// URL, for
+the PostgreSQL comparison), a Session per request from a dependency,
 prometheus-fastapi-instrumentator on /metrics, served by uvicorn with one worker. Kept as
 the original had it, faults included (no pagination, validation as declared), because the
 benchmark compares against what users actually ran.
@@ -23,7 +24,9 @@ class Book(SQLModel, table=True):
 
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///./books.db")
-engine = create_engine(DATABASE_URL, connect_args={"check_same_thread": False})
+# SQLite's driver needs this option for a threaded server; PostgreSQL's takes no such option.
+CONNECT_ARGS = {"check_same_thread": False} if DATABASE_URL.startswith("sqlite") else {}
+engine = create_engine(DATABASE_URL, connect_args=CONNECT_ARGS)
 SQLModel.metadata.create_all(engine)
 
 app = FastAPI(title="Bookstore (FastAPI original)")

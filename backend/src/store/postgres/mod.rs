@@ -56,12 +56,16 @@ impl PostgresStore {
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(300))
-            // A connection that died with the server is noticed before it is handed out.
-            .test_before_acquire(true)
+            // No ping before every query (a round trip each): a connection that died with
+            // the server fails its next query, which answers 503 (safe to retry), and is
+            // dropped from the pool.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         wait_for_database(&pool).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let first = sql::claim_creation(&pool).await?;
+        // Fresh: the first process to start on it, and nothing in it (a database filled by
+        // copy-database or a restore is marked created, or at least holds books).
+        let first = sql::claim_creation(&pool).await? && sql::count_all(&pool).await? == 0;
         let purger = pool.clone();
         tokio::spawn(async move {
             loop {
@@ -219,19 +223,30 @@ impl PostgresStore {
 /// written) from a commit interrupted by a lost connection or a shutting-down server, which
 /// may have committed before the interruption was noticed (the outcome is unknown).
 async fn commit(tx: Transaction<'static, Postgres>) -> Result<()> {
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.code().is_some_and(|code| rolled_back(&code)) => {
-            Err(Error::from(sqlx::Error::Database(db)))
+    tx.commit().await.map_err(outcome)
+}
+
+/// The error of a `COMMIT`: one the database reports for the commit itself rolled the
+/// transaction back; anything else (a lost connection, a server shutting down mid-commit)
+/// leaves the outcome unknown.
+fn outcome(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| rolled_back(&code)) => {
+            Error::from(sqlx::Error::Database(db))
         }
-        Err(error) => Err(Error::OutcomeUnknown(error.to_string())),
+        other => Error::OutcomeUnknown(other.to_string()),
     }
 }
 
-/// SQLSTATE classes a COMMIT fails with only by rolling the transaction back: transaction
-/// rollback (40), integrity constraint violation (23, deferred), invalid transaction state (25).
+/// SQLSTATE classes a commit fails with only by rolling back: transaction rollback (40),
+/// integrity constraint violation (23), invalid transaction state (25), insufficient
+/// resources such as a full disk (53), a cancelled statement (57014: the statement timeout),
+/// and data or syntax errors (22, 42).
 fn rolled_back(code: &str) -> bool {
-    ["40", "23", "25"].iter().any(|class| code.starts_with(class))
+    ["40", "23", "25", "53", "22", "42"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "57014"
 }
 
 /// Waits for the database to answer a connection, for a while: a backend started together
