@@ -37,14 +37,17 @@ def replace(text: str, old: str, new: str, where: str) -> str:
     return text.replace(old, new)
 
 
-def render_nginx(directory: Path, listen: int, backend: str) -> Path:
-    """The project's nginx site for loopback: listening on `listen`, proxying to `backend`,
-    serving the UI from the repository; wrapped in what the nginx image's own nginx.conf
-    provides around conf.d. Returns the path of the main configuration."""
+def render_nginx(directory: Path, listen: int, backends: list[str]) -> Path:
+    """The project's nginx site for loopback: listening on `listen`, balancing over
+    `backends` (HOST:PORT each, where the image resolves the service name), serving the UI
+    from the repository; wrapped in what the nginx image's own nginx.conf provides around
+    conf.d. Returns the path of the main configuration."""
     site = NGINX_SITE.read_text()
     where = "frontend/nginx/default.conf"
     site = replace(site, "listen 8080;", f"listen 127.0.0.1:{listen};", where)
-    site = replace(site, '"backend:8000"', f'"{backend}"', where)
+    upstream = "server backend:8000 resolve max_fails=2 fail_timeout=5s;"
+    servers = "\n    ".join(f"server {b} max_fails=2 fail_timeout=5s;" for b in backends)
+    site = replace(site, upstream, servers, where)
     site = replace(site, "root /usr/share/nginx/html;", f"root {ROOT / 'frontend'};", where)
     (directory / "default.conf").write_text(site)
     main = directory / "nginx.conf"
@@ -122,7 +125,7 @@ class NativeStack:
         wait_until(lambda: get(f"{self.url('prometheus')}/-/ready")[0] == 200, 30, "Prometheus")
 
     def start_nginx(self) -> None:
-        config = render_nginx(self.dir, self.ports["nginx"], f"127.0.0.1:{self.ports['backend']}")
+        config = render_nginx(self.dir, self.ports["nginx"], [f"127.0.0.1:{self.ports['backend']}"])
         self.spawn("nginx", "nginx", "-c", str(config), "-e", str(self.dir / "nginx-error.log"))
         wait_until(lambda: get(f"{self.url('nginx')}/")[0] == 200, 30, "nginx")
 
@@ -149,7 +152,7 @@ def main() -> int:
     nginx = sub.add_parser("nginx", help="render the nginx configuration for loopback")
     nginx.add_argument("--dir", type=Path, required=True)
     nginx.add_argument("--listen", type=int, required=True)
-    nginx.add_argument("--backend", required=True, help="HOST:PORT of the backend")
+    nginx.add_argument("--backend", required=True, action="append", help="HOST:PORT of a backend (repeatable)")
     args = parser.parse_args()
     print(render_nginx(args.dir, args.listen, args.backend))
     return 0
