@@ -155,6 +155,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BOOKSTORE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// How many replicas of this backend the deployment runs, exported as
+    /// `bookstore_replicas_expected` so that an alert can tell when fewer are up. Unset: not
+    /// exported.
+    #[arg(long, env = "BOOKSTORE_REPLICAS_EXPECTED", value_parser = clap::value_parser!(u32).range(1..))]
+    pub replicas_expected: Option<u32>,
+
     /// SQLite only: `full` makes every acknowledged write survive power loss (the WAL is
     /// flushed to disk at each commit); `normal` only a crash of the process, for more writes
     /// per second on slow disks.
@@ -236,6 +242,7 @@ impl ServeArgs {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,
+            replicas_expected: None,
             // Tests make thousands of throwaway databases; the flush buys them nothing.
             sqlite_synchronous: Durability::Normal,
         }

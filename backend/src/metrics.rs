@@ -18,6 +18,7 @@ pub const REQUESTS_IN_FLIGHT: &str = "http_requests_in_flight";
 pub const BOOKS: &str = "bookstore_books";
 pub const POOL_CONNECTIONS: &str = "bookstore_db_pool_connections";
 pub const BUILD_INFO: &str = "bookstore_build_info";
+pub const REPLICAS_EXPECTED: &str = "bookstore_replicas_expected";
 
 /// Latency buckets, in seconds: fine-grained below 10 ms, where this service lives, and wide
 /// enough above to see a timeout coming (the default request timeout is 10 s).
@@ -38,7 +39,7 @@ pub struct Metrics {
 impl Metrics {
     /// Installs the process-wide recorder on first use (a process has one global recorder;
     /// tests that start many apps in one process share it) and starts its upkeep thread.
-    pub fn install(engine: Engine) -> anyhow::Result<Self> {
+    pub fn install(engine: Engine, replicas_expected: Option<u32>) -> anyhow::Result<Self> {
         static INSTALLED: OnceLock<Result<Metrics, String>> = OnceLock::new();
         INSTALLED
             .get_or_init(|| {
@@ -50,7 +51,7 @@ impl Metrics {
                     handle,
                     process: metrics_process::Collector::default(),
                 };
-                metrics.describe(engine);
+                metrics.describe(engine, replicas_expected);
                 let upkeep = metrics.handle.clone();
                 std::thread::Builder::new()
                     .name("metrics-upkeep".into())
@@ -67,7 +68,7 @@ impl Metrics {
             .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
     }
 
-    fn describe(&self, engine: Engine) {
+    fn describe(&self, engine: Engine, replicas_expected: Option<u32>) {
         describe_counter!(
             REQUESTS_TOTAL,
             "HTTP requests answered, by method, route template and status."
@@ -90,6 +91,13 @@ impl Metrics {
         self.process.describe();
         gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "database" => engine.name()).set(1.0);
         gauge!(REQUESTS_IN_FLIGHT).set(0.0);
+        if let Some(replicas) = replicas_expected {
+            describe_gauge!(
+                REPLICAS_EXPECTED,
+                "How many replicas of the backend the deployment runs (BOOKSTORE_REPLICAS_EXPECTED)."
+            );
+            gauge!(REPLICAS_EXPECTED).set(f64::from(replicas));
+        }
     }
 
     /// The Prometheus text exposition, with the state gauges read just now.

@@ -41,7 +41,7 @@ impl Application {
         tracing::info!(database = %redacted(&config.database_url), engine = store.engine().name(), "database open");
         let state = AppState {
             store: store.clone(),
-            metrics: Metrics::install(store.engine())?,
+            metrics: Metrics::install(store.engine(), args.replicas_expected)?,
             docs: Docs::build(),
         };
         let config = HttpConfig {

@@ -72,11 +72,18 @@ def render_nginx(directory: Path, listen: int, backends: list[str]) -> Path:
     return main
 
 
-def render_prometheus(directory: Path, backend: str, alertmanager: str, prometheus: str) -> Path:
-    """The project's prometheus.yml with loopback addresses and the repository's rules."""
+def render_prometheus(directory: Path, backends: list[str], alertmanager: str, prometheus: str) -> Path:
+    """The project's prometheus.yml with loopback addresses (the backends listed where the
+    image discovers them through DNS) and the repository's rules."""
     config = PROMETHEUS_CONFIG.read_text()
     where = "monitoring/prometheus/prometheus.yml"
-    config = replace(config, '"backend:8000"', f'"{backend}"', where)
+    discovery = """    dns_sd_configs:
+      - names: ["backend"]
+        type: A
+        port: 8000
+        refresh_interval: 5s"""
+    targets = ", ".join(f'"{b}"' for b in backends)
+    config = replace(config, discovery, f"    static_configs:\n      - targets: [{targets}]", where)
     config = replace(config, '"alertmanager:9093"', f'"{alertmanager}"', where)
     config = replace(config, '"localhost:9090"', f'"{prometheus}"', where)
     config = replace(config, "/etc/prometheus/rules/*.yml", str(RULES / "*.yml"), where)
@@ -118,14 +125,18 @@ class NativeStack:
         wait_until(lambda: get(f"{self.url('alertmanager')}/-/ready")[0] == 200, 30, "Alertmanager")
 
     def start_prometheus(self) -> None:
-        config = render_prometheus(self.dir, f"127.0.0.1:{self.ports['backend']}",
+        config = render_prometheus(self.dir, self.backends(),
                                    f"127.0.0.1:{self.ports['alertmanager']}", f"127.0.0.1:{self.ports['prometheus']}")
         self.spawn("prometheus", "prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
         wait_until(lambda: get(f"{self.url('prometheus')}/-/ready")[0] == 200, 30, "Prometheus")
 
+    def backends(self) -> list[str]:
+        """Where the backends listen (one here; more in the replicas tests)."""
+        return [f"127.0.0.1:{self.ports['backend']}"]
+
     def start_nginx(self) -> None:
-        config = render_nginx(self.dir, self.ports["nginx"], [f"127.0.0.1:{self.ports['backend']}"])
+        config = render_nginx(self.dir, self.ports["nginx"], self.backends())
         self.spawn("nginx", "nginx", "-c", str(config), "-e", str(self.dir / "nginx-error.log"))
         wait_until(lambda: get(f"{self.url('nginx')}/")[0] == 200, 30, "nginx")
 

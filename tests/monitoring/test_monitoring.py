@@ -43,6 +43,7 @@ GRAFANA_VARIABLES = {
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
+    "label_replace", "max_over_time",
 }
 
 
@@ -130,7 +131,8 @@ class AgainstRealPrometheus(unittest.TestCase):
         cls.prometheus_port = cls.stack.ports["prometheus"]
         cls.alertmanager_port = cls.stack.ports["alertmanager"]
         # A short request time-out, so the test can provoke a real 503 (a stalled upload).
-        cls.backend = cls.stack.start_backend("--request-timeout", "300ms")
+        # It says how many replicas the deployment runs (one), as the stacks do.
+        cls.backend = cls.stack.start_backend("--request-timeout", "300ms", "--replicas-expected", "1")
         cls.stack.start_alertmanager()
         cls.stack.start_prometheus()
         # Traffic, scrapes, and traffic again: a counter's first sample is not an increase,
