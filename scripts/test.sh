@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(readme static rust faults postgres audit schemathesis ui monitoring drill bench containers)
+TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring drill bench containers)
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
 # need nothing beyond cargo.
@@ -120,18 +120,37 @@ run_schemathesis() {
 tier_postgres() {
   require python3 python3
   ensure_postgres
-  local dir url
-  dir=$(mktemp -d)
-  url=$(python3 scripts/testkit/postgres.py start "$dir")
-  # shellcheck disable=SC2064 # the folder is known now
-  trap "python3 scripts/testkit/postgres.py stop '$dir'" EXIT
-  export BOOKSTORE_TEST_POSTGRES="$url" BOOKSTORE_TEST_POSTGRES_DIR="$dir"
-  log "the API tests on PostgreSQL (each on a new database of $url)"
+  start_postgres
+  log "the API tests on PostgreSQL (each on a new database of $BOOKSTORE_TEST_POSTGRES)"
   cargo test --quiet --test api postgres
   build_release >/dev/null
   log "two backends on one database, the database stopped under load, a backend killed, copy-database both ways"
   python3 -m unittest -v tests/postgres/test_postgres.py
-  run_schemathesis "$(python3 scripts/testkit/postgres.py createdb "$dir" schemathesis)"
+  run_schemathesis "$(python3 scripts/testkit/postgres.py createdb "$BOOKSTORE_TEST_POSTGRES_DIR" schemathesis)"
+}
+
+# Three backends on one PostgreSQL behind the project's nginx, watched by its Prometheus.
+tier_replicas() {
+  require python3 python3
+  require nginx nginx-light
+  require prometheus prometheus
+  require prometheus-alertmanager prometheus-alertmanager
+  ensure_postgres
+  start_postgres
+  build_release >/dev/null
+  log "three replicas behind nginx: spread, read-your-writes, idempotent retries, one killed under load"
+  python3 -m unittest -v tests/replicas/test_replicas.py
+}
+
+# start_postgres — a throwaway PostgreSQL for this tier (stopped when the tier ends); sets
+# BOOKSTORE_TEST_POSTGRES (its admin URL) and BOOKSTORE_TEST_POSTGRES_DIR.
+start_postgres() {
+  local dir
+  dir=$(mktemp -d)
+  BOOKSTORE_TEST_POSTGRES=$(python3 scripts/testkit/postgres.py start "$dir")
+  # shellcheck disable=SC2064 # the folder is known now
+  trap "python3 scripts/testkit/postgres.py stop '$dir'" EXIT
+  export BOOKSTORE_TEST_POSTGRES BOOKSTORE_TEST_POSTGRES_DIR="$dir"
 }
 
 tier_ui() {
@@ -192,6 +211,8 @@ tier_containers() {
   python3 scripts/drill.py --project bookstore-test --file docker-compose.yml \
     --file tests/containers/compose.test.yml || status=$?
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  log "the PostgreSQL stack: three replicas behind nginx (health, spread, one killed, recovery)"
+  python3 -m unittest -v tests/containers/test_postgres_stack.py || status=$?
   return "$status"
 }
 

@@ -41,6 +41,23 @@ pub enum Command {
     /// SQLite or PostgreSQL either way: how to move a deployment between engines. The source
     /// may be in use; no server should use the target meanwhile.
     CopyDatabase(CopyDatabaseArgs),
+    /// Make the secrets a container deployment needs, as files in --dir, unless they exist:
+    /// the PostgreSQL password and the backend's database URL. Prints what it made, never the
+    /// secrets themselves.
+    InitSecrets(InitSecretsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitSecretsArgs {
+    /// The folder to keep them in.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The backend's database URL, with `{password}` where the PostgreSQL password goes.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// The PostgreSQL password to use instead of a random one (first start only).
+    #[arg(long, env = "POSTGRES_PASSWORD", hide_env_values = true)]
+    pub postgres_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -72,8 +89,9 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// A file whose content is the database URL (instead of DATABASE_URL).
-    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    /// A file whose content is the database URL; it wins over DATABASE_URL (which the
+    /// container image sets to its SQLite default).
+    #[arg(long, env = "DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod metrics;
+pub mod secrets;
 pub mod server;
 pub mod startup;
 pub mod store;

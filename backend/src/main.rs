@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         }
         Some(Command::CheckDatabase(args)) => check_database(&args.database),
         Some(Command::CopyDatabase(args)) => copy_database(&args),
+        Some(Command::InitSecrets(args)) => init_secrets(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -99,6 +100,29 @@ fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("the copy failed, and no book was written to the target: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
+    use bookstore::secrets::{Made, init};
+    match init(
+        &args.dir,
+        args.database_url.as_deref(),
+        args.postgres_password.as_deref(),
+    ) {
+        Ok(made) => {
+            for file in made {
+                match file {
+                    Made::Created(name) => println!("made {name}"),
+                    Made::Kept(name) => println!("kept {name}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cannot make the secrets in {}: {error}", args.dir.display());
             ExitCode::FAILURE
         }
     }

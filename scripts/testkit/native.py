@@ -93,29 +93,42 @@ def render_prometheus(directory: Path, backends: list[str], alertmanager: str, p
 
 
 class NativeStack:
-    """Processes on loopback ports, their logs and data in one scratch folder."""
+    """Processes on loopback ports, their logs and data in one scratch folder: `replicas`
+    backends (on SQLite by default, or on `database_url`), nginx, Prometheus, Alertmanager."""
 
-    def __init__(self, prefix: str = "bookstore-native-"):
+    def __init__(self, prefix: str = "bookstore-native-", replicas: int = 1, database_url: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
-        self.ports = {name: free_port() for name in ("backend", "nginx", "prometheus", "alertmanager")}
+        self.ports = {name: free_port() for name in ("nginx", "prometheus", "alertmanager")}
+        self.backend_ports = [free_port() for _ in range(replicas)]
+        self.ports["backend"] = self.backend_ports[0]
         self.processes: dict[str, subprocess.Popen] = {}
         self.database = self.dir / "bookstore.db"
+        self.database_url = database_url or f"sqlite://{self.database}"
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def spawn(self, name: str, *command: str, env: dict | None = None) -> subprocess.Popen:
-        log_file = open(self.dir / f"{name}.log", "ab")
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
+        # The child keeps its own copy of the log file; this process closes its one.
+        with open(self.dir / f"{name}.log", "ab") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
         self.processes[name] = process
         return process
 
-    def start_backend(self, *extra: str, wait: bool = True, env: dict | None = None) -> subprocess.Popen:
-        process = self.spawn("backend", str(BINARY), "--addr", f"127.0.0.1:{self.ports['backend']}",
-                             "--database-url", f"sqlite://{self.database}", "--static-dir", "", *extra, env=env)
+    @staticmethod
+    def backend_name(replica: int) -> str:
+        return "backend" if replica == 0 else f"backend-{replica}"
+
+    def backend_url(self, replica: int) -> str:
+        return f"http://127.0.0.1:{self.backend_ports[replica]}"
+
+    def start_backend(self, *extra: str, wait: bool = True, env: dict | None = None, replica: int = 0) -> subprocess.Popen:
+        process = self.spawn(self.backend_name(replica), str(BINARY),
+                             "--addr", f"127.0.0.1:{self.backend_ports[replica]}",
+                             "--database-url", self.database_url, "--static-dir", "", *extra, env=env)
         if wait:
-            wait_until(lambda: get(f"{self.url('backend')}/readyz")[0] == 200, 60, "the backend to be ready")
+            wait_until(lambda: get(f"{self.backend_url(replica)}/readyz")[0] == 200, 60, "the backend to be ready")
         return process
 
     def start_alertmanager(self) -> None:
@@ -132,8 +145,8 @@ class NativeStack:
         wait_until(lambda: get(f"{self.url('prometheus')}/-/ready")[0] == 200, 30, "Prometheus")
 
     def backends(self) -> list[str]:
-        """Where the backends listen (one here; more in the replicas tests)."""
-        return [f"127.0.0.1:{self.ports['backend']}"]
+        """Where the backends listen."""
+        return [f"127.0.0.1:{port}" for port in self.backend_ports]
 
     def start_nginx(self) -> None:
         config = render_nginx(self.dir, self.ports["nginx"], self.backends())

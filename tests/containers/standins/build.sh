@@ -20,26 +20,40 @@ have() { [ "$force" -eq 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 nginx_image=$(sed -n 's/^FROM \(nginxinc\/nginx-unprivileged:[^ ]*\).*/\1/p' "$ROOT/Dockerfile.frontend")
 prometheus_image=$(sed -n 's/^ *image: \(prom\/prometheus:[^ ]*\)/\1/p' "$ROOT/docker-compose.yml")
 alertmanager_image=$(sed -n 's/^ *image: \(prom\/alertmanager:[^ ]*\)/\1/p' "$ROOT/docker-compose.yml")
-for image in "$nginx_image" "$prometheus_image" "$alertmanager_image"; do
+postgres_image=$(sed -n 's/^ *image: \(postgres:[^ ]*\)/\1/p' "$ROOT/compose.postgres.yml")
+for image in "$nginx_image" "$prometheus_image" "$alertmanager_image" "$postgres_image"; do
   [ -n "$image" ] || die "could not read an upstream image name from the project's files"
 done
 
-if ! have bookstore-standin/debian:bookworm; then
-  log "making a minimal Debian root filesystem (mmdebstrap) as bookstore-standin/debian:bookworm"
-  mmdebstrap --quiet --variant=minbase bookworm - | "$DOCKER" import - bookstore-standin/debian:bookworm >/dev/null
-fi
+# rootfs SUITE — a minimal Debian root filesystem of SUITE as bookstore-standin/debian:SUITE.
+# (The mirror here may be a snapshot whose Release files have passed their Valid-Until.)
+rootfs() {
+  have "bookstore-standin/debian:$1" && return 0
+  log "making a minimal Debian $1 root filesystem (mmdebstrap) as bookstore-standin/debian:$1"
+  mmdebstrap --quiet --variant=minbase --aptopt='Acquire::Check-Valid-Until "false"' "$1" - \
+    | "$DOCKER" import - "bookstore-standin/debian:$1" >/dev/null
+}
+rootfs bookworm
+# nginx from Debian unstable: the pinned nginx-unprivileged is 1.27.4, and the stack's
+# `server … resolve` needs 1.27.3 or later, which no stable Debian has (bookworm: 1.22).
+rootfs sid
 
-# standin NAME PACKAGES DOCKERFILE IMAGE
+# standin NAME SUITE PACKAGES DOCKERFILE IMAGE
 standin() {
-  if have "$4"; then
-    log "stand-in $4 exists"
+  if have "$5"; then
+    log "stand-in $5 exists"
     return 0
   fi
-  log "building stand-in $4 from Debian packages: $2"
-  "$DOCKER" build -q --build-arg PACKAGES="$2" -t "bookstore-standin/packages:$1" -f base.Dockerfile . >/dev/null
-  "$DOCKER" build -q -t "$4" -f "$3" . >/dev/null
+  log "building stand-in $5 from Debian $2 packages: $3"
+  "$DOCKER" build -q --build-arg SUITE="$2" --build-arg PACKAGES="$3" -t "bookstore-standin/packages:$1" \
+    -f base.Dockerfile . >/dev/null
+  "$DOCKER" build -q -t "$5" -f "$4" . >/dev/null
 }
 
-standin nginx "nginx-light wget" nginx-unprivileged.Dockerfile "$nginx_image"
-standin prometheus "prometheus wget" prometheus.Dockerfile "$prometheus_image"
-standin alertmanager "prometheus-alertmanager wget" alertmanager.Dockerfile "$alertmanager_image"
+standin nginx sid "nginx wget" nginx-unprivileged.Dockerfile "$nginx_image"
+standin prometheus bookworm "prometheus wget" prometheus.Dockerfile "$prometheus_image"
+standin alertmanager bookworm "prometheus-alertmanager wget" alertmanager.Dockerfile "$alertmanager_image"
+if ! have "$postgres_image"; then
+  log "building stand-in $postgres_image from Debian bookworm's PostgreSQL 15"
+  "$DOCKER" build -q -t "$postgres_image" -f postgres.Dockerfile . >/dev/null
+fi

@@ -1,0 +1,186 @@
+"""Three backends on one PostgreSQL behind the project's nginx, watched by the project's
+Prometheus: natively, each program with its own configuration (scripts/testkit/native.py
+renders it for loopback: nginx and Prometheus list the three instead of finding them by DNS).
+
+    BOOKSTORE_TEST_POSTGRES=... python3 -m unittest -v tests/replicas/test_replicas.py
+
+`scripts/test.sh replicas` starts the throwaway PostgreSQL and sets the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from testkit import get, http, wait_until  # noqa: E402
+from testkit.native import NativeStack  # noqa: E402
+
+ADMIN_URL = os.environ.get("BOOKSTORE_TEST_POSTGRES", "")
+REPLICAS = 3
+
+
+def book(title: str) -> dict:
+    return {"title": title, "author": "Replica Tester", "year": 2021}
+
+
+@unittest.skipUnless(ADMIN_URL, "needs BOOKSTORE_TEST_POSTGRES: scripts/test.sh replicas sets it")
+class ThreeReplicasBehindNginx(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        from testkit.postgres import Postgres
+        port = urllib.parse.urlparse(ADMIN_URL).port
+        database = Postgres(Path(os.environ["BOOKSTORE_TEST_POSTGRES_DIR"]), port).create_database(
+            f"replicas_{uuid.uuid4().hex[:8]}")
+        cls.stack = NativeStack(prefix="bookstore-replicas-", replicas=REPLICAS, database_url=database)
+        # All at once, on a new database: they race to migrate it and to seed it.
+        for replica in range(REPLICAS):
+            cls.start(replica, wait=False)
+        for replica in range(REPLICAS):
+            wait_until(lambda: get(f"{cls.stack.backend_url(replica)}/readyz")[0] == 200, 60, f"replica {replica}")
+        cls.stack.start_alertmanager()
+        cls.stack.start_prometheus()
+        cls.stack.start_nginx()
+        cls.nginx = cls.stack.url("nginx")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.down()
+
+    @classmethod
+    def start(cls, replica: int, wait: bool = True) -> None:
+        cls.stack.start_backend("--replicas-expected", str(REPLICAS), "--log-format", "json", replica=replica,
+                                wait=wait)
+
+    def requests_served(self, replica: int) -> float:
+        """The replica's own count of answered API requests (from its /metrics)."""
+        _, body = get(f"{self.stack.backend_url(replica)}/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith("http_requests_total{") and 'route="/books' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def prometheus_up(self) -> int:
+        query = urllib.parse.urlencode({"query": 'count(up{job="bookstore"} == 1)'})
+        status, body = get(f"{self.stack.url('prometheus')}/api/v1/query?{query}")
+        result = json.loads(body)["data"]["result"] if status == 200 else []
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def alert_state(self, name: str) -> str | None:
+        _, body = get(f"{self.stack.url('prometheus')}/api/v1/alerts")
+        states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name]
+        return states[0] if states else None
+
+    def test_1_requests_are_spread_over_every_replica(self):
+        before = [self.requests_served(r) for r in range(REPLICAS)]
+        for i in range(300):
+            status, _, _ = http("GET", f"{self.nginx}/books?limit=1&offset={i % 7}")
+            self.assertEqual(status, 200)
+        grown = [self.requests_served(r) - before[r] for r in range(REPLICAS)]
+        self.assertTrue(all(g >= 30 for g in grown), f"each replica's share of 300 requests: {grown}")
+
+    def test_2_every_write_through_nginx_is_read_back_through_nginx(self):
+        def round_trip(i: int) -> None:
+            status, headers, body = http("POST", f"{self.nginx}/books", book(f"Through nginx {i}"))
+            self.assertEqual(status, 201, body)
+            created = json.loads(body)
+            status, again, body = http("GET", f"{self.nginx}/books/{created['id']}")
+            self.assertEqual((status, json.loads(body)), (200, created))
+            self.assertEqual(again["ETag"], headers["ETag"])
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(round_trip, range(200)))
+
+    def test_3_an_idempotent_retry_through_nginx_lands_on_other_replicas_and_gets_the_first_answer(self):
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        answers = [http("POST", f"{self.nginx}/books", book("Retried through nginx"), key) for _ in range(6)]
+        self.assertEqual({a[0] for a in answers}, {201})
+        self.assertEqual(len({a[2] for a in answers}), 1, "every retry got the original answer")
+        _, _, body = http("GET", f"{self.nginx}/books?q=retried+through+nginx")
+        self.assertEqual(len(json.loads(body)), 1)
+
+    def test_4_a_replica_killed_under_load_fails_no_read_and_loses_no_acknowledged_write(self):
+        wait_until(lambda: self.prometheus_up() == REPLICAS, 60, "Prometheus to see every replica up")
+        stop = threading.Event()
+        reads, failed_reads, acknowledged, lock = [0], [], set(), threading.Lock()
+
+        def reader() -> None:
+            while not stop.is_set():
+                status, _, body = http("GET", f"{self.nginx}/books?limit=5&sort=-id", timeout=10)
+                with lock:
+                    reads[0] += 1
+                    if status != 200:
+                        failed_reads.append((status, body[:200]))
+
+        def writer(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                status, _, body = http("POST", f"{self.nginx}/books", book(f"Loaded {n}-{i}"), timeout=10)
+                if status == 201:
+                    with lock:
+                        acknowledged.add(json.loads(body)["id"])
+
+        victim = 1
+        with ThreadPoolExecutor(7) as pool:
+            for _ in range(4):
+                pool.submit(reader)
+            for n in range(3):
+                pool.submit(writer, n)
+            time.sleep(2)
+            self.stack.stop(self.stack.backend_name(victim), signal.SIGKILL)
+            wait_until(lambda: self.prometheus_up() == REPLICAS - 1, 30, "Prometheus to see two replicas up")
+            wait_until(lambda: self.alert_state("BookstoreReplicasMissing") in ("pending", "firing"), 30,
+                       "BookstoreReplicasMissing to be pending")
+            time.sleep(2)
+            self.start(victim)
+            wait_until(lambda: self.prometheus_up() == REPLICAS, 30, "Prometheus to see three replicas up again")
+            served = self.requests_served(victim)
+            time.sleep(2)
+            stop.set()
+
+        self.assertGreater(reads[0], 200)
+        self.assertEqual(failed_reads, [], f"of {reads[0]} reads")
+        self.assertGreater(len(acknowledged), 50)
+        present = set()
+        offset = 0
+        while True:
+            _, _, body = http("GET", f"{self.nginx}/books?limit=1000&offset={offset}&q=loaded", timeout=30)
+            page = json.loads(body)
+            present |= {b["id"] for b in page}
+            if len(page) < 1000:
+                break
+            offset += 1000
+        self.assertEqual(acknowledged - present, set(), "every acknowledged write is there")
+        self.assertGreater(self.requests_served(victim), served, "the replica is serving again")
+        wait_until(lambda: self.alert_state("BookstoreReplicasMissing") is None, 60, "the alert to resolve")
+
+    def test_0_replicas_started_together_migrated_and_seeded_the_database_once(self):
+        logs = "".join((self.stack.dir / f"{self.stack.backend_name(r)}.log").read_text() for r in range(REPLICAS))
+        self.assertEqual(len(re.findall("added the sample catalogue", logs)), 1, "one replica seeded it")
+        _, headers, body = http("GET", f"{self.nginx}/books?q=dune")
+        self.assertEqual(len(json.loads(body)), 1, "one sample catalogue, not three")
+
+    def test_5_the_replicas_share_one_catalogue(self):
+        _, headers, _ = http("GET", f"{self.nginx}/books?limit=1")
+        totals = set()
+        for replica in range(REPLICAS):
+            _, direct, _ = http("GET", f"{self.stack.backend_url(replica)}/books?limit=1")
+            totals.add(direct["X-Total-Count"])
+        self.assertEqual(totals, {headers["X-Total-Count"]})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
