@@ -37,7 +37,7 @@ def replace(text: str, old: str, new: str, where: str) -> str:
     return text.replace(old, new)
 
 
-def render_nginx(directory: Path, listen: int, backends: list[str]) -> Path:
+def render_nginx(directory: Path, listen: int, backends: list[str], workers: int = 1) -> Path:
     """The project's nginx site for loopback: listening on `listen`, balancing over
     `backends` (HOST:PORT each, where the image resolves the service name), serving the UI
     from the repository; wrapped in what the nginx image's own nginx.conf provides around
@@ -52,7 +52,7 @@ def render_nginx(directory: Path, listen: int, backends: list[str]) -> Path:
     (directory / "default.conf").write_text(site)
     main = directory / "nginx.conf"
     main.write_text(f"""
-        worker_processes 1;
+        worker_processes {workers};
         daemon off;
         pid {directory}/nginx.pid;
         error_log {directory}/nginx-error.log warn;
