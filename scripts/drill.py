@@ -355,6 +355,105 @@ def kills_under_load(stack, rounds: int, load_seconds: float, results: dict) -> 
     }
 
 
+def replica_loss(settings: dict) -> dict:
+    """Three replicas on a throwaway PostgreSQL behind nginx, under a read and write load
+    through nginx: one is killed with SIGKILL, and started again 10 s later, as a supervisor
+    would. Measures what clients saw, when Prometheus and the alert noticed, and whether any
+    acknowledged write was lost."""
+    from testkit.postgres import Postgres
+
+    server = Postgres().init().start()
+    stack = Processes(prefix="bookstore-drill-replicas-", replicas=3, database_url=server.create_database("drill"))
+    start = lambda replica: stack.start_backend("--replicas-expected", "3", replica=replica)  # noqa: E731
+    counts = {"reads": 0, "failed_reads": 0, "writes": 0, "failed_writes": 0}
+    acknowledged, lock, stop = set(), threading.Lock(), threading.Event()
+    nginx = stack.url("nginx")
+
+    def up_replicas() -> int:
+        result = prometheus_query(stack_view, 'count(up{job="bookstore"} == 1)')
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def missing_state() -> str | None:
+        _, _, body = http("GET", f"{stack.url('prometheus')}/api/v1/alerts")
+        states = [a["state"] for a in json.loads(body or b'{"data":{"alerts":[]}}')["data"]["alerts"]
+                  if a["labels"]["alertname"] == "BookstoreReplicasMissing"]
+        return states[0] if states else None
+
+    def reader() -> None:
+        while not stop.is_set():
+            status = http("GET", f"{nginx}/books?limit=5&sort=-id", timeout=10)[0]
+            with lock:
+                counts["reads"] += 1
+                counts["failed_reads"] += status != 200
+
+    def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            status, _, body = http("POST", f"{nginx}/books", {"title": f"Replica drill {n}-{i}", "author": "Drill",
+                                                             "year": 2000}, timeout=10)
+            with lock:
+                counts["writes"] += 1
+                if status == 201:
+                    acknowledged.add(json.loads(body)["id"])
+                else:
+                    counts["failed_writes"] += 1
+
+    class View:  # what prometheus_query needs
+        prometheus_url = stack.url("prometheus")
+
+    stack_view = View()
+    result: dict = {}
+    try:
+        for replica in range(3):
+            start(replica)
+        stack.start_alertmanager()
+        stack.start_prometheus()
+        stack.start_nginx()
+        wait_until(lambda: up_replicas() == 3, 60, "Prometheus to scrape three replicas")
+        log("replica loss: three replicas behind nginx under load; SIGKILL to one")
+        with ThreadPoolExecutor(6) as pool:
+            for _ in range(4):
+                pool.submit(reader)
+            for n in range(2):
+                pool.submit(writer, n)
+            time.sleep(2)
+            t0 = time.time()
+            stack.stop(stack.backend_name(1), signal.SIGKILL)
+            seen: dict[str, float] = {}
+            while time.time() - t0 < 10:
+                if "prometheus_two_up" not in seen and up_replicas() == 2:
+                    seen["prometheus_two_up"] = time.time() - t0
+                if "alert_pending" not in seen and missing_state() in ("pending", "firing"):
+                    seen["alert_pending"] = time.time() - t0
+                time.sleep(0.1)
+            t1 = time.time()
+            start(1)
+            result["replica_ready_after_start"] = round(time.time() - t1, 2)
+            wait_until(lambda: up_replicas() == 3, 30, "Prometheus to scrape three replicas again")
+            seen["prometheus_three_up_again"] = time.time() - t0
+            time.sleep(2)
+            stop.set()
+        present, offset = set(), 0
+        while True:
+            _, _, body = http("GET", f"{nginx}/books?q=replica+drill&limit=1000&offset={offset}", timeout=30)
+            page = json.loads(body)
+            present |= {b["id"] for b in page}
+            if len(page) < 1000:
+                break
+            offset += 1000
+        result.update({k: round(v, 2) for k, v in seen.items()})
+        result.update(counts)
+        result["acknowledged_writes"] = len(acknowledged)
+        result["lost_writes"] = len(acknowledged - present)
+        result["scrape_interval"] = settings["scrape_interval"]
+    finally:
+        stop.set()
+        stack.down()
+        server.destroy()
+    return result
+
+
 def evaluate(results: dict, settings: dict) -> list[dict]:
     d, r, k, c = results["detection"], results["recovery"], results["kills"], results["contained"]
     exact = results["prometheus_timestamps"]
@@ -383,6 +482,20 @@ def evaluate(results: dict, settings: dict) -> list[dict]:
         {"target": "the page recovered without a reload", "measured": results["same_page"], "limit": True,
          "met": results["same_page"] is True},
     ]
+    loss = results.get("replica_loss")
+    if loss:
+        out += [
+            {"target": "replica loss: zero failed reads through nginx", "measured": loss["failed_reads"], "limit": 0,
+             "met": loss["failed_reads"] == 0},
+            {"target": "replica loss: no acknowledged write lost", "measured": loss["lost_writes"], "limit": 0,
+             "met": loss["lost_writes"] == 0},
+            {"target": "replica loss: Prometheus sees two replicas up within one scrape interval plus 5 s",
+             "measured": loss.get("prometheus_two_up"), "limit": settings["scrape_interval"] + 5,
+             "met": loss.get("prometheus_two_up") is not None
+             and loss["prometheus_two_up"] <= settings["scrape_interval"] + 5},
+            {"target": "replica loss: BookstoreReplicasMissing pending", "measured": loss.get("alert_pending"),
+             "limit": None, "met": loss.get("alert_pending") is not None},
+        ]
     return out
 
 
@@ -407,7 +520,19 @@ def report(results: dict) -> str:
               f"| ready to alert resolved | {r['alert_resolved_after_ready']} |", "",
               f"SIGKILL under a write load: {k['rounds']} kills, {k['acknowledged_writes']} writes acknowledged "
               f"with 201, **{k['lost']} lost**; integrity check: **{k['integrity_check']}**.", "",
-              "| target | measured | limit | met |", "|---|---|---|:-:|"]
+              ]
+    loss = results.get("replica_loss")
+    if loss:
+        lines += [f"Replica loss (three replicas on PostgreSQL behind nginx, 4 readers and 2 writers through nginx, "
+                  f"one replica SIGKILLed, started again 10 s later): **{loss['failed_reads']}** of {loss['reads']:,} "
+                  f"reads failed; {loss['failed_writes']} of {loss['writes']:,} writes were answered with an error "
+                  f"(in flight on the killed replica: never retried elsewhere), and **{loss['lost_writes']}** of "
+                  f"{loss['acknowledged_writes']:,} acknowledged writes were lost. Prometheus saw two replicas up "
+                  f"{loss.get('prometheus_two_up')} s after the kill, BookstoreReplicasMissing was pending at "
+                  f"{loss.get('alert_pending')} s, and three replicas were up again at "
+                  f"{loss.get('prometheus_three_up_again'):.2f} s (the replica was ready "
+                  f"{loss['replica_ready_after_start']} s after its start).", ""]
+    lines += ["| target | measured | limit | met |", "|---|---|---|:-:|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {t['limit'] if t['limit'] is not None else ''} | "
                      f"{'yes' if t['met'] else '**no**'} |")
@@ -421,6 +546,8 @@ def main() -> int:
     parser.add_argument("--file", action="append", default=[], help="compose file(s) (compose mode)")
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs under write load")
     parser.add_argument("--load-seconds", type=float, default=1.0, help="write load before each SIGKILL")
+    parser.add_argument("--replicas", action="store_true",
+                        help="also the replica-loss scenario (native: three replicas on a throwaway PostgreSQL)")
     args = parser.parse_args()
 
     mode = "native" if args.native else "compose"
@@ -449,6 +576,8 @@ def main() -> int:
         if watch:
             watch.process.kill()
         stack.down()
+    if args.replicas:
+        results["replica_loss"] = replica_loss(settings)
 
     results["targets"] = evaluate(results, settings)
     out = ROOT / "artifacts" / "drill"

@@ -223,10 +223,11 @@ tier_drill() {
   require python3 python3
   ensure_chromium
   ensure_node
+  ensure_postgres
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
-  log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load (about 2 minutes)"
-  python3 scripts/drill.py --native
+  log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load, the loss of one of three replicas (about 3 minutes)"
+  python3 scripts/drill.py --native --replicas
 }
 
 tier_bench() {
