@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn the_database_url_can_come_from_a_file_but_not_from_both() {
+    fn the_database_url_can_come_from_a_file_which_wins() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("url");
         std::fs::write(&file, "postgres://u:secret@db:5432/books\n").unwrap();
@@ -318,14 +318,17 @@ mod tests {
             cli.serve.database.url().unwrap(),
             "postgres://u:secret@db:5432/books"
         );
-        let both = Cli::try_parse_from([
-            "bookstore",
+        // The container image sets DATABASE_URL to its SQLite default; a secret file given
+        // on top of it is what the operator meant.
+        let both = parse(&[
             "--database-url",
             "sqlite://x",
             "--database-url-file",
-            "f",
+            file.to_str().unwrap(),
         ]);
-        assert!(both.is_err());
+        assert_eq!(both.serve.database.url().unwrap(), "postgres://u:secret@db:5432/books");
+        let missing = parse(&["--database-url-file", "/nonexistent/url"]);
+        assert!(missing.serve.database.url().is_err());
     }
 
     #[test]

@@ -19,5 +19,7 @@ VOLUME ["/var/lib/postgresql/data"]
 USER 999:999
 EXPOSE 5432
 STOPSIGNAL SIGINT
+# As upstream: no check in the image; compose.postgres.yml declares one (pg_isready).
+HEALTHCHECK NONE
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
