@@ -81,7 +81,8 @@ class ContainerStack(unittest.TestCase):
 
     def test_2_the_backend_image_is_small_with_no_shell_and_no_package_database(self):
         size = int(run(DOCKER, "image", "inspect", "--format", "{{.Size}}", BACKEND_IMAGE))
-        self.assertLessEqual(size, 15_000_000, f"{size / 1e6:.1f} MB")
+        # One static binary with both database engines (16 MB in November 2026) and nothing else.
+        self.assertLessEqual(size, 20_000_000, f"{size / 1e6:.1f} MB")
         created = run(DOCKER, "create", BACKEND_IMAGE).strip()
         try:
             exported = subprocess.run([DOCKER, "export", created], capture_output=True, check=True).stdout
