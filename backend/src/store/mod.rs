@@ -9,6 +9,7 @@
 //! Handlers see only [`Store`]; each engine keeps its SQL, its connections and its
 //! in-memory views (if any) in its own folder.
 
+pub mod credentials;
 pub mod postgres;
 mod seed;
 pub mod sqlite;
@@ -225,6 +226,14 @@ impl Store {
         match self {
             Self::Sqlite(store) => Some(store.book_count()),
             Self::Postgres(store) => store.book_count().await,
+        }
+    }
+
+    /// The tokens and sessions kept in this database.
+    pub fn credentials(&self) -> credentials::CredentialStore {
+        match self {
+            Self::Sqlite(store) => credentials::CredentialStore::Sqlite(store.credentials()),
+            Self::Postgres(store) => credentials::CredentialStore::Postgres(store.credentials()),
         }
     }
 

@@ -12,6 +12,7 @@
 //! back (503, safe to retry); a connection lost during `COMMIT` leaves the outcome unknown,
 //! and is answered so.
 
+pub mod credentials;
 mod sql;
 
 use std::str::FromStr;
@@ -203,6 +204,10 @@ impl PostgresStore {
     /// Books stored (asked of the database, for the gauge).
     pub async fn book_count(&self) -> Option<i64> {
         sql::count_all(&self.pool).await.ok()
+    }
+
+    pub fn credentials(&self) -> credentials::PgCredentials {
+        credentials::PgCredentials::new(self.pool.clone())
     }
 
     pub fn pool_use(&self) -> PoolUse {

@@ -13,6 +13,7 @@
 //! database's only writer; several backends need the PostgreSQL engine.
 
 mod cache;
+pub mod credentials;
 mod search;
 pub(crate) mod sql;
 mod writer;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Executor, SqlitePool};
 
 use cache::BookCache;
+use credentials::SqliteCredentials;
 use search::SearchIndex;
 use writer::{Change, Op, Writer, Written};
 
@@ -49,6 +51,7 @@ pub struct SqliteStore {
     /// `Idempotency-Key`s whose first request is still running (a second one gets 409).
     /// This process is the database's only writer, so memory is the place for them.
     keys_in_flight: Arc<Mutex<HashSet<IdempotencyKey>>>,
+    credentials: SqliteCredentials,
 }
 
 /// What the readers and the writer share.
@@ -92,6 +95,7 @@ impl SqliteStore {
         }
 
         let write_options = options.clone().pragma("cache_size", "-1024");
+        let credential_options = write_options.clone();
         let mut write = write_options.connect().await?;
         let fresh = write
             .fetch_optional("SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations'")
@@ -118,11 +122,13 @@ impl SqliteStore {
             books: AtomicI64::new(sql::count(&read).await?),
         });
         let writer = Arc::new(Writer::spawn(write_options, write, read.clone(), shared.clone()));
+        let credentials = SqliteCredentials::new(read.clone(), credential_options);
         let store = Self {
             read,
             writer,
             shared,
             keys_in_flight: Arc::default(),
+            credentials,
         };
         Ok((store, fresh))
     }
@@ -251,6 +257,10 @@ impl SqliteStore {
             .map(|problem| format!("writer: {problem}"))
     }
 
+    pub fn credentials(&self) -> SqliteCredentials {
+        self.credentials.clone()
+    }
+
     pub fn book_count(&self) -> i64 {
         self.shared.books.load(Ordering::Relaxed)
     }
@@ -270,6 +280,7 @@ impl SqliteStore {
     /// last connection to close checkpoints the WAL into the database file, and read-only
     /// connections cannot.
     pub async fn close(&self) {
+        self.credentials.close().await;
         self.read.close().await;
         self.writer.stop().await;
     }
