@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::secret::OperatorToken;
+use crate::auth::{AuthConfig, TrustedProxies};
 use crate::server::ConnectionLimits;
 use crate::store::{Durability, StoreConfig};
 
@@ -27,6 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up: boxing would buy nothing
 pub enum Command {
     /// Serve the API, the UI, the docs and the metrics (the default).
     Serve(ServeArgs),
@@ -42,9 +45,63 @@ pub enum Command {
     /// may be in use; no server should use the target meanwhile.
     CopyDatabase(CopyDatabaseArgs),
     /// Make the secrets a container deployment needs, as files in --dir, unless they exist:
-    /// the PostgreSQL password and the backend's database URL. Prints what it made, never the
-    /// secrets themselves.
+    /// the operator token (--admin-token), the PostgreSQL password and the backend's database
+    /// URL (--database-url). Prints what it made, never the secrets themselves.
     InitSecrets(InitSecretsArgs),
+    /// Manage API tokens (`create`, `list`, `revoke`) in the database, while a server runs on
+    /// it or not.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token and print it: the token is the only line on stdout, and is shown
+    /// only this once (only its hash is stored).
+    Create(TokenCreateArgs),
+    /// List the tokens: name, scope, created, last used, expiry and state; never the tokens.
+    List(TokenListArgs),
+    /// Revoke the active token NAME: it fails from the next request on (a running server
+    /// included), and the browser sessions made with it end.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A name for the token, unique among the active ones (1 to 64 characters): who or what
+    /// uses it.
+    #[arg(long)]
+    pub name: String,
+    /// The token may read but not change anything (for BOOKSTORE_PUBLIC_READS=false).
+    #[arg(long)]
+    pub read_only: bool,
+    /// The token stops working after this long (for example `90d`); default: never.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The name of the token to revoke.
+    pub name: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,6 +115,13 @@ pub struct InitSecretsArgs {
     /// The PostgreSQL password to use instead of a random one (first start only).
     #[arg(long, env = "POSTGRES_PASSWORD", hide_env_values = true)]
     pub postgres_password: Option<String>,
+    /// Also make the operator token file (`admin-token`): BOOKSTORE_ADMIN_TOKEN when set
+    /// (which then replaces the file's token), else a random token on the first start.
+    #[arg(long)]
+    pub admin_token: bool,
+    /// The operator token to write (BOOKSTORE_ADMIN_TOKEN, from `.env` in compose).
+    #[arg(long, env = "BOOKSTORE_ADMIN_TOKEN", hide = true, hide_env_values = true)]
+    pub chosen_admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -94,6 +158,9 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
 }
+
+/// The operator token of [`ServeArgs::for_tests`].
+pub const TEST_OPERATOR_TOKEN: &str = "test-operator-token-for-the-tests";
 
 /// The database when nothing says otherwise.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/bookstore.db";
@@ -179,6 +246,40 @@ pub struct ServeArgs {
     #[arg(long, env = "BOOKSTORE_REPLICAS_EXPECTED", value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas_expected: Option<u32>,
 
+    /// The operator token, accepted for every change (16 to 512 visible characters; prefer
+    /// BOOKSTORE_ADMIN_TOKEN_FILE, which keeps it out of the environment).
+    #[arg(long, env = "BOOKSTORE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A file holding the operator token (Docker secrets); it wins over BOOKSTORE_ADMIN_TOKEN.
+    #[arg(long, env = "BOOKSTORE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Whether anyone may read the catalogue; `false`: reading needs a token (or a session)
+    /// too. Changes always do.
+    #[arg(long, env = "BOOKSTORE_PUBLIC_READS", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub public_reads: bool,
+
+    /// Comma-separated addresses, networks (such as 10.0.0.0/8) or host names (looked up
+    /// every 10 s) of the proxies in front: only their X-Forwarded-For (who the client is),
+    /// X-Forwarded-Proto and X-Forwarded-Host are believed. Empty: the client is whoever connects.
+    #[arg(
+        long,
+        env = "BOOKSTORE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// How long a browser session lasts after signing in (never longer than its token).
+    #[arg(long, env = "BOOKSTORE_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Unknown credentials one client may present per minute; past that it is refused (429)
+    /// until it waits.
+    #[arg(long, env = "BOOKSTORE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures_per_minute: u32,
+
     /// SQLite only: `full` makes every acknowledged write survive power loss (the WAL is
     /// flushed to disk at each commit); `normal` only a crash of the process, for more writes
     /// per second on slow disks.
@@ -224,6 +325,32 @@ impl ServeArgs {
         })
     }
 
+    /// The credential settings: the operator token (from its file, else the variable; empty
+    /// means none) checked for strength, and the trusted proxies parsed.
+    pub fn auth(&self) -> anyhow::Result<AuthConfig> {
+        let secret = match (&self.admin_token_file, &self.admin_token) {
+            (Some(file), _) => Some(std::fs::read_to_string(file).map_err(|e| {
+                anyhow::anyhow!("cannot read BOOKSTORE_ADMIN_TOKEN_FILE {}: {e}", file.display())
+            })?),
+            (None, token) => token.clone(),
+        };
+        let operator = secret
+            .filter(|secret| !secret.trim().is_empty())
+            .map(|secret| OperatorToken::new(&secret))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("BOOKSTORE_ADMIN_TOKEN: {e}"))?;
+        let proxies = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("BOOKSTORE_TRUSTED_PROXIES: {e}"))?;
+        Ok(AuthConfig {
+            operator,
+            public_reads: self.public_reads,
+            proxies,
+            session_ttl: self.session_ttl,
+            failures_per_minute: self.auth_failures_per_minute,
+            cors_origins: self.cors_origins(),
+        })
+    }
+
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_timeout: self.header_timeout,
@@ -242,7 +369,7 @@ impl ServeArgs {
     }
 
     /// Settings for tests and embedding: an ephemeral port on loopback, the given database,
-    /// no UI and no sample data.
+    /// no UI, no sample data, and [`TEST_OPERATOR_TOKEN`] as the operator token.
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -261,6 +388,12 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,
             replicas_expected: None,
+            admin_token: Some(TEST_OPERATOR_TOKEN.to_owned()),
+            admin_token_file: None,
+            public_reads: true,
+            trusted_proxies: Vec::new(),
+            session_ttl: Duration::from_secs(12 * 60 * 60),
+            auth_failures_per_minute: 10,
             // Tests make thousands of throwaway databases; the flush buys them nothing.
             sqlite_synchronous: Durability::Normal,
         }
@@ -326,9 +459,47 @@ mod tests {
             "--database-url-file",
             file.to_str().unwrap(),
         ]);
-        assert_eq!(both.serve.database.url().unwrap(), "postgres://u:secret@db:5432/books");
+        assert_eq!(
+            both.serve.database.url().unwrap(),
+            "postgres://u:secret@db:5432/books"
+        );
         let missing = parse(&["--database-url-file", "/nonexistent/url"]);
         assert!(missing.serve.database.url().is_err());
+    }
+
+    #[test]
+    fn the_operator_token_comes_from_its_file_and_must_be_strong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-token");
+        std::fs::write(&file, "a-long-enough-operator-token\n").unwrap();
+        let cli = parse(&[
+            "--admin-token",
+            "ignored-because-the-file-wins",
+            "--admin-token-file",
+            file.to_str().unwrap(),
+        ]);
+        let auth = cli.serve.auth().unwrap();
+        assert!(auth.operator.unwrap().matches("a-long-enough-operator-token"));
+        assert!(parse(&[]).serve.auth().unwrap().operator.is_none());
+        assert!(
+            parse(&["--admin-token", ""])
+                .serve
+                .auth()
+                .unwrap()
+                .operator
+                .is_none()
+        );
+        assert!(parse(&["--admin-token", "short"]).serve.auth().is_err());
+        assert!(
+            parse(&["--trusted-proxies", "10.0.0.0/8,10.0.0.0/33"])
+                .serve
+                .auth()
+                .is_err()
+        );
+        let defaults = parse(&[]).serve;
+        assert!(defaults.public_reads);
+        assert_eq!(defaults.session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(defaults.auth_failures_per_minute, 10);
     }
 
     #[test]

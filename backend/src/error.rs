@@ -13,6 +13,11 @@ use crate::domain::FieldError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// What a 401 answers (RFC 6750): which scheme and realm to authenticate with, and, when a
+/// credential was sent, that it did not work.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"bookstore\"";
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"bookstore\", error=\"invalid_token\"";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Malformed JSON, or bad query parameters (each listed in `errors`).
@@ -23,6 +28,16 @@ pub enum Error {
     /// The path exists but not with this method; the `Allow` header is set by the router.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// No credential, or one that is unknown, expired or revoked (`invalid`).
+    #[error("unauthorized: {detail}")]
+    Unauthorized { detail: String, invalid: bool },
+    /// A valid credential that may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The client presented too many bad credentials; it may try again in `retry_after`
+    /// seconds.
+    #[error("too many failed credentials")]
+    TooManyRequests { retry_after: u64 },
     /// `If-Match` named a version that is no longer current.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -116,6 +131,9 @@ impl Error {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -131,7 +149,10 @@ impl Error {
     fn detail(&self) -> String {
         match self {
             Self::BadRequest { detail, .. } | Self::Unprocessable { detail, .. } => detail.clone(),
-            Self::NotFound(what) => what.clone(),
+            Self::NotFound(what) | Self::Forbidden(what) | Self::Unauthorized { detail: what, .. } => what.clone(),
+            Self::TooManyRequests { retry_after } => format!(
+                "too many failed credentials from this client; try again in {retry_after} s"
+            ),
             Self::MethodNotAllowed => "this path does not support this method; see the Allow header".into(),
             Self::PreconditionFailed => {
                 "the book has changed since it was read (If-Match does not match its ETag); fetch it again"
@@ -267,6 +288,18 @@ impl IntoResponse for Error {
         };
         // Only an answer after which nothing was (or will be) written invites a retry.
         let safe_to_retry = matches!(self, Self::Timeout | Self::Unavailable(_) | Self::NotReady(_));
+        let challenge = match &self {
+            Self::Unauthorized { invalid: false, .. } => Some(HeaderValue::from_static(BEARER_CHALLENGE)),
+            Self::Unauthorized { invalid: true, .. } => {
+                Some(HeaderValue::from_static(INVALID_TOKEN_CHALLENGE))
+            }
+            _ => None,
+        };
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(HeaderValue::from(*retry_after)),
+            _ if safe_to_retry => Some(HeaderValue::from_static("1")),
+            _ => None,
+        };
         let problem = Problem {
             kind: "about:blank",
             title: reason_phrase(status),
@@ -278,8 +311,11 @@ impl IntoResponse for Error {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if safe_to_retry {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(retry_after) = retry_after {
+            headers.insert(header::RETRY_AFTER, retry_after);
+        }
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(cause) = cause {
             response.extensions_mut().insert(cause);

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Some(Command::CheckDatabase(args)) => check_database(&args.database),
         Some(Command::CopyDatabase(args)) => copy_database(&args),
         Some(Command::InitSecrets(args)) => init_secrets(&args),
+        Some(Command::Token(args)) => token(args.command),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -106,23 +107,135 @@ fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
 }
 
 fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
-    use bookstore::secrets::{Made, init};
-    match init(
+    use bookstore::secrets::{Made, init, init_admin_token};
+    let mut made = match init(
         &args.dir,
         args.database_url.as_deref(),
         args.postgres_password.as_deref(),
     ) {
-        Ok(made) => {
-            for file in made {
-                match file {
-                    Made::Created(name) => println!("made {name}"),
-                    Made::Kept(name) => println!("kept {name}"),
-                }
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(made) => made,
         Err(error) => {
             eprintln!("cannot make the secrets in {}: {error}", args.dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.admin_token {
+        match init_admin_token(&args.dir, args.chosen_admin_token.as_deref()) {
+            Ok(file) => made.push(file),
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for file in made {
+        match file {
+            Made::Created(name) => println!("made {name}"),
+            Made::Kept(name) => println!("kept {name}"),
+            Made::Replaced(name) => println!("replaced {name} (from the environment)"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `bookstore token …`. Exit status: 0 done, 1 refused or failed, 2 a bad argument.
+fn token(command: bookstore::config::TokenCommand) -> ExitCode {
+    use bookstore::auth::commands;
+    use bookstore::config::TokenCommand;
+    use bookstore::store::credentials::{CreateError, CredentialStore};
+
+    let database = match &command {
+        TokenCommand::Create(args) => &args.database,
+        TokenCommand::List(args) => &args.database,
+        TokenCommand::Revoke(args) => &args.database,
+    };
+    let url = match database.url() {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("{error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = async {
+        let store = match CredentialStore::open(&url).await {
+            Ok(store) => store,
+            Err(error) => {
+                eprintln!(
+                    "cannot open the database {}: {error}",
+                    bookstore::startup::redacted(&url)
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let now = bookstore::store::unix_now();
+        let code = match command {
+            TokenCommand::Create(args) => {
+                let name = match commands::token_name(&args.name) {
+                    Ok(name) => name,
+                    Err(rule) => {
+                        eprintln!("{rule}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match commands::create(&store, &name, !args.read_only, args.expires_in).await {
+                    Ok((token, record)) => {
+                        println!("{token}");
+                        eprintln!(
+                            "made the {} token {:?}; it is shown only this once. Use it as `Authorization: Bearer <token>`, \
+                             or sign in with it in the UI.",
+                            commands::scope(&record),
+                            record.name
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(CreateError::NameTaken(name)) => {
+                        eprintln!(
+                            "an active token is named {name:?} already: choose another name, or revoke it first"
+                        );
+                        ExitCode::FAILURE
+                    }
+                    Err(CreateError::Database(error)) => {
+                        eprintln!("cannot store the token: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            TokenCommand::List(args) => match store.list_tokens().await {
+                Ok(tokens) if args.json => {
+                    println!("{}", commands::json(&tokens, now));
+                    ExitCode::SUCCESS
+                }
+                Ok(tokens) => {
+                    print!("{}", commands::table(&tokens, now));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("cannot list the tokens: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+            TokenCommand::Revoke(args) => match store.revoke_token(args.name.trim(), now).await {
+                Ok(true) => {
+                    println!("revoked {:?}", args.name.trim());
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!("there is no active token named {:?}", args.name.trim());
+                    ExitCode::FAILURE
+                }
+                Err(error) => {
+                    eprintln!("cannot revoke the token: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        };
+        store.close().await;
+        code
+    };
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(error) => {
+            eprintln!("{error}");
             ExitCode::FAILURE
         }
     }

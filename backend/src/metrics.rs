@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::store::{Engine, Store};
@@ -19,6 +19,9 @@ pub const BOOKS: &str = "bookstore_books";
 pub const POOL_CONNECTIONS: &str = "bookstore_db_pool_connections";
 pub const BUILD_INFO: &str = "bookstore_build_info";
 pub const REPLICAS_EXPECTED: &str = "bookstore_replicas_expected";
+pub const AUTH_FAILURES: &str = "bookstore_auth_failures_total";
+/// The `reason`s of [`AUTH_FAILURES`] (see `auth::Refusal`).
+pub const AUTH_FAILURE_REASONS: [&str; 4] = ["missing", "invalid", "forbidden", "limited"];
 
 /// Latency buckets, in seconds: fine-grained below 10 ms, where this service lives, and wide
 /// enough above to see a timeout coming (the default request timeout is 10 s).
@@ -88,6 +91,15 @@ impl Metrics {
             BUILD_INFO,
             "Always 1; the labels say which build is running and on which database engine."
         );
+        describe_counter!(
+            AUTH_FAILURES,
+            "Requests refused for their credential, by reason: missing, invalid (unknown, expired or revoked), \
+             forbidden (may not do this), limited (too many failures from the client)."
+        );
+        // Every reason from the start, at 0, so that rates and alerts see the first failure.
+        for reason in AUTH_FAILURE_REASONS {
+            counter!(AUTH_FAILURES, "reason" => reason).absolute(0);
+        }
         self.process.describe();
         gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "database" => engine.name()).set(1.0);
         gauge!(REQUESTS_IN_FLIGHT).set(0.0);

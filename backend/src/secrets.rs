@@ -13,6 +13,9 @@ pub const POSTGRES_PASSWORD: &str = "postgres-password";
 /// The backend's `DATABASE_URL`, password included (read through `DATABASE_URL_FILE`).
 pub const DATABASE_URL: &str = "database-url";
 
+/// The operator token (read through `BOOKSTORE_ADMIN_TOKEN_FILE`).
+pub const ADMIN_TOKEN: &str = "admin-token";
+
 /// `bytes` random bytes from the operating system, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
@@ -25,6 +28,7 @@ pub fn random_hex(bytes: usize) -> String {
 pub enum Made {
     Created(&'static str),
     Kept(&'static str),
+    Replaced(&'static str),
 }
 
 /// Makes the missing secrets in `dir`: with `database_url` (a URL with `{password}` in it),
@@ -62,6 +66,41 @@ pub fn init(dir: &Path, database_url: Option<&str>, password: Option<&str>) -> s
     Ok(made)
 }
 
+/// Makes the operator token file in `dir`: `chosen` (checked as `BOOKSTORE_ADMIN_TOKEN`
+/// is) replaces whatever is there, so that `.env` stays the one place it is chosen; without
+/// it, a file that exists is kept and a missing one gets a random token shaped like an API
+/// token (`bks_` and 64 hex digits, so that secret scanners recognise it).
+pub fn init_admin_token(dir: &Path, chosen: Option<&str>) -> Result<Made, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let path = dir.join(ADMIN_TOKEN);
+    let existing = fs::read_to_string(&path).ok();
+    match chosen.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(chosen) => {
+            crate::auth::secret::OperatorToken::new(chosen)
+                .map_err(|e| format!("BOOKSTORE_ADMIN_TOKEN: {e}"))?;
+            if existing.as_deref().map(str::trim) == Some(chosen) {
+                return Ok(Made::Kept(ADMIN_TOKEN));
+            }
+            let replacement = dir.join(format!(".{ADMIN_TOKEN}.new"));
+            let _ = fs::remove_file(&replacement);
+            write_new(&replacement, chosen)
+                .map_err(|e| format!("cannot write {}: {e}", replacement.display()))?;
+            fs::rename(&replacement, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(if existing.is_some() {
+                Made::Replaced(ADMIN_TOKEN)
+            } else {
+                Made::Created(ADMIN_TOKEN)
+            })
+        }
+        None if existing.is_some() => Ok(Made::Kept(ADMIN_TOKEN)),
+        None => {
+            write_new(&path, &crate::auth::secret::new_token())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(Made::Created(ADMIN_TOKEN))
+        }
+    }
+}
+
 /// Writes a new file readable by its owner and group only (the database container reads it
 /// as a member of the backend's group), failing if it exists.
 fn write_new(path: &Path, content: &str) -> std::io::Result<()> {
@@ -77,6 +116,41 @@ fn write_new(path: &Path, content: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operator_token_is_made_once_or_taken_from_the_environment() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ADMIN_TOKEN);
+        assert_eq!(init_admin_token(dir.path(), None), Ok(Made::Created(ADMIN_TOKEN)));
+        let made = fs::read_to_string(&file).unwrap();
+        assert!(crate::auth::secret::looks_like_token(made.trim()), "{made}");
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            init_admin_token(dir.path(), Some("")),
+            Ok(Made::Kept(ADMIN_TOKEN))
+        );
+        assert_eq!(fs::read_to_string(&file).unwrap(), made, "kept across restarts");
+
+        let chosen = "chosen-in-dot-env-0123456789";
+        assert_eq!(
+            init_admin_token(dir.path(), Some(chosen)),
+            Ok(Made::Replaced(ADMIN_TOKEN))
+        );
+        assert_eq!(fs::read_to_string(&file).unwrap().trim(), chosen);
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            init_admin_token(dir.path(), Some(chosen)),
+            Ok(Made::Kept(ADMIN_TOKEN))
+        );
+        let weak = init_admin_token(dir.path(), Some("short"));
+        assert!(weak.is_err_and(|e| e.contains("BOOKSTORE_ADMIN_TOKEN")));
+        assert_eq!(
+            fs::read_to_string(&file).unwrap().trim(),
+            chosen,
+            "a refused token changes nothing"
+        );
+    }
 
     #[test]
     fn secrets_are_made_once_and_kept() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::config::ServeArgs;
 use crate::http::{self, AppState, Docs, HttpConfig};
 use crate::metrics::Metrics;
@@ -39,10 +40,15 @@ impl Application {
             tracing::info!(books = added, "new database: added the sample catalogue");
         }
         tracing::info!(database = %redacted(&config.database_url), engine = store.engine().name(), "database open");
+        let auth = Auth::new(store.credentials(), args.auth()?);
+        auth.announce()
+            .await
+            .context("cannot read or make the API tokens")?;
         let state = AppState {
             store: store.clone(),
+            auth,
             metrics: Metrics::install(store.engine(), args.replicas_expected)?,
-            docs: Docs::build(),
+            docs: Docs::build(args.public_reads),
         };
         let config = HttpConfig {
             static_dir: args.static_dir(),

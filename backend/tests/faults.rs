@@ -98,7 +98,7 @@ async fn a_full_disk_fails_writes_as_safe_to_retry_and_the_writer_recovers_witho
     let (_dir, db) = temp_db();
     let server = Server::start(&db, &["--demo-data", "false"]);
     server.wait_ready().await;
-    let client = Client::new();
+    let client = support::client();
     assert_eq!(
         post(&client, &server, &book("Before the disk filled"))
             .await
@@ -185,7 +185,7 @@ async fn a_write_that_timed_out_waiting_is_never_committed_and_one_that_began_is
     let (_dir, db) = temp_db();
     let server = Server::start(&db, &["--demo-data", "false", "--request-timeout", "1s"]);
     server.wait_ready().await;
-    let client = Client::new();
+    let client = support::client();
 
     // Another program takes the write lock for 3 s.
     let mut other = connect(&db).await;
@@ -264,7 +264,7 @@ async fn a_search_index_that_cannot_load_is_retried_and_the_server_is_not_ready_
         .unwrap();
 
     let server = Server::start(&db, &["--demo-data", "false", "--request-timeout", "1s"]);
-    let client = Client::new();
+    let client = support::client();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, problem) = status_of(&server.url("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -337,7 +337,7 @@ async fn two_hundred_slow_request_heads_are_closed_on_time_while_others_are_serv
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
 
     // Meanwhile, ordinary clients are answered as usual.
-    let client = Client::new();
+    let client = support::client();
     for _ in 0..20 {
         let response = client.get(server.url("/books?limit=5")).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -421,7 +421,7 @@ async fn a_hundred_thousand_distinct_searches_keep_memory_bounded() {
     let (_dir, db) = temp_db();
     let server = Server::start(&db, &["--demo-data", "true"]);
     server.wait_ready().await;
-    let client = Client::new();
+    let client = support::client();
     let workers: Vec<_> = (0..16)
         .map(|worker| {
             let (client, base) = (client.clone(), server.url("/books"));

@@ -49,7 +49,8 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0_and_the_data_survives()
     let (first, rest) = body.as_bytes().split_at(10);
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST /books HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /books HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        support::OPERATOR,
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -109,7 +110,7 @@ async fn a_new_database_gets_the_sample_catalogue_once() {
     server.wait_ready().await;
     let response = reqwest::get(server.url("/books")).await.unwrap();
     assert_eq!(response.headers()["x-total-count"], "12");
-    let client = reqwest::Client::new();
+    let client = support::client();
     let deleted = client.delete(server.url("/books/1")).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     server.signal("TERM");
@@ -211,7 +212,7 @@ async fn request_logs_are_json_lines_with_the_route_and_request_id() {
         "info,bookstore=debug,tower_http=debug",
     );
     server.wait_ready().await;
-    let client = reqwest::Client::new();
+    let client = support::client();
     client
         .get(server.url("/books/5"))
         .header("x-request-id", "trace-me-42")
@@ -268,7 +269,14 @@ async fn a_failed_request_is_logged_once() {
     // A stalled upload runs past the time limit: a 503.
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream
-        .write_all(b"POST /books HTTP/1.1\r\nHost: x\r\nX-Request-Id: log-me-once\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{")
+        .write_all(
+            format!(
+                "POST /books HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nX-Request-Id: log-me-once\r\n\
+                 Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{{",
+                support::OPERATOR
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap();
     let mut answer = vec![0u8; 1024];
@@ -288,4 +296,152 @@ async fn a_failed_request_is_logged_once() {
         .collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(lines[0].contains("\"status\":503"), "{}", lines[0]);
+}
+
+/// Runs `bookstore token ARGS` on the database file `db`: (exit code, stdout, stderr).
+fn token_command(db: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(support::binary())
+        .arg("token")
+        .args(args)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().expect("an exit code"),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+async fn post_with(server: &Server, token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(server.url("/books"))
+        .bearer_auth(token)
+        .json(&json!({"title": "Tokened", "author": "A. Writer", "year": 2020}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Every file of the folder holding `db` (the database, its WAL, its shared memory).
+fn database_bytes(db: &std::path::Path) -> String {
+    std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|entry| String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn token_commands_work_on_the_database_of_a_running_server() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+
+    let (code, stdout, stderr) = token_command(&db, &["create", "--name", "deploy-bot"]);
+    assert_eq!(code, 0, "{stderr}");
+    let writer = stdout.strip_suffix('\n').expect("one line");
+    assert!(
+        !writer.contains('\n') && writer.starts_with("bks_"),
+        "the token is stdout's only line: {stdout:?}"
+    );
+    assert!(stderr.contains("shown only this once"), "{stderr}");
+    assert_eq!(post_with(&server, writer).await, 201);
+
+    let (code, _, stderr) = token_command(&db, &["create", "--name", "deploy-bot"]);
+    assert_eq!(code, 1, "a name in use: {stderr}");
+    assert!(stderr.contains("deploy-bot"), "{stderr}");
+    let (code, _, stderr) = token_command(&db, &["create", "--name", " "]);
+    assert_eq!(code, 2, "{stderr}");
+
+    let (code, stdout, _) = token_command(&db, &["create", "--name", "grafana", "--read-only"]);
+    assert_eq!(code, 0);
+    let reader = stdout.trim().to_owned();
+    assert_eq!(post_with(&server, &reader).await, 403);
+
+    let (code, table, _) = token_command(&db, &["list"]);
+    assert_eq!(code, 0);
+    for expected in ["NAME", "deploy-bot", "grafana", "write", "read", "active"] {
+        assert!(table.contains(expected), "{expected} in\n{table}");
+    }
+    let (_, listed, _) = token_command(&db, &["list", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let bot = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "deploy-bot")
+        .unwrap();
+    assert_eq!(bot["scope"], "write");
+    assert!(bot["last_used_at"].is_string(), "its use is recorded: {bot}");
+
+    let (code, stdout, stderr) = token_command(&db, &["revoke", "deploy-bot"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("revoked"));
+    assert_eq!(
+        post_with(&server, writer).await,
+        401,
+        "refused from the next request on"
+    );
+    let (code, _, stderr) = token_command(&db, &["revoke", "deploy-bot"]);
+    assert_eq!(code, 1, "no active token has that name now: {stderr}");
+    let (_, table, _) = token_command(&db, &["list"]);
+    assert!(table.contains("revoked"), "{table}");
+
+    let logs = server.drain_logs().join("\n");
+    let stored = database_bytes(&db);
+    for secret in [writer, reader.as_str()] {
+        let secret = &secret[4..];
+        for shown in [&table, &logs, &stored, &listed.to_string()] {
+            assert!(
+                !shown.contains(secret),
+                "a token is never shown again, logged or stored"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_first_start_without_credentials_logs_one_token_once() {
+    let (_dir, db) = temp_db();
+    let first = Server::start_without_operator(&db, &["--demo-data", "false"]);
+    first.wait_ready().await;
+    let logs = first.drain_logs();
+    let pattern = regex::Regex::new("bks_[0-9a-f]{64}").unwrap();
+    let lines: Vec<&String> = logs.iter().filter(|line| pattern.is_match(line)).collect();
+    assert_eq!(lines.len(), 1, "{logs:#?}");
+    assert!(
+        lines[0].contains("Authorization: Bearer") && lines[0].contains("bookstore token create"),
+        "{}",
+        lines[0]
+    );
+    let token = pattern.find(lines[0]).unwrap().as_str().to_owned();
+    assert_eq!(post_with(&first, &token).await, 201);
+    assert_eq!(post_with(&first, "bks_guess").await, 401);
+    drop(first);
+
+    // Restarted: no new token, and the log says how writing works now.
+    let again = Server::start_without_operator(&db, &["--demo-data", "false"]);
+    again.wait_ready().await;
+    let logs = again.drain_logs().join("\n");
+    assert!(!pattern.is_match(&logs), "{logs}");
+    assert!(logs.contains("changes need a credential"), "{logs}");
+    assert_eq!(post_with(&again, &token).await, 201);
+    let (_, table, _) = token_command(&db, &["list"]);
+    assert_eq!(table.matches("first-token").count(), 1, "{table}");
+    assert!(!database_bytes(&db).contains(&token[4..]));
+
+    // Once it is revoked and no token can write, the log says how to make one.
+    token_command(&db, &["revoke", "first-token"]);
+    drop(again);
+    let locked = Server::start_without_operator(&db, &["--demo-data", "false"]);
+    locked.wait_ready().await;
+    let logs = locked.drain_logs().join("\n");
+    assert!(!pattern.is_match(&logs));
+    assert!(
+        logs.contains("nobody can change the catalogue") && logs.contains("bookstore token create"),
+        "{logs}"
+    );
 }

@@ -3,6 +3,7 @@
 //! The problem answers each operation can give (400, 404, 412, 503...) are added to the
 //! OpenAPI document in one place, `openapi.rs`; the attributes here say what succeeds.
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, ETAG, LINK, LOCATION};
@@ -13,6 +14,7 @@ use axum::routing::get;
 use super::AppState;
 use super::conditional::{etag, none_match_hits};
 use super::input::{BookId, Input};
+use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::domain::{Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
@@ -20,9 +22,6 @@ use crate::store::{StoredBook, not_found};
 
 pub const X_TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-
-/// The scope of `Idempotency-Key`s sent without a credential.
-const PUBLIC_SCOPE: &str = "public";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -115,11 +114,12 @@ fn page_links(query: &ListQuery, total: i64) -> Option<HeaderValue> {
 )]
 pub async fn create_book(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     deadline: Deadline,
     headers: HeaderMap,
     Input(book): Input<NewBook>,
 ) -> Result<Response> {
-    let key = idempotency_key(&headers, PUBLIC_SCOPE)?;
+    let key = idempotency_key(&headers, &caller.scope())?;
     let created = state.store.create_book(book, key, &deadline).await?;
     let location = HeaderValue::from_str(&format!("/books/{}", created.book.id))
         .expect("a path of digits is a valid header value");

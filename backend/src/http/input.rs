@@ -132,6 +132,19 @@ pub fn tags(headers: &HeaderMap, name: HeaderName) -> Option<Tags> {
         .then(|| Tags::parse(headers.get_all(&name).iter().filter_map(|v| v.to_str().ok())))
 }
 
+/// The address the request came from (the connection's peer; loopback for requests made
+/// without one, as in tests that call the router directly).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Peer(crate::auth::peer(&parts.extensions)))
+    }
+}
+
 /// The request's [`Deadline`], as the time-limit middleware made it (none outside it).
 impl<S: Send + Sync> FromRequestParts<S> for Deadline {
     type Rejection = Infallible;

@@ -7,6 +7,7 @@ mod health;
 mod input;
 mod observe;
 mod openapi;
+mod session;
 mod time_limit;
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use tracing::Level;
 use input::BODY_LIMIT;
 pub use openapi::Docs;
 
+use crate::auth::{self, Auth};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -38,6 +40,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub auth: Auth,
     pub metrics: Metrics,
     pub docs: Docs,
 }
@@ -59,8 +62,10 @@ const UI_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none
     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let books = books::router().route_layer(from_fn_with_state(state.auth.clone(), auth::guard));
     let routes = Router::new()
-        .merge(books::router())
+        .merge(books)
+        .merge(session::router())
         .merge(health::router())
         .merge(openapi::router())
         .route_layer(from_fn(observe::tag_route));
@@ -146,7 +151,13 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            books::IDEMPOTENCY_KEY,
+        ])
         .expose_headers([header::ETAG, header::LOCATION, header::LINK, books::X_TOTAL_COUNT])
         .max_age(Duration::from_secs(600))
 }

@@ -16,6 +16,9 @@ use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::Config;
@@ -24,6 +27,7 @@ use super::AppState;
 use crate::domain::{Book, DEFAULT_IGNORABLE, FieldError};
 use crate::error::{Error, PROBLEM_JSON, Problem};
 use crate::http::health::{Readiness, Status};
+use crate::http::session::{SessionInfo, SignIn};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,28 +47,59 @@ use crate::http::health::{Readiness, Status};
         super::books::replace_book,
         super::books::patch_book,
         super::books::delete_book,
+        super::session::current,
+        super::session::sign_in,
+        super::session::sign_out,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
         openapi_json,
         docs,
     ),
-    components(schemas(Book, BookInput, BookPatchInput, Problem, FieldError, Status, Readiness)),
+    components(schemas(Book, BookInput, BookPatchInput, Problem, FieldError, Status, Readiness, SignIn, SessionInfo)),
     tags(
-        (name = "books", description = "The catalogue"),
+        (name = "books", description = "The catalogue. Changes need a credential: an API token \
+            (`Authorization: Bearer bks_…`; press *Authorize* to send one from this page) or a \
+            signed-in browser session."),
+        (name = "session", description = "Signing the browser UI in and out"),
         (name = "operations", description = "Health, readiness, metrics and documentation"),
     ),
-    modifiers(&ProblemAnswers),
 )]
 pub struct ApiDoc;
 
-/// Adds the problem answers of every `/books` operation from one table ([`problems`]), so
-/// that each handler's attribute lists only what succeeds, and a rule such as "a 503 with
-/// `Retry-After` is safe to retry" is written once.
-struct ProblemAnswers;
+/// Adds what the operations share, each from one table: the problem answers ([`problems`]),
+/// so that each handler's attribute lists only what succeeds and a rule such as "a 503 with
+/// `Retry-After` is safe to retry" is written once; and the credentials each takes
+/// ([`security`]), with their schemes. Applied when the server starts, because whether
+/// reading needs a credential is a setting.
+struct Shared {
+    public_reads: bool,
+}
 
-impl Modify for ProblemAnswers {
+impl Modify for Shared {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("bks_ token")
+                    .description(Some(
+                        "An API token (`bookstore token create --name NAME` prints one) or the operator \
+                         token, sent as `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The browser session `POST /session` sets. Changes made with it must come from this \
+                 site's own pages (`Origin`).",
+            ))),
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 (Method::Get, item.get.as_mut()),
@@ -75,12 +110,28 @@ impl Modify for ProblemAnswers {
             ];
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
-                for (status, description) in problems(path, method) {
+                let guarded = needs_credential(path, method, self.public_reads);
+                let mut answers = problems(path, method);
+                if guarded {
+                    answers.extend(credential_problems(method));
+                }
+                for (status, description) in answers {
                     operation
                         .responses
                         .responses
                         .entry(status.to_string())
-                        .or_insert_with(|| problem(description));
+                        .or_insert_with(|| problem(status, description));
+                }
+                if path.starts_with("/books") {
+                    let mut accepted = vec![
+                        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+                        SecurityRequirement::new(SESSION, Vec::<String>::new()),
+                    ];
+                    if !guarded {
+                        // Optional: anyone may, and a credential changes nothing.
+                        accepted.insert(0, SecurityRequirement::default());
+                    }
+                    operation.security = Some(accepted);
                 }
             }
         }
@@ -95,6 +146,42 @@ enum Method {
     Patch,
     Delete,
 }
+
+/// The names of the security schemes.
+const BEARER: &str = "bearer";
+const SESSION: &str = "session";
+
+/// Whether an operation refuses requests without a credential: every change of the
+/// catalogue, and reading it unless reads are public.
+fn needs_credential(path: &str, method: Method, public_reads: bool) -> bool {
+    path.starts_with("/books") && (method != Method::Get || !public_reads)
+}
+
+/// The refusals of an operation that needs a credential.
+fn credential_problems(method: Method) -> Vec<(u16, &'static str)> {
+    let forbidden = if method == Method::Get {
+        None
+    } else {
+        Some((
+            403,
+            "The credential may not change the catalogue (a read-only token), or a session cookie was \
+             sent from another site's page (`Origin`)",
+        ))
+    };
+    [
+        Some((
+            401,
+            "No credential, or one that is unknown, expired or revoked (see `WWW-Authenticate`)",
+        )),
+        forbidden,
+        Some((429, LIMITED)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+const LIMITED: &str = "Too many failed credentials from this client; retry after `Retry-After` seconds";
 
 const UNAVAILABLE_READ: &str = "The database is unavailable; safe to retry after `Retry-After` seconds";
 const UNAVAILABLE_WRITE: &str = "The database is unavailable. With `Retry-After`, nothing was written and the \
@@ -148,20 +235,47 @@ fn problems(path: &str, method: Method) -> Vec<(u16, &'static str)> {
             (412, STALE),
             (503, UNAVAILABLE_WRITE),
         ],
+        ("/session", Method::Get) => vec![(503, UNAVAILABLE_READ)],
+        ("/session", Method::Post) => vec![
+            (400, "The body is not valid JSON"),
+            (401, "The token is not valid (unknown, expired or revoked)"),
+            (403, "Sent from another site's page (`Origin`)"),
+            (413, TOO_LARGE),
+            (415, NOT_JSON),
+            (422, "The body is not `{\"token\": \"…\"}`"),
+            (429, LIMITED),
+            (503, UNAVAILABLE_READ),
+        ],
+        ("/session", Method::Delete) => vec![(503, UNAVAILABLE_READ)],
         _ => Vec::new(),
     }
 }
 
-/// A problem+json answer.
-fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            PROBLEM_JSON,
-            Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
-        )
-        .build()
-        .into()
+/// A problem+json answer, with the headers its status carries.
+fn problem(status: u16, description: &str) -> RefOr<utoipa::openapi::Response> {
+    let mut response = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
+    );
+    let header = |description: &str| {
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(description))
+            .build()
+    };
+    match status {
+        401 => {
+            response = response.header(
+                "WWW-Authenticate",
+                header(
+                    "`Bearer realm=\"bookstore\"`, with `error=\"invalid_token\"` when a credential was sent",
+                ),
+            );
+        }
+        429 => response = response.header("Retry-After", header("Seconds to wait")),
+        _ => {}
+    }
+    response.build().into()
 }
 
 /// Unicode `White_Space` (what `char::is_whitespace` accepts) and the control characters
@@ -296,14 +410,18 @@ pub struct Docs {
 }
 
 impl Docs {
-    pub fn build() -> Self {
-        let document = ApiDoc::openapi()
+    /// The document for a server whose reads are public, or not.
+    pub fn build(public_reads: bool) -> Self {
+        let mut openapi = ApiDoc::openapi();
+        Shared { public_reads }.modify(&mut openapi);
+        let document = openapi
             .to_json()
             .expect("the OpenAPI document is plain data and always serializes")
             .into();
         let swagger = Config::from("/openapi.json")
             .validator_url("none")
             .try_it_out_enabled(true)
+            .persist_authorization(false)
             .display_request_duration(true);
         Self {
             document,

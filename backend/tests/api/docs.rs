@@ -28,6 +28,9 @@ contract_test! {
             "PUT /books/{id}",
             "PATCH /books/{id}",
             "DELETE /books/{id}",
+            "GET /session",
+            "POST /session",
+            "DELETE /session",
             "GET /healthz",
             "GET /readyz",
             "GET /metrics",
@@ -55,10 +58,11 @@ contract_test! {
                 .collect()
         };
         let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
+        // Reads are public by default; every change may be refused for its credential.
         assert_eq!(statuses("/books", "get"), set(&["200", "400", "503"]));
         assert_eq!(
             statuses("/books", "post"),
-            set(&["201", "400", "409", "413", "415", "422", "503"])
+            set(&["201", "400", "401", "403", "409", "413", "415", "422", "429", "503"])
         );
         assert_eq!(
             statuses("/books/{id}", "get"),
@@ -66,19 +70,53 @@ contract_test! {
         );
         assert_eq!(
             statuses("/books/{id}", "put"),
-            set(&["200", "400", "404", "412", "413", "415", "422", "503"])
+            set(&["200", "400", "401", "403", "404", "412", "413", "415", "422", "429", "503"])
         );
         assert_eq!(
             statuses("/books/{id}", "patch"),
-            set(&["200", "400", "404", "412", "413", "415", "422", "503"])
+            set(&["200", "400", "401", "403", "404", "412", "413", "415", "422", "429", "503"])
         );
         assert_eq!(
             statuses("/books/{id}", "delete"),
-            set(&["204", "400", "404", "412", "503"])
+            set(&["204", "400", "401", "403", "404", "412", "429", "503"])
+        );
+        assert_eq!(
+            statuses("/session", "post"),
+            set(&["200", "400", "401", "403", "413", "415", "422", "429", "503"])
         );
         let body = &doc["components"]["schemas"]["BookInput"];
         assert_eq!(body["additionalProperties"], false);
         assert_eq!(body["required"], serde_json::json!(["title", "author", "year"]));
+    }
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn the_document_declares_how_to_authenticate(engine) {
+        // `/docs` offers *Authorize* for both schemes; changes need one of them, reads take
+        // either or none, unless reads are closed.
+        let app = TestApp::spawn(engine).await;
+        let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["type"], "http");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["session"]["type"], "apiKey");
+        assert_eq!(schemes["session"]["in"], "cookie");
+        assert_eq!(schemes["session"]["name"], "bookstore_session");
+        let required = serde_json::json!([{"bearer": []}, {"session": []}]);
+        for (path, method) in [("/books", "post"), ("/books/{id}", "put"), ("/books/{id}", "patch"), ("/books/{id}", "delete")] {
+            assert_eq!(doc["paths"][path][method]["security"], required, "{method} {path}");
+            let unauthorized = &doc["paths"][path][method]["responses"]["401"];
+            assert!(unauthorized["headers"]["WWW-Authenticate"].is_object(), "{method} {path}");
+            assert!(doc["paths"][path][method]["responses"]["429"]["headers"]["Retry-After"].is_object());
+        }
+        let optional = serde_json::json!([{}, {"bearer": []}, {"session": []}]);
+        assert_eq!(doc["paths"]["/books"]["get"]["security"], optional);
+
+        let closed = TestApp::spawn_with(engine, |args| args.public_reads = false).await;
+        let doc: Value = closed.get("/openapi.json").await.json().await.unwrap();
+        assert_eq!(doc["paths"]["/books"]["get"]["security"], required);
+        assert!(doc["paths"]["/books/{id}"]["get"]["responses"]["401"].is_object());
     }
 }
 

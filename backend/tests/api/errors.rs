@@ -76,7 +76,9 @@ contract_test! {
         let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
         let body = dune().to_string();
         let head = format!(
-            "POST /books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST /books HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            bookstore::config::TEST_OPERATOR_TOKEN,
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();

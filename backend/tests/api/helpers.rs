@@ -4,7 +4,7 @@ use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use bookstore::config::ServeArgs;
+use bookstore::config::{ServeArgs, TEST_OPERATOR_TOKEN};
 use bookstore::startup::Application;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -13,7 +13,10 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Sends the operator token with every request (`ServeArgs::for_tests` sets it).
     pub client: Client,
+    /// Sends no credential.
+    pub anonymous: Client,
     pub store: bookstore::store::Store,
     _stop: oneshot::Sender<()>,
     _dir: TempDir,
@@ -100,13 +103,26 @@ impl TestApp {
         tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
+        let mut operator = reqwest::header::HeaderMap::new();
+        operator.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {TEST_OPERATOR_TOKEN}")
+                .parse()
+                .expect("a header value"),
+        );
         let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(operator)
+            .build()
+            .expect("an HTTP client");
+        let anonymous = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
         let app = Self {
             addr,
             client,
+            anonymous,
             store,
             _stop: stop,
             _dir: dir,
@@ -133,6 +149,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The folder holding the test's SQLite files (empty on PostgreSQL).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// This site's own origin, as a browser on it sends in `Origin`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub async fn get(&self, path: &str) -> Response {

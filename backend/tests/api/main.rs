@@ -33,6 +33,7 @@ macro_rules! contract_test {
 
 mod helpers;
 
+mod auth;
 mod books_create;
 mod books_delete;
 mod books_list;

@@ -20,11 +20,30 @@ pub fn binary() -> String {
     std::env::var("BOOKSTORE_BIN").unwrap_or_else(|_| BINARY.to_owned())
 }
 
+/// The operator token every `Server` starts with (as `BOOKSTORE_ADMIN_TOKEN`), unless the
+/// test starts it with [`Server::start_without_operator`].
+pub const OPERATOR: &str = "process-test-operator-token";
+
+/// An HTTP client that sends the operator token with every request.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {OPERATOR}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
 /// A running `bookstore serve` with JSON logs, on a port it chose itself.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub logs: mpsc::Receiver<String>,
+    /// The lines logged before "listening", not yet drained.
+    early: std::sync::Mutex<Vec<String>>,
 }
 
 impl Server {
@@ -33,7 +52,22 @@ impl Server {
     }
 
     pub fn start_logging(db: &Path, extra: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command.env("BOOKSTORE_ADMIN_TOKEN", OPERATOR);
+        Self::spawn(command, db, extra, filter)
+    }
+
+    /// Starts the server with no operator token: API tokens are the only credentials.
+    pub fn start_without_operator(db: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new(binary());
+        command
+            .env_remove("BOOKSTORE_ADMIN_TOKEN")
+            .env_remove("BOOKSTORE_ADMIN_TOKEN_FILE");
+        Self::spawn(command, db, extra, "info")
+    }
+
+    fn spawn(mut command: Command, db: &Path, extra: &[&str], filter: &str) -> Self {
+        let mut child = command
             .args([
                 "serve",
                 "--addr",
@@ -60,6 +94,7 @@ impl Server {
                 }
             }
         });
+        let mut early = Vec::new();
         let addr = loop {
             let line = logs
                 .recv_timeout(Duration::from_secs(20))
@@ -69,8 +104,14 @@ impl Server {
             if entry["message"] == "listening" {
                 break entry["addr"].as_str().unwrap().parse().unwrap();
             }
+            early.push(line);
         };
-        Self { child, addr, logs }
+        Self {
+            child,
+            addr,
+            logs,
+            early: std::sync::Mutex::new(early),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -144,7 +185,9 @@ impl Server {
 
     /// Every log line so far.
     pub fn drain_logs(&self) -> Vec<String> {
-        self.logs.try_iter().collect()
+        let mut lines = std::mem::take(&mut *self.early.lock().unwrap());
+        lines.extend(self.logs.try_iter());
+        lines
     }
 }
 
