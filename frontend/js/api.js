@@ -3,10 +3,12 @@
 // happened)", "the request was refused", and, for changes, "nobody knows whether it happened".
 
 export class ApiError extends Error {
-  constructor(status, problem) {
+  constructor(status, problem, retryAfter = null) {
     super(problem?.detail || `HTTP ${status}`);
     this.status = status;
     this.problem = problem ?? {};
+    // Seconds to wait, from a 429's (or 503's) Retry-After.
+    this.retryAfter = retryAfter === null ? null : Number(retryAfter);
   }
 
   // Field errors as { field: message }.
@@ -74,7 +76,7 @@ async function request(method, path, { body, headers = {}, contentType = 'applic
     } catch {
       problem = null;
     }
-    throw new ApiError(response.status, problem);
+    throw new ApiError(response.status, problem, response.headers.get('Retry-After'));
   }
   return response;
 }
@@ -145,4 +147,22 @@ export async function ready() {
   } catch {
     return false;
   }
+}
+
+// Who is signed in: { authenticated, public_reads, name, scope ('write' or 'read'), expires_at }.
+export async function session() {
+  const response = await request('GET', '/session');
+  return response.json();
+}
+
+// Exchanges an API token for a session: the answer sets an HttpOnly cookie, which the browser
+// sends from then on and which no page script can read. The caller forgets the token.
+export async function signIn(token) {
+  const response = await request('POST', '/session', { body: { token } });
+  return response.json();
+}
+
+// Ends the session and clears its cookie.
+export async function signOut() {
+  await request('DELETE', '/session');
 }

@@ -1,6 +1,7 @@
-// The page: the catalogue (state kept in the URL), the add form, editing in place, deleting,
-// and what happens when the service goes away and comes back. User text only ever reaches
-// the page through textContent.
+// The page: the catalogue (state kept in the URL), signing in, the add form, editing in
+// place, deleting, and what happens when the service goes away and comes back. User text
+// only ever reaches the page through textContent. The API token typed to sign in is sent
+// once and forgotten: the session lives in an HttpOnly cookie no script can read.
 
 import * as api from './api.js?v=1';
 import { checkBook, checkField } from './validate.js?v=1';
@@ -23,7 +24,17 @@ const state = {
   // The addition in progress: its Idempotency-Key stays the same while the form holds the
   // same book, so no retry (automatic, or the user pressing Add again) can add it twice.
   adding: { key: null, body: null },
+  // Who is signed in (GET /session); until it is known, nobody.
+  session: { authenticated: false, public_reads: true },
 };
+
+const SIGNED_OUT_NOTE = 'Browsing only: sign in to add, edit or delete books.';
+const READ_ONLY_NOTE = 'Your token is read-only: it cannot add, edit or delete books.';
+
+// Whether this page may change the catalogue now.
+function canWrite() {
+  return state.online && state.session.authenticated && state.session.scope === 'write';
+}
 
 // ---------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -130,6 +141,11 @@ async function loadBooks() {
     if (error instanceof api.Unavailable) {
       goOffline();
       $('list-status').textContent = 'The catalogue cannot be loaded while the service is unavailable.';
+    } else if (error.status === 401) {
+      // Reading needs a credential here (BOOKSTORE_PUBLIC_READS=false), or the session ended.
+      setSession({ authenticated: false, public_reads: false });
+      showListError(new Error('this catalogue is not public: sign in to see it'));
+      openSignIn();
     } else {
       showListError(error);
     }
@@ -189,14 +205,14 @@ function bookRow(book) {
     el('td', { class: 'num', 'data-label': 'Year', text: formatYear(book.year) }),
     genre,
     el('td', { class: 'actions' },
-      el('button', {
-        type: 'button', class: 'link', 'data-needs-api': true, disabled: !state.online,
+      writeControl(el('button', {
+        type: 'button', class: 'link', 'data-needs-write': true,
         'aria-label': `Edit “${book.title}”`, text: 'Edit', onclick: () => startEdit(row, book),
-      }),
-      el('button', {
-        type: 'button', class: 'link', 'data-needs-api': true, disabled: !state.online,
+      })),
+      writeControl(el('button', {
+        type: 'button', class: 'link', 'data-needs-write': true,
         'aria-label': `Delete “${book.title}”`, text: 'Delete', onclick: () => confirmDelete(book),
-      })));
+      }))));
   return row;
 }
 
@@ -305,13 +321,19 @@ async function addBook(event) {
     } else if (error instanceof api.Unavailable) {
       goOffline();
       $('add-form-error').textContent = 'The service is unavailable; the book was not added. Try again when it is back.';
+    } else if (error.status === 401) {
+      sessionEnded();
+      $('add-form-error').textContent = 'You are no longer signed in, so the book was not added. '
+        + 'Your entry is kept: sign in again, then press Add book.';
+    } else if (refusedChange(error)) {
+      $('add-form-error').textContent = refusedChange(error);
     } else if (error instanceof api.ApiError) {
       showServerErrors(form, error, $('add-form-error'));
     } else {
       $('add-form-error').textContent = String(error);
     }
   } finally {
-    submit.disabled = !state.online;
+    submit.disabled = !canWrite();
   }
 }
 
@@ -355,7 +377,7 @@ function editRow(book, etag) {
     field('year', 'Year', String(book.year), { type: 'number', step: '1', inputmode: 'numeric' }),
     field('genre', 'Genre', book.genre, { list: 'genre-options' }),
     el('div', { class: 'edit-actions' },
-      el('button', { type: 'submit', class: 'primary', 'data-needs-api': true, disabled: !state.online, text: 'Save' }),
+      writeControl(el('button', { type: 'submit', class: 'primary', 'data-needs-write': true, text: 'Save' })),
       el('button', { type: 'button', text: 'Cancel', onclick: cancel })),
     message);
   const row = el('tr', { class: 'editing', 'data-id': String(book.id) }, el('td', { colspan: '5' }, form));
@@ -390,6 +412,12 @@ async function saveEdit(row, form, book, etag, message) {
     } else if (error instanceof api.Unavailable) {
       goOffline();
       message.textContent = 'The service is unavailable; nothing was saved.';
+    } else if (error.status === 401) {
+      sessionEnded();
+      message.textContent = 'You are no longer signed in, so nothing was saved. Your edits are kept: '
+        + 'sign in again, then press Save.';
+    } else if (refusedChange(error)) {
+      message.textContent = refusedChange(error);
     } else if (error.status === 412) {
       message.append(
         'Someone else changed this book since you opened it; your changes were not saved.',
@@ -450,6 +478,12 @@ async function confirmDelete(listed) {
         return;
       } else if (error.status === 412) {
         toast(`“${book.title}” was changed by someone else meanwhile, so it was not deleted. Check it and try again.`);
+      } else if (error.status === 401) {
+        sessionEnded();
+        toast(`You are no longer signed in, so “${book.title}” was not deleted. Sign in again to delete it.`);
+        return;
+      } else if (refusedChange(error)) {
+        toast(refusedChange(error));
       } else {
         toast(error.status === 404 ? `“${book.title}” was already deleted.` : `Could not delete: ${error.message}`);
       }
@@ -462,10 +496,29 @@ async function confirmDelete(listed) {
 // ---------------------------------------------------------------------------------------
 // When the service goes away: say so, pause what needs it, keep checking, and recover alone
 
+// Marks a control that changes the catalogue: disabled, with the reason as its description,
+// unless this page may write.
+function writeControl(control) {
+  const reason = writeBlocker();
+  control.disabled = reason !== null;
+  if (reason) control.title = reason;
+  else control.removeAttribute('title');
+  return control;
+}
+
+// Why changes are not possible now, or null.
+function writeBlocker() {
+  if (!state.online) return 'The service is unavailable.';
+  if (!state.session.authenticated) return 'Sign in to change the catalogue.';
+  if (state.session.scope !== 'write') return READ_ONLY_NOTE;
+  return null;
+}
+
 function updateControls() {
   for (const control of document.querySelectorAll('[data-needs-api]')) {
     control.disabled = !state.online;
   }
+  for (const control of document.querySelectorAll('[data-needs-write]')) writeControl(control);
   if (state.online) {
     $('page-prev').disabled = !$('page-prev').dataset.href;
     $('page-next').disabled = !$('page-next').dataset.href;
@@ -487,6 +540,7 @@ function goOnline() {
   document.body.classList.remove('offline');
   updateControls();
   toast('The service is back.');
+  loadSession();
   loadBooks();
 }
 
@@ -494,6 +548,119 @@ async function checkHealth() {
   const up = await api.ready();
   if (up) goOnline();
   else goOffline();
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing in and out
+
+// What a refused change (403, 429) means for the user, or null for other errors.
+function refusedChange(error) {
+  if (!(error instanceof api.ApiError)) return null;
+  if (error.status === 403) return `The change was refused: ${error.message}`;
+  if (error.status === 429) {
+    const wait = error.retryAfter ? ` Wait ${error.retryAfter} s, then try again.` : ' Wait a moment, then try again.';
+    return `Too many requests from this browser.${wait}`;
+  }
+  return null;
+}
+
+function setSession(session) {
+  state.session = session;
+  const signedIn = session.authenticated;
+  $('account-status').textContent = signedIn
+    ? `Signed in as ${session.name}${session.scope === 'write' ? '' : ' (read-only)'}`
+    : '';
+  $('sign-in-open').hidden = signedIn;
+  $('sign-out').hidden = !signedIn;
+  if (signedIn) closeSignIn();
+  let note = null;
+  if (!signedIn) note = SIGNED_OUT_NOTE;
+  else if (session.scope !== 'write') note = READ_ONLY_NOTE;
+  for (const id of ['write-note', 'add-note']) {
+    $(id).textContent = note ?? '';
+    $(id).hidden = note === null;
+  }
+  updateControls();
+}
+
+function openSignIn(message = '') {
+  const form = $('sign-in-form');
+  form.hidden = false;
+  $('sign-in-open').setAttribute('aria-expanded', 'true');
+  $('sign-in-error').textContent = message;
+  $('sign-in-token').focus();
+}
+
+function closeSignIn() {
+  $('sign-in-form').hidden = true;
+  $('sign-in-open').setAttribute('aria-expanded', 'false');
+  $('sign-in-error').textContent = '';
+}
+
+// The server says the session is over (expired, signed out elsewhere, token revoked): what
+// was typed stays where it is, and signing in again is one step away.
+function sessionEnded() {
+  setSession({ authenticated: false, public_reads: state.session.public_reads });
+  openSignIn('Your session has ended. Sign in again to save your changes; what you typed is kept.');
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = $('sign-in-token');
+  const token = input.value.trim();
+  const error = $('sign-in-error');
+  if (!token) {
+    error.textContent = 'Paste an API token first.';
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    return;
+  }
+  const submit = $('sign-in-submit');
+  submit.disabled = true;
+  try {
+    const session = await api.signIn(token);
+    input.value = '';
+    input.setAttribute('aria-invalid', 'false');
+    setSession(session);
+    toast(`Signed in as ${session.name}.`);
+    if (!session.public_reads) loadBooks();
+  } catch (failure) {
+    input.setAttribute('aria-invalid', 'true');
+    if (failure instanceof api.Unavailable || failure instanceof api.OutcomeUnknown) {
+      error.textContent = 'The service is unavailable; try again when it is back.';
+    } else if (failure.status === 401) {
+      error.textContent = 'That token does not work: it is unknown, revoked or expired.';
+    } else if (failure.status === 422) {
+      error.textContent = 'That is not a token: paste the whole token (it starts with bks_).';
+    } else {
+      error.textContent = refusedChange(failure) ?? `Signing in failed: ${failure.message}`;
+    }
+    input.focus();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function signOut() {
+  try {
+    await api.signOut();
+  } catch (error) {
+    toast(`Signing out failed: ${error.message}`);
+    return;
+  }
+  setSession({ authenticated: false, public_reads: state.session.public_reads });
+  toast('Signed out.');
+  if (!state.session.public_reads) loadBooks();
+  $('sign-in-open').focus();
+}
+
+async function loadSession() {
+  try {
+    setSession(await api.session());
+  } catch (error) {
+    if (error instanceof api.Unavailable) goOffline();
+    setSession({ authenticated: false, public_reads: state.session.public_reads });
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -520,6 +687,16 @@ function start() {
   $('page-prev').addEventListener('click', () => goToLink($('page-prev')));
   $('page-next').addEventListener('click', () => goToLink($('page-next')));
   $('list-retry').addEventListener('click', loadBooks);
+  $('sign-in-open').addEventListener('click', () => {
+    if ($('sign-in-form').hidden) openSignIn();
+    else closeSignIn();
+  });
+  $('sign-in-cancel').addEventListener('click', () => {
+    closeSignIn();
+    $('sign-in-open').focus();
+  });
+  $('sign-in-form').addEventListener('submit', signIn);
+  $('sign-out').addEventListener('click', signOut);
 
   const form = $('add-form');
   form.addEventListener('submit', addBook);
@@ -537,6 +714,8 @@ function start() {
     loadBooks();
   });
 
+  setSession(state.session);
+  loadSession();
   loadBooks();
   setInterval(checkHealth, HEALTH_EVERY_MS);
 }

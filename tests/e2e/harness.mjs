@@ -19,6 +19,18 @@ export const ARTIFACTS = path.join(ROOT, 'artifacts', 'e2e');
 const BINARY = process.env.BOOKSTORE_BIN ?? path.join(ROOT, 'target', 'release', 'bookstore');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
+// The operator token the test backends start with (BOOKSTORE_ADMIN_TOKEN): a test value.
+export const OPERATOR_TOKEN = 'operator-token-of-the-browser-tests';
+const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+// `headers` plus the operator token for a change (a script's credential), unless `headers`
+// already carries one or `token` is null.
+export function withCredential(method = 'GET', headers = {}, token = OPERATOR_TOKEN) {
+  if (!token || !CHANGES.has(method) || Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+    return headers;
+  }
+  return { ...headers, Authorization: `Bearer ${token}` };
+}
 
 export async function freePort() {
   const server = net.createServer();
@@ -48,10 +60,11 @@ export async function waitFor(url, { status = 200, timeoutMs = 20000 } = {}) {
 }
 
 class Backend {
-  constructor(dir, port, { demoData = false } = {}) {
+  constructor(dir, port, { demoData = false, sessionTtl = '12h' } = {}) {
     this.dir = dir;
     this.port = port;
     this.demoData = demoData;
+    this.sessionTtl = sessionTtl;
     this.process = null;
   }
 
@@ -61,7 +74,13 @@ class Backend {
       '--database-url', `sqlite://${path.join(this.dir, 'bookstore.db')}`,
       '--demo-data', String(this.demoData),
       '--static-dir', '',
-    ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+      '--session-ttl', this.sessionTtl,
+      // nginx, in front, is on loopback: its X-Forwarded-For names the browser.
+      '--trusted-proxies', '127.0.0.1',
+    ], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, RUST_LOG: 'warn', BOOKSTORE_ADMIN_TOKEN: OPERATOR_TOKEN },
+    });
     await waitFor(`http://127.0.0.1:${this.port}/readyz`);
   }
 
@@ -129,9 +148,9 @@ export async function startBackend() {
 
 // The whole stack. `stack.base` is the UI's origin (nginx); `stack.api(path, init)` calls
 // the API through nginx, as the page does.
-export async function startStack({ demoData = false } = {}) {
+export async function startStack({ demoData = false, sessionTtl } = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bookstore-e2e-'));
-  const backend = new Backend(dir, await freePort(), { demoData });
+  const backend = new Backend(dir, await freePort(), { demoData, sessionTtl });
   await backend.start();
   const nginx = new Nginx(dir, await freePort(), backend.port);
   await nginx.start();
@@ -146,8 +165,11 @@ export async function startStack({ demoData = false } = {}) {
     base,
     backend,
     browser,
-    async api(pathname, init = {}) {
-      const headers = init.body ? { 'Content-Type': 'application/json', ...init.headers } : init.headers;
+    // Changes carry the operator token unless `init.headers` has an Authorization of its
+    // own or `init.token` is null.
+    async api(pathname, { token, ...init } = {}) {
+      let headers = init.body ? { 'Content-Type': 'application/json', ...init.headers } : { ...init.headers };
+      headers = withCredential(init.method, headers, token === undefined ? OPERATOR_TOKEN : token);
       return fetch(`${base}${pathname}`, { ...init, headers });
     },
     // A request to nginx from another loopback address (127.0.0.2), which nginx treats as a
@@ -157,7 +179,7 @@ export async function startStack({ demoData = false } = {}) {
       return new Promise((resolve, reject) => {
         const req = request({
           host: '127.0.0.1', port: nginx.port, path: pathname, method, localAddress: '127.0.0.2',
-          headers: body ? { 'Content-Type': 'application/json', ...headers } : headers,
+          headers: withCredential(method, body ? { 'Content-Type': 'application/json', ...headers } : headers),
         }, (res) => {
           let data = '';
           res.setEncoding('utf8');
@@ -168,14 +190,31 @@ export async function startStack({ demoData = false } = {}) {
         req.end(body);
       });
     },
+    // A new API token made as an operator would: `bookstore token create` on the database.
+    createToken(name, { readOnly = false } = {}) {
+      const made = spawnSync(BINARY, [
+        'token', 'create', '--name', name, ...(readOnly ? ['--read-only'] : []),
+        '--database-url', `sqlite://${path.join(dir, 'bookstore.db')}`,
+      ], { encoding: 'utf8' });
+      if (made.status !== 0) throw new Error(`bookstore token create: ${made.stderr}`);
+      return made.stdout.trim();
+    },
     async addBook(book) {
       const response = await this.api('/books', { method: 'POST', body: JSON.stringify(book) });
       if (response.status !== 201) throw new Error(`creating ${JSON.stringify(book)}: ${response.status}`);
       return response.json();
     },
-    // A page that records console errors and uncaught exceptions.
-    async page(options = {}) {
+    // A page that records console errors and uncaught exceptions, signed in (its browser
+    // holds a session cookie made from the operator token, as signing in through the UI
+    // makes) unless `signedIn` is false.
+    async page({ signedIn = true, ...options } = {}) {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+      if (signedIn) {
+        const answer = await context.request.post(`${base}/session`, {
+          data: { token: OPERATOR_TOKEN }, headers: { Origin: base },
+        });
+        if (answer.status() !== 200) throw new Error(`signing the test browser in: ${answer.status()}`);
+      }
       const page = await context.newPage();
       page.problems = [];
       page.on('console', (message) => {

@@ -39,7 +39,7 @@ test('a stopped backend shows the banner and disables actions; its return clears
   assert.equal(api.status, 502);
   assert.equal(api.headers.get('content-type'), 'application/problem+json');
   assert.equal((await api.json()).status, 502);
-  const fresh = await stack.page();
+  const fresh = await stack.page({ signedIn: false });
   const home = await fresh.goto(stack.base);
   assert.equal(home.status(), 200);
   await fresh.locator('#offline-banner').waitFor({ state: 'visible', timeout: 5000 });

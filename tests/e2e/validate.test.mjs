@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { checkBook, checkField, length, trim } from '../../frontend/js/validate.js';
-import { startBackend } from './harness.mjs';
+import { startBackend, withCredential } from './harness.mjs';
 
 let backend;
 
@@ -60,7 +60,7 @@ test('the browser and the server agree on every tricky input', async () => {
     // What the form would send if it did not check: the raw strings, the year as a number.
     const body = { title: fields.title, author: fields.author, year: Number(fields.year), genre: fields.genre };
     const response = await fetch(`${backend.url}/books`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      method: 'POST', headers: withCredential('POST', { 'Content-Type': 'application/json' }), body: JSON.stringify(body),
     });
     const serverAccepts = response.status === 201;
     const yearIsInteger = /^\s*[+-]?\d+\s*$/.test(fields.year);
