@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from testkit import ROOT, free_port, log  # noqa: E402
+from testkit import OPERATOR_ENV, OPERATOR_TOKEN, ROOT, free_port, log  # noqa: E402
 from testkit.native import render_nginx  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
 
@@ -96,7 +96,8 @@ class Server:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             self.command,
-            env={**os.environ, **self.env},
+            # Every bookstore accepts the operator token (the others ignore the variable).
+            env={**os.environ, **OPERATOR_ENV, **self.env},
             cwd=self.cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -164,7 +165,7 @@ def wrk(port: int, scenario: str, path: str, connections: int, seconds: float, e
         "--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}{path}",
     ]
     result = subprocess.run(
-        command, env={**os.environ, "BENCH_SCENARIO": scenario, **env},
+        command, env={**os.environ, "BENCH_SCENARIO": scenario, "BENCH_AUTHORIZATION": f"Bearer {OPERATOR_TOKEN}", **env},
         capture_output=True, text=True, check=True,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testkit import ROOT, http, log, wait_until  # noqa: E402
+from testkit import OPERATOR_TOKEN, ROOT, http, log, wait_until  # noqa: E402
 from testkit.native import BINARY, NativeStack as Processes  # noqa: E402
 
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
@@ -67,6 +67,8 @@ class NativeStack:
         self.native = Processes(prefix="bookstore-drill-")
         self.backend_url = self.native.url("backend")
         self.ui_url = self.native.url("nginx")
+        # The credential the drill writes with: the operator token the native backend has.
+        self.token = OPERATOR_TOKEN
         self.prometheus_url = self.native.url("prometheus")
         self.alertmanager_url = self.native.url("alertmanager")
 
@@ -125,6 +127,9 @@ class ComposeStack:
     def up(self) -> None:
         self.starts = {s: (d["State"]["StartedAt"], d["RestartCount"])
                        for s in ("frontend", "prometheus", "alertmanager") for d in [self.inspect(s)]}
+        # The credential the drill writes with: an API token of its own, made as the README says.
+        self.token = self.run("exec", "-T", "backend", "bookstore", "token", "create",
+                              "--name", f"drill-{int(time.time())}").strip()
 
     def start_backend(self) -> None:
         self.run("start", "backend")
@@ -325,7 +330,8 @@ def kills_under_load(stack, rounds: int, load_seconds: float, results: dict) -> 
         while not stop.is_set():
             i += 1
             status, _, body = http("POST", f"{stack.backend_url}/books",
-                                   {"title": f"Drill {n}-{i}", "author": "Load", "year": 2000}, timeout=5)
+                                   {"title": f"Drill {n}-{i}", "author": "Load", "year": 2000}, timeout=5,
+                                   token=stack.token)
             if status == 201:
                 with lock:
                     acknowledged.add(json.loads(body)["id"])

@@ -82,7 +82,7 @@ def configuration_table(readme: str) -> tuple[set[str], set[str]]:
 def serve_help(binary: Path) -> tuple[set[str], set[str]]:
     """(variables, flags) that `bookstore serve --help` documents."""
     text = subprocess.run([str(binary), "serve", "--help"], capture_output=True, text=True, check=True).stdout
-    variables = set(re.findall(r"\[env: ([A-Z][A-Z0-9_]+)=", text))
+    variables = set(re.findall(r"\[env: ([A-Z][A-Z0-9_]+)[=\]]", text))
     flags = set(re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", text, re.M)) - {"--help", "--version"}
     return variables, flags
 
@@ -129,6 +129,7 @@ def run_quick_start(run: str, clone: Path, target: Path) -> None:
     try:
         wait_for_answers(process, output)
         check_pages()
+        check_first_write(output)
     finally:
         stopped = stop(process)
     if stopped != 0:
@@ -179,6 +180,23 @@ def check_pages() -> None:
         if status != 200 or not headers.get("Content-Type", "").startswith(media) or needle not in body:
             raise Failure(f"{path} answered {status} ({headers.get('Content-Type')}) without {needle!r}")
     log(f"/books ({len(books)} sample books), /, /docs, /docs/, /openapi.json and /metrics all answer")
+
+
+def check_first_write(output: Path) -> None:
+    """A newcomer's first change: refused without a credential, and the log says how to write
+    (the first-start token, shown once, as the README's quick start says); with it, accepted."""
+    base = "http://127.0.0.1:8000"
+    book = {"title": "The newcomer's book", "author": "README", "year": 2026}
+    status, headers, _ = http("POST", f"{base}/books", book, token=None)
+    if status != 401 or not headers.get("WWW-Authenticate", "").startswith("Bearer"):
+        raise Failure(f"an anonymous POST /books answered {status}; expected 401 with WWW-Authenticate")
+    tokens = re.findall(r"bks_[0-9a-f]{64}", output.read_text(errors="replace"))
+    if len(set(tokens)) != 1:
+        raise Failure(f"the first start's log should show exactly one token (it showed {len(set(tokens))}); see {output}")
+    status, _, body = http("POST", f"{base}/books", book, token=tokens[0])
+    if status != 201:
+        raise Failure(f"POST /books with the logged first-start token answered {status}: {body[:200]!r}")
+    log("an anonymous change is refused (401); the first-start token from the log makes one (201)")
 
 
 def stop(process: subprocess.Popen) -> int | None:

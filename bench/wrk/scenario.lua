@@ -5,12 +5,18 @@
 --   post       POST {books} with a new valid book
 --   mix        90% get_by_id, 10% post
 -- BENCH_BOOKS is the collection path ("/books", or "/books/" for the FastAPI original, which
--- redirects without the slash). At the end it prints one JSON line with the results.
+-- redirects without the slash). BENCH_AUTHORIZATION, if set, is sent as the Authorization
+-- header of every POST (changes need a credential). At the end it prints one JSON line with
+-- the results.
 
 local scenario = os.getenv("BENCH_SCENARIO") or "get_by_id"
 local max_id = tonumber(os.getenv("BENCH_MAX_ID") or "10000")
 local books = os.getenv("BENCH_BOOKS") or "/books"
 local slash = books:sub(-1) == "/" and "" or "/"
+local post_headers = { ["Content-Type"] = "application/json" }
+if os.getenv("BENCH_AUTHORIZATION") then
+  post_headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+end
 
 local words = {
   "silver", "hidden", "winter", "golden", "broken", "quiet", "burning", "distant", "lost", "wild",
@@ -40,7 +46,7 @@ local function post()
   local body = string.format(
     '{"title":"Bench book %d-%d","author":"Bench Author %d","year":%d,"genre":"Benchmark"}',
     thread_id, counter, counter % 997, 1900 + counter % 120)
-  return wrk.format("POST", books, { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", books, post_headers, body)
 end
 
 local function search()

@@ -17,6 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The operator token that the native stacks, the drill and the benchmark start their backends
+# with (BOOKSTORE_ADMIN_TOKEN): a fixed test value, never used outside this machine's loopback.
+OPERATOR_TOKEN = "operator-token-of-the-native-tests"
+OPERATOR_ENV = {"BOOKSTORE_ADMIN_TOKEN": OPERATOR_TOKEN}
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+
 
 def log(message: str) -> None:
     """A progress line on stderr, in the shell scripts' style."""
@@ -30,11 +36,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 5):
+def http(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 5,
+         token: str | None = OPERATOR_TOKEN):
     """(status, headers, body bytes) of one request; status 0 when nothing answers.
 
-    `body` is sent as JSON unless it is already bytes."""
+    `body` is sent as JSON unless it is already bytes. A change (POST, PUT, PATCH, DELETE)
+    carries `Authorization: Bearer <token>` unless `headers` has one or `token` is None;
+    reads carry none (they are public)."""
     headers = dict(headers or {})
+    if token and method in CHANGES:
+        headers.setdefault("Authorization", f"Bearer {token}")
     data = None
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testkit import ROOT, free_port, get, wait_until  # noqa: E402
+from testkit import OPERATOR_ENV, ROOT, free_port, get, wait_until  # noqa: E402
 
 BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
 NGINX_SITE = ROOT / "frontend" / "nginx" / "default.conf"
@@ -126,7 +126,9 @@ class NativeStack:
     def start_backend(self, *extra: str, wait: bool = True, env: dict | None = None, replica: int = 0) -> subprocess.Popen:
         process = self.spawn(self.backend_name(replica), str(BINARY),
                              "--addr", f"127.0.0.1:{self.backend_ports[replica]}",
-                             "--database-url", self.database_url, "--static-dir", "", *extra, env=env)
+                             "--database-url", self.database_url, "--static-dir", "", *extra,
+                             # nginx, in front, is on loopback too: its X-Forwarded-For names the client.
+                             env={**OPERATOR_ENV, "BOOKSTORE_TRUSTED_PROXIES": "127.0.0.1", **(env or {})})
         if wait:
             wait_until(lambda: get(f"{self.backend_url(replica)}/readyz")[0] == 200, 60, "the backend to be ready")
         return process

@@ -71,6 +71,7 @@ class PostgresStack(unittest.TestCase):
     def setUpClass(cls):
         compose("down", "-v", "--remove-orphans", check=False)
         compose("up", "-d", "--wait", "--wait-timeout", "240", *SERVICES[1:])
+        cls.token = compose("exec", "-T", "backend", "bookstore", "token", "create", "--name", "pg-stack-tests").strip()
 
     @classmethod
     def tearDownClass(cls):
@@ -87,6 +88,8 @@ class PostgresStack(unittest.TestCase):
             environment = "\n".join(details["Config"]["Env"])
             self.assertIn("DATABASE_URL_FILE=/run/bookstore-secrets/database-url", environment)
             self.assertNotIn("postgres://", environment, "the password is in no container's environment")
+            self.assertIn("BOOKSTORE_ADMIN_TOKEN_FILE=/run/bookstore-secrets/admin-token", environment)
+            self.assertNotIn("BOOKSTORE_ADMIN_TOKEN=", environment, "nor is the operator token")
         postgres = inspect(compose("ps", "-q", "postgres").strip())
         self.assertEqual(postgres["State"]["Health"]["Status"], "healthy")
         secrets = inspect(compose("ps", "-a", "-q", "secrets").strip())
@@ -103,10 +106,14 @@ class PostgresStack(unittest.TestCase):
             return counts if len(counts) == REPLICAS and min(counts.values()) >= 10 else None
         counts = wait_until(spread, 30, "every replica to have served a share")
         self.assertEqual(len(counts), REPLICAS, counts)
-        status, _, body = request("POST", f"{UI}/books", {"title": "On PostgreSQL", "author": "Compose", "year": 2025})
-        self.assertEqual(status, 201, body)
+        book = {"title": "On PostgreSQL", "author": "Compose", "year": 2025}
+        self.assertEqual(request("POST", f"{UI}/books", book, token=None)[0], 401)
+        # A token made through one replica works on every one (nginx spreads these over them).
+        for _ in range(REPLICAS):
+            status, _, body = request("POST", f"{UI}/books", book, token=self.token)
+            self.assertEqual(status, 201, body)
         status, _, body = request("GET", f"{UI}/books?q=on+postgresql")
-        self.assertEqual(len(json.loads(body)), 1)
+        self.assertEqual(len(json.loads(body)), REPLICAS)
 
     def test_3_a_killed_replica_costs_no_read_and_comes_back(self):
         wait_until(lambda: replicas_up() == REPLICAS, 60, "three replicas up")

@@ -42,8 +42,15 @@ def compose(*args: str, check: bool = True) -> str:
     return run(*COMPOSE, *args, check=check)
 
 
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict[str, str], bytes]:
-    status, headers, data = request(method, url, body, timeout=10)
+# The API token the tests write with, made in setUpClass as a user of the stack would.
+TOKEN: dict[str, str | None] = {"value": None}
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
+         token: str | None = "") -> tuple[int, dict[str, str], bytes]:
+    """A request; changes carry the tests' API token unless `token` says otherwise (None: none)."""
+    status, headers, data = request(method, url, body, headers, timeout=10,
+                                    token=TOKEN["value"] if token == "" else token)
     return status, dict(headers), data
 
 
@@ -69,6 +76,8 @@ class ContainerStack(unittest.TestCase):
         compose("down", "-v", "--remove-orphans", check=False)
         compose("build", "backend", "frontend")
         up()
+        # As the backend's log and the README tell a newcomer to.
+        TOKEN["value"] = compose("exec", "-T", "backend", "bookstore", "token", "create", "--name", "container-tests").strip()
 
     @classmethod
     def tearDownClass(cls):
@@ -118,6 +127,25 @@ class ContainerStack(unittest.TestCase):
         for path in ("/metrics", "/metrics/"):
             self.assertEqual(http("GET", f"{UI}{path}")[0], 404, path)
 
+    def test_4_changes_need_a_credential_and_the_log_says_how_to_get_one(self):
+        book = {"title": "Anonymous", "author": "Nobody", "year": 2024}
+        status, headers, body = http("POST", f"{UI}/books", book, token=None)
+        self.assertEqual(status, 401, body)
+        self.assertTrue(headers["WWW-Authenticate"].startswith('Bearer realm="bookstore"'))
+        logs = compose("logs", "backend")
+        self.assertIn("docker compose exec backend bookstore token create --name", logs)
+        self.assertRegex(TOKEN["value"], r"^bks_[0-9a-f]{64}$")
+        self.assertNotIn(TOKEN["value"][4:], logs, "the token is never logged")
+        # A browser's sign-in through nginx: the session cookie works for the site's own pages.
+        status, headers, body = http("POST", f"{UI}/session", {"token": TOKEN["value"]}, {"Origin": UI}, token=None)
+        self.assertEqual(status, 200, body)
+        cookie = headers["Set-Cookie"].split(";")[0]
+        status, _, body = http("POST", f"{UI}/books", {**book, "title": "By cookie"}, {"Cookie": cookie, "Origin": UI},
+                               token=None)
+        self.assertEqual(status, 201, body)
+        elsewhere = {"Cookie": cookie, "Origin": "http://evil.example"}
+        self.assertEqual(http("POST", f"{UI}/books", book, elsewhere, token=None)[0], 403)
+
     def test_5_prometheus_scrapes_the_backend_and_loaded_the_rules(self):
         def all_up():
             _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/targets")
@@ -130,7 +158,7 @@ class ContainerStack(unittest.TestCase):
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
         rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
         self.assertIn("BookstoreBackendDown", rules)
-        self.assertEqual(len(rules), 7)
+        self.assertEqual(len(rules), 8)
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers")
         self.assertTrue(json.loads(body)["data"]["activeAlertmanagers"], "Prometheus found Alertmanager")
 
@@ -167,6 +195,18 @@ class ContainerStack(unittest.TestCase):
         after = wait_until(restarted, 90, "the backend to be restarted and healthy")
         self.assertNotEqual(after["State"]["Pid"], before["State"]["Pid"])
         self.assertEqual(http("GET", f"{UI}/books?limit=1")[0], 200)
+
+    def test_9_the_operator_token_chosen_in_dot_env_replaces_the_secret_file(self):
+        chosen = "operator-token-chosen-by-the-container-tests"
+        self.assertEqual(http("POST", f"{UI}/books", {"title": "Op", "author": "A", "year": 1}, token=chosen)[0], 401)
+        run(*COMPOSE, "run", "--rm", "-e", f"BOOKSTORE_ADMIN_TOKEN={chosen}", "secrets")
+        compose("restart", "backend")
+        wait_until(lambda: inspect("backend")["State"]["Health"]["Status"] == "healthy", 90, "the backend")
+        # Straight to the backend's port: nginx's kept-open connections to the old process are gone.
+        status, _, body = http("POST", "http://127.0.0.1:8000/books", {"title": "Op", "author": "A", "year": 1},
+                               token=chosen)
+        self.assertEqual(status, 201, body)
+        self.assertNotIn(chosen, json.dumps(inspect("backend")["Config"]["Env"]), "not in the environment")
 
 
 if __name__ == "__main__":

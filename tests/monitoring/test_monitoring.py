@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from testkit import ROOT, get, wait_until  # noqa: E402
+from testkit import OPERATOR_TOKEN, ROOT, get, http, wait_until  # noqa: E402
 from testkit.native import NativeStack  # noqa: E402
 
 MONITORING = ROOT / "monitoring"
@@ -43,7 +43,7 @@ GRAFANA_VARIABLES = {
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
-    "label_replace", "max_over_time",
+    "label_replace", "max_over_time", "increase",
 }
 
 
@@ -150,20 +150,19 @@ class AgainstRealPrometheus(unittest.TestCase):
     def generate_traffic(cls):
         base = f"http://127.0.0.1:{cls.backend_port}"
         for i in range(10):
-            body = json.dumps({"title": f"Book {i}", "author": "Author", "year": 2000 + i}).encode()
-            request = urllib.request.Request(f"{base}/books", body, {"Content-Type": "application/json"})
-            urllib.request.urlopen(request).read()
+            status, _, _ = http("POST", f"{base}/books", {"title": f"Book {i}", "author": "Author", "year": 2000 + i})
+            assert status == 201, status
         for path in ["/books", "/books?limit=5&sort=-year", "/books/1", "/books/2", "/healthz", "/readyz",
                      "/books/99999", "/books/abc", "/no/such/route", "/books?limit=0"]:
             get(base + path)
-        request = urllib.request.Request(f"{base}/books", b'{"title": ""}', {"Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(request)
-        except urllib.error.HTTPError:
-            pass
+        http("POST", f"{base}/books", {"title": ""})
+        # Refused credentials: none, and a wrong one (for the failed-credentials panel).
+        http("POST", f"{base}/books", {"title": "x"}, token=None)
+        http("POST", f"{base}/books", {"title": "x"}, token="bks_wrong")
         # A server error: an upload that stalls past the time limit gets a 503.
         with socket.create_connection(("127.0.0.1", cls.backend_port)) as s:
-            s.sendall(b"POST /books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(f"POST /books HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())
             answer = s.recv(256)
         assert answer.startswith(b"HTTP/1.1 503"), answer
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from testkit import free_port, get, http, wait_until  # noqa: E402
+from testkit import OPERATOR_ENV, free_port, get, http, wait_until  # noqa: E402
 from testkit.native import BINARY  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
 
@@ -48,7 +49,8 @@ def new_database() -> str:
 class Backend:
     """One `bookstore serve` process on a free port."""
 
-    def __init__(self, database_url: str, *extra: str, demo: bool = False):
+    def __init__(self, database_url: str, *extra: str, demo: bool = False, operator: bool = True):
+        self.operator = operator
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -61,7 +63,9 @@ class Backend:
         self.process = subprocess.Popen(
             [str(BINARY), "--addr", f"127.0.0.1:{self.port}", "--database-url", self.database_url,
              "--static-dir", "", "--demo-data", str(self.demo).lower(), "--log-format", "json", *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("BOOKSTORE_ADMIN_TOKEN")},
+                 **(OPERATOR_ENV if self.operator else {})})
         if wait:
             wait_until(lambda: get(f"{self.url}/readyz")[0] == 200, 60, f"the backend on {self.port}")
         return self
@@ -75,8 +79,8 @@ class Backend:
             self.process.terminate()
             self.process.wait(timeout=30)
 
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 15):
-        return http(method, f"{self.url}{path}", body, headers, timeout)
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 15, **options):
+        return http(method, f"{self.url}{path}", body, headers, timeout, **options)
 
     def all_books(self) -> dict[int, dict]:
         books, offset = {}, 0
@@ -155,6 +159,58 @@ class TwoBackendsOnOneDatabase(unittest.TestCase):
         self.assertEqual(other[0], 422)
         status, _, body = self.a.request("GET", "/books?q=retried+elsewhere")
         self.assertEqual(len(json.loads(body)), 1)
+
+    def test_a_token_made_by_the_cli_works_on_both_and_its_revocation_reaches_both(self):
+        name = f"cli-{uuid.uuid4().hex[:8]}"
+        made = token_command("create", "--name", name, database=self.a.database_url)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        token = made.stdout.strip()
+        self.assertRegex(made.stdout, r"^bks_[0-9a-f]{64}\n$")
+        for backend in (self.a, self.b):
+            self.assertEqual(backend.request("POST", "/books", book("Tokened"), token=token)[0], 201)
+        # A session made on one replica is good on the other (sessions live in the database).
+        status, headers, _ = self.a.request("POST", "/session", {"token": token}, token=None)
+        self.assertEqual(status, 200)
+        cookie = headers["Set-Cookie"].split(";")[0]
+        browser = {"Cookie": cookie, "Origin": self.b.url}
+        self.assertEqual(self.b.request("POST", "/books", book("By cookie"), browser, token=None)[0], 201)
+        listed = token_command("list", "--json", database=self.a.database_url)
+        self.assertNotIn(token[4:], listed.stdout)
+        self.assertIn(name, [t["name"] for t in json.loads(listed.stdout)])
+        revoked = token_command("revoke", name, database=self.a.database_url)
+        self.assertEqual(revoked.returncode, 0, revoked.stderr)
+        for backend in (self.a, self.b):
+            self.assertEqual(backend.request("POST", "/books", book("Too late"), token=token)[0], 401)
+            self.assertEqual(backend.request("POST", "/books", book("Too late"), browser, token=None)[0], 401)
+
+
+@unittest.skipUnless(ADMIN_URL and SERVER_DIR, "needs BOOKSTORE_TEST_POSTGRES(_DIR): scripts/test.sh postgres sets them")
+class FirstStart(unittest.TestCase):
+    def test_backends_started_together_without_credentials_make_and_log_one_token(self):
+        database = new_database()
+        backends = [Backend(database, operator=False) for _ in range(3)]
+        for backend in backends:
+            backend.start(wait=False)
+        try:
+            for backend in backends:
+                wait_until(lambda: get(f"{backend.url}/readyz")[0] == 200, 60, f"the backend on {backend.port}")
+            logs = "".join(Path(b.log.name).read_text() for b in backends)
+            shown = set(re.findall(r"bks_[0-9a-f]{64}", logs))
+            self.assertEqual(len(shown), 1, "one first-start token, logged by one backend")
+            listed = json.loads(token_command("list", "--json", database=database).stdout)
+            self.assertEqual([t["name"] for t in listed], ["first-token"])
+            token = shown.pop()
+            for backend in backends:
+                self.assertEqual(backend.request("POST", "/books", book("First"), token=token)[0], 201)
+                self.assertEqual(backend.request("POST", "/books", book("Anonymous"), token=None)[0], 401)
+        finally:
+            for backend in backends:
+                backend.stop()
+
+
+def token_command(*args: str, database: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BINARY), "token", *args, "--database-url", database],
+                          capture_output=True, text=True, timeout=60)
 
 
 @unittest.skipUnless(ADMIN_URL and SERVER_DIR, "needs BOOKSTORE_TEST_POSTGRES(_DIR): scripts/test.sh postgres sets them")

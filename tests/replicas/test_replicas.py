@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from testkit import get, http, wait_until  # noqa: E402
+from testkit import OPERATOR_TOKEN, get, http, wait_until  # noqa: E402
 from testkit.native import NativeStack  # noqa: E402
 
 ADMIN_URL = os.environ.get("BOOKSTORE_TEST_POSTGRES", "")
@@ -168,6 +168,21 @@ class ThreeReplicasBehindNginx(unittest.TestCase):
             offset += 1000
         self.assertEqual(acknowledged - present, set(), "every acknowledged write is there")
         wait_until(lambda: self.alert_state("BookstoreReplicasMissing") is None, 60, "the alert to resolve")
+
+    def test_6_a_browser_signed_in_through_one_replica_is_signed_in_on_every_one(self):
+        status, headers, body = http("POST", f"{self.nginx}/session", {"token": OPERATOR_TOKEN},
+                                     {"Origin": self.nginx}, token=None)
+        self.assertEqual(status, 200, body)
+        browser = {"Cookie": headers["Set-Cookie"].split(";")[0], "Origin": self.nginx}
+        before = [self.requests_served(r) for r in range(REPLICAS)]
+        for i in range(30):
+            status, _, body = http("POST", f"{self.nginx}/books", book(f"Signed in {i}"), browser, token=None)
+            self.assertEqual(status, 201, body)
+        grown = [self.requests_served(r) - before[r] for r in range(REPLICAS)]
+        self.assertTrue(all(g >= 5 for g in grown), f"each replica's share of the 30 changes: {grown}")
+        status, _, _ = http("DELETE", f"{self.nginx}/session", None, browser, token=None)
+        self.assertEqual(status, 204)
+        self.assertEqual(http("POST", f"{self.nginx}/books", book("Signed out"), browser, token=None)[0], 401)
 
     def test_0_replicas_started_together_migrated_and_seeded_the_database_once(self):
         logs = "".join((self.stack.dir / f"{self.stack.backend_name(r)}.log").read_text() for r in range(REPLICAS))
