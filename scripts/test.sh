@@ -59,8 +59,8 @@ tier_static() {
 
 tier_rust() {
   # Every test target but `faults`, which has its own tier (`cargo test` alone runs all).
-  log "cargo test (unit, black-box API, process)"
-  cargo test --quiet --lib --bins --test api --test process
+  log "cargo test (unit, black-box API, process, migrations)"
+  cargo test --quiet --lib --bins --test api --test process --test migrations
 }
 
 tier_faults() {
