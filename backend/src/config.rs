@@ -51,6 +51,30 @@ pub enum Command {
     /// Manage API tokens (`create`, `list`, `revoke`) in the database, while a server runs on
     /// it or not.
     Token(TokenArgs),
+    /// Write a consistent copy of the SQLite database to DEST while the server keeps serving:
+    /// checked with SQLite's integrity check, and named DEST only once complete. PostgreSQL:
+    /// use pg_dump (exit 2).
+    Backup(BackupArgs),
+    /// Replace the SQLite database with a checked copy of SRC (the replaced file is kept as
+    /// DB.before-restore-TIME). Refused while a server has the database open. PostgreSQL: use
+    /// pg_restore (exit 2).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (a new file).
+    pub dest: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    pub src: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]

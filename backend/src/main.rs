@@ -33,8 +33,95 @@ fn main() -> ExitCode {
         Some(Command::CopyDatabase(args)) => copy_database(&args),
         Some(Command::InitSecrets(args)) => init_secrets(&args),
         Some(Command::Token(args)) => token(args.command),
+        Some(Command::Backup(args)) => backup(&args),
+        Some(Command::Restore(args)) => restore(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
+    }
+}
+
+/// The SQLite URL of `database`, or the exit code: 2 for a bad argument, or for PostgreSQL
+/// (whose own tools do this better), with what to use instead.
+fn sqlite_url(database: &bookstore::config::DatabaseArgs, postgres_tool: &str) -> Result<String, ExitCode> {
+    let url = database.url().map_err(|error| {
+        eprintln!("{error:#}");
+        ExitCode::from(2)
+    })?;
+    match bookstore::store::Engine::of(&url) {
+        Some(bookstore::store::Engine::Sqlite) => Ok(url),
+        _ => {
+            eprintln!(
+                "this command copies SQLite files; for PostgreSQL use {postgres_tool} \
+                 (docs/scaling.md#backups-on-postgresql)"
+            );
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|runtime| runtime.block_on(work))
+        .map_err(|error| {
+            eprintln!("cannot start: {error}");
+            ExitCode::FAILURE
+        })
+}
+
+/// `bookstore backup DEST`: 0 done, 1 failed (nothing is left under DEST), 2 a bad argument.
+fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
+    use bookstore::store::sqlite::backup;
+    let url = match sqlite_url(&args.database, "pg_dump") {
+        Ok(url) => url,
+        Err(code) => return code,
+    };
+    match block_on(backup::backup(&url, &args.dest)) {
+        Ok(Ok(copy)) => {
+            println!(
+                "backed up {} books to {} ({} bytes, {:.2} s); integrity check ok",
+                copy.books,
+                copy.path.display(),
+                copy.bytes,
+                copy.seconds
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(error)) => {
+            eprintln!("backup failed: {error}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
+    }
+}
+
+/// `bookstore restore SRC`: 0 done, 1 refused or failed (the database is untouched), 2 a bad
+/// argument.
+fn restore(args: &bookstore::config::RestoreArgs) -> ExitCode {
+    use bookstore::store::sqlite::backup;
+    let url = match sqlite_url(&args.database, "pg_restore") {
+        Ok(url) => url,
+        Err(code) => return code,
+    };
+    match block_on(backup::restore(&url, &args.src)) {
+        Ok(Ok((copy, kept))) => {
+            println!(
+                "restored {} books into {} ({:.2} s); integrity check ok",
+                copy.books,
+                copy.path.display(),
+                copy.seconds
+            );
+            if let Some(kept) = kept {
+                println!("the database it replaced is kept as {}", kept.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(error)) => {
+            eprintln!("restore refused: {error}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
     }
 }
 

@@ -62,7 +62,7 @@ fn assert_append_only(engine: &str, folder: &str, released: &[(i64, &str)], migr
         );
     }
     let newest = released.last().map_or(0, |(v, _)| *v);
-    for (version, checksum) in current.iter().filter(|(v, _)| *v > newest) {
+    if let Some((version, checksum)) = current.iter().find(|(v, _)| *v > newest) {
         panic!(
             "{engine}: migration {version} in {folder} is new: once it is final, add ({version}, \"{checksum}\") \
              to tests/migrations.rs, and never edit it after that"

@@ -453,7 +453,8 @@ async fn the_first_start_without_credentials_logs_one_token_once() {
 async fn a_database_from_an_earlier_release_is_migrated_and_keeps_its_books() {
     let (_dir, db) = temp_db();
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bookstore-57015c8.db");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bookstore-57015c8.db");
     std::fs::copy(&fixture, &db).unwrap();
     let server = Server::start(&db, &["--demo-data", "false"]);
     server.wait_ready().await;
@@ -463,7 +464,13 @@ async fn a_database_from_an_earlier_release_is_migrated_and_keeps_its_books() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["id"].as_i64().unwrap(), b["title"].as_str().unwrap(), b["genre"].as_str()))
+        .map(|b| {
+            (
+                b["id"].as_i64().unwrap(),
+                b["title"].as_str().unwrap(),
+                b["genre"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         kept,
@@ -484,4 +491,225 @@ async fn a_database_from_an_earlier_release_is_migrated_and_keeps_its_books() {
         .unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(created.json::<Value>().await.unwrap()["id"], 4);
+}
+
+/// Runs `bookstore ARGS --database-url sqlite://DB`, optionally under `prlimit` options:
+/// (exit code, stdout, stderr).
+fn command_on(db: &std::path::Path, args: &[&str], prlimit: Option<&str>) -> (i32, String, String) {
+    let mut command = match prlimit {
+        Some(limit) => {
+            let mut command = Command::new("prlimit");
+            command.arg(limit).arg(support::binary());
+            command
+        }
+        None => Command::new(support::binary()),
+    };
+    let output = command
+        .args(args)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().expect("an exit code"),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// The ids of the books in the SQLite file at `path`.
+async fn ids_in(path: &std::path::Path) -> Vec<i64> {
+    use sqlx::{ConnectOptions, Connection};
+    // Not read-only: a file left by a killed server has its latest books in its WAL.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap();
+    let ids = sqlx::query_scalar("SELECT id FROM books ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_write_load_holds_every_acknowledged_book_and_restores_into_a_new_place() {
+    let (dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|n| {
+            let (acknowledged, stop, url) = (acknowledged.clone(), stop.clone(), server.url("/books"));
+            tokio::spawn(async move {
+                let client = support::client();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let body =
+                        json!({"title": format!("Backed up {n}-{i}"), "author": "Under Load", "year": 2000});
+                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    if response.status() == 201 {
+                        let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before: Vec<i64> = acknowledged.lock().unwrap().clone();
+    let copy = dir.path().join("backups").join("mid-load.db");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    let (db2, copy2) = (db.clone(), copy.clone());
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || command_on(&db2, &["backup", copy2.to_str().unwrap()], None))
+            .await
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("integrity check ok"), "{stdout}");
+    assert!(before.len() > 10, "the load was running: {} writes", before.len());
+    let saved = ids_in(&copy).await;
+    let missing: Vec<_> = before.iter().filter(|id| !saved.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the backup began, missing from it: {missing:?}"
+    );
+    assert!(
+        acknowledged.lock().unwrap().len() > before.len(),
+        "the server kept writing during the backup"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(copy.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        [std::ffi::OsString::from("mid-load.db")],
+        "no partial file is left"
+    );
+
+    // Restored into a new place, it serves exactly what it holds.
+    let fresh = dir.path().join("restored").join("bookstore.db");
+    let (code, stdout, stderr) = command_on(&fresh, &["restore", copy.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("restored {} books", saved.len())),
+        "{stdout}"
+    );
+    let restored = Server::start(&fresh, &["--demo-data", "false"]);
+    restored.wait_ready().await;
+    let (_, books) = get_json(&restored.url("/books?limit=1000")).await;
+    let served: Vec<i64> = books
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(served, saved);
+}
+
+#[tokio::test]
+async fn restore_refuses_a_database_in_use_and_a_broken_copy_and_keeps_what_it_replaces() {
+    let (dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "true"]);
+    server.wait_ready().await;
+    let copy = dir.path().join("copy.db");
+    assert_eq!(command_on(&db, &["backup", copy.to_str().unwrap()], None).0, 0);
+    let (code, _, stderr) = command_on(&db, &["backup", copy.to_str().unwrap()], None);
+    assert_eq!(code, 1, "a backup never overwrites: {stderr}");
+    support::client()
+        .post(server.url("/books"))
+        .json(&json!({"title": "After the backup", "author": "Someone", "year": 2026}))
+        .send()
+        .await
+        .unwrap();
+    let (code, _, stderr) = command_on(&db, &["restore", copy.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("a server has") && stderr.contains("stop it first"),
+        "{stderr}"
+    );
+    let (_, books) = get_json(&server.url("/books?q=after+the+backup")).await;
+    assert_eq!(
+        books.as_array().unwrap().len(),
+        1,
+        "the database in use is untouched"
+    );
+    drop(server);
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x42u8; 65536]).unwrap();
+    let truncated = dir.path().join("truncated.db");
+    let bytes = std::fs::read(&copy).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    for broken in [&garbage, &truncated, &dir.path().join("no-such-file.db")] {
+        let (code, _, stderr) = command_on(&db, &["restore", broken.to_str().unwrap()], None);
+        assert_eq!(code, 1, "{}: {stderr}", broken.display());
+    }
+    assert_eq!(
+        ids_in(&db).await.len(),
+        13,
+        "still the twelve samples and the later book"
+    );
+
+    let (code, stdout, stderr) = command_on(&db, &["restore", copy.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("kept as"), "{stdout}");
+    assert_eq!(ids_in(&db).await.len(), 12, "the backup's twelve");
+    let kept: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".before-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        ids_in(&kept[0]).await.len(),
+        13,
+        "the replaced database is kept whole"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_that_cannot_be_written_fails_loudly_and_leaves_nothing() {
+    let (dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "true"]);
+    server.wait_ready().await;
+    // A full disk: the copy may grow to 8 KiB, the database is bigger.
+    let full = dir.path().join("full.db");
+    let (code, _, stderr) = command_on(&db, &["backup", full.to_str().unwrap()], Some("--fsize=8192"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("backup failed"), "{stderr}");
+    // A read-only file system.
+    let (code, _, stderr) = command_on(&db, &["backup", "/sys/kernel/bookstore.db"], None);
+    assert_eq!(code, 1, "{stderr}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        [std::ffi::OsString::from("nested")],
+        "no copy, whole or partial"
+    );
+    // PostgreSQL has its own tools.
+    for args in [["backup", "x.db"], ["restore", "x.db"]] {
+        let output = Command::new(support::binary())
+            .args(args)
+            .args(["--database-url", "postgres://u@127.0.0.1:1/db"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("pg_"));
+    }
+    let (status, _) = get_json(&server.url("/readyz")).await;
+    assert_eq!(status, 200, "serving went on");
 }

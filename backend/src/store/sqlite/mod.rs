@@ -12,6 +12,7 @@
 //! listing pages and the [`search`] index exact. That is why this process must be the
 //! database's only writer; several backends need the PostgreSQL engine.
 
+pub mod backup;
 mod cache;
 pub mod credentials;
 mod search;
@@ -52,6 +53,8 @@ pub struct SqliteStore {
     /// This process is the database's only writer, so memory is the place for them.
     keys_in_flight: Arc<Mutex<HashSet<IdempotencyKey>>>,
     credentials: SqliteCredentials,
+    /// Held while the store lives, so that `bookstore restore` cannot replace the file under it.
+    _lock: Option<Arc<backup::ServerLock>>,
 }
 
 /// What the readers and the writer share.
@@ -93,6 +96,11 @@ impl SqliteStore {
         if !in_memory {
             create_parent_dir(options.get_filename())?;
         }
+        let lock = if in_memory {
+            None
+        } else {
+            Some(Arc::new(backup::ServerLock::hold(options.get_filename())?))
+        };
 
         let write_options = options.clone().pragma("cache_size", "-1024");
         let credential_options = write_options.clone();
@@ -129,6 +137,7 @@ impl SqliteStore {
             shared,
             keys_in_flight: Arc::default(),
             credentials,
+            _lock: lock,
         };
         Ok((store, fresh))
     }
