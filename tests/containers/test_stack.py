@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import unittest
+from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -47,11 +48,10 @@ TOKEN: dict[str, str | None] = {"value": None}
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
-         token: str | None = "") -> tuple[int, dict[str, str], bytes]:
-    """A request; changes carry the tests' API token unless `token` says otherwise (None: none)."""
-    status, headers, data = request(method, url, body, headers, timeout=10,
-                                    token=TOKEN["value"] if token == "" else token)
-    return status, dict(headers), data
+         token: str | None = "") -> tuple[int, Mapping[str, str], bytes]:
+    """A request; changes carry the tests' API token unless `token` says otherwise (None: none).
+    The headers answered are looked up case-insensitively (the backend sends lowercase names)."""
+    return request(method, url, body, headers, timeout=10, token=TOKEN["value"] if token == "" else token)
 
 
 def wait_until(check, timeout: float, what: str):
