@@ -361,6 +361,74 @@ def kills_under_load(stack, rounds: int, load_seconds: float, results: dict) -> 
     }
 
 
+def backup_rehearsal(stack: NativeStack) -> dict:
+    """A backup taken with `bookstore backup` while 4 writers keep going, then restored into a
+    new place with `bookstore restore` and served: is every book acknowledged before the backup
+    began in it, and does the restored server hold exactly the copy? Times both commands."""
+    import sqlite3
+    import tempfile
+
+    acknowledged: list[int] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            status, _, body = http("POST", f"{stack.backend_url}/books",
+                                   {"title": f"Backed up {n}-{i}", "author": "Drill", "year": 2001}, timeout=5)
+            if status == 201:
+                with lock:
+                    acknowledged.append(json.loads(body)["id"])
+
+    work = Path(tempfile.mkdtemp(prefix="bookstore-drill-backup-"))
+    copy = work / "copy.db"
+    with ThreadPoolExecutor(4) as pool:
+        for n in range(4):
+            pool.submit(writer, n)
+        time.sleep(1)
+        with lock:
+            before = set(acknowledged)
+        started = time.monotonic()
+        backed_up = subprocess.run([str(BINARY), "backup", str(copy), "--database-url",
+                                    f"sqlite://{stack.native.database}"], capture_output=True, text=True)
+        backup_seconds = time.monotonic() - started
+        time.sleep(0.5)
+        stop.set()
+    if backed_up.returncode != 0:
+        raise RuntimeError(f"bookstore backup failed: {backed_up.stderr}")
+    with sqlite3.connect(copy) as db:
+        saved = {row[0] for row in db.execute("SELECT id FROM books")}
+    target = work / "restored" / "bookstore.db"
+    started = time.monotonic()
+    restored = subprocess.run([str(BINARY), "restore", str(copy), "--database-url", f"sqlite://{target}"],
+                              capture_output=True, text=True)
+    restore_seconds = time.monotonic() - started
+    if restored.returncode != 0:
+        raise RuntimeError(f"bookstore restore failed: {restored.stderr}")
+    served = Processes(prefix="bookstore-drill-restored-", database_url=f"sqlite://{target}")
+    try:
+        started = time.monotonic()
+        served.start_backend("--demo-data", "false")
+        ready_seconds = time.monotonic() - started
+        _, headers, _ = http("GET", f"{served.url('backend')}/books?limit=1")
+        served_books = int(headers["X-Total-Count"])
+    finally:
+        served.down()
+    log(f"backup of {len(saved):,} books in {backup_seconds:.2f} s under load; restored in {restore_seconds:.2f} s")
+    return {
+        "books": len(saved),
+        "bytes": copy.stat().st_size,
+        "acknowledged_before": len(before),
+        "acknowledged_during": len(acknowledged) - len(before),
+        "missing": len(before - saved),
+        "backup_seconds": round(backup_seconds, 3),
+        "restore_seconds": round(restore_seconds, 3),
+        "restored_ready_seconds": round(ready_seconds, 3),
+        "restored_books_served": served_books,
+    }
+
+
 def replica_loss(settings: dict) -> dict:
     """Three replicas on a throwaway PostgreSQL behind nginx, under a read and write load
     through nginx: one is killed with SIGKILL, and started again (as a supervisor would) once
@@ -491,6 +559,15 @@ def evaluate(results: dict, settings: dict) -> list[dict]:
         {"target": "the page recovered without a reload", "measured": results["same_page"], "limit": True,
          "met": results["same_page"] is True},
     ]
+    backup = results.get("backup")
+    if backup:
+        out += [
+            {"target": "backup under load: every book acknowledged before it began is in it",
+             "measured": backup["missing"], "limit": 0, "met": backup["missing"] == 0},
+            {"target": "restore: the restored server serves exactly the backup's books",
+             "measured": backup["restored_books_served"], "limit": backup["books"],
+             "met": backup["restored_books_served"] == backup["books"]},
+        ]
     loss = results.get("replica_loss")
     if loss:
         out += [
@@ -533,6 +610,14 @@ def report(results: dict) -> str:
               f"SIGKILL under a write load: {k['rounds']} kills, {k['acknowledged_writes']} writes acknowledged "
               f"with 201, **{k['lost']} lost**; integrity check: **{k['integrity_check']}**.", "",
               ]
+    backup = results.get("backup")
+    if backup:
+        lines += [f"Backup and restore: `bookstore backup` copied {backup['books']:,} books ({backup['bytes']:,} bytes) "
+                  f"in {backup['backup_seconds']} s while 4 writers went on ({backup['acknowledged_during']:,} more "
+                  f"writes acknowledged meanwhile); **{backup['missing']}** of the {backup['acknowledged_before']:,} "
+                  f"acknowledged before it began were missing. `bookstore restore` put it in a new place in "
+                  f"{backup['restore_seconds']} s; a server on it was ready in {backup['restored_ready_seconds']} s "
+                  f"and served {backup['restored_books_served']:,} books.", ""]
     loss = results.get("replica_loss")
     if loss:
         lines += [f"Replica loss (three replicas on PostgreSQL behind nginx, 4 readers and 2 writers through nginx, "
@@ -584,6 +669,9 @@ def main() -> int:
         watch = None
         kills_under_load(stack, args.kills, args.load_seconds, results)
         results["books_after"] = book_count(stack)
+        if args.native:
+            log("backup and restore, rehearsed under a write load")
+            results["backup"] = backup_rehearsal(stack)
     finally:
         if watch:
             watch.process.kill()

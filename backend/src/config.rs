@@ -270,6 +270,19 @@ pub struct ServeArgs {
     #[arg(long, env = "BOOKSTORE_REPLICAS_EXPECTED", value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas_expected: Option<u32>,
 
+    /// SQLite: take a backup into this folder every BOOKSTORE_BACKUP_INTERVAL (as `bookstore
+    /// backup` does, while serving) and keep the newest BOOKSTORE_BACKUP_KEEP. Unset: none.
+    #[arg(long, env = "BOOKSTORE_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How often the scheduled backup runs.
+    #[arg(long, env = "BOOKSTORE_BACKUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub backup_interval: Duration,
+
+    /// How many scheduled backups to keep (the oldest are deleted).
+    #[arg(long, env = "BOOKSTORE_BACKUP_KEEP", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..))]
+    pub backup_keep: u32,
+
     /// The operator token, accepted for every change (16 to 512 visible characters; prefer
     /// BOOKSTORE_ADMIN_TOKEN_FILE, which keeps it out of the environment).
     #[arg(long, env = "BOOKSTORE_ADMIN_TOKEN", hide_env_values = true)]
@@ -412,6 +425,9 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,
             replicas_expected: None,
+            backup_dir: None,
+            backup_interval: Duration::from_secs(3600),
+            backup_keep: 24,
             admin_token: Some(TEST_OPERATOR_TOKEN.to_owned()),
             admin_token_file: None,
             public_reads: true,

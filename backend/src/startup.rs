@@ -12,7 +12,8 @@ use crate::config::ServeArgs;
 use crate::http::{self, AppState, Docs, HttpConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, ConnectionLimits};
-use crate::store::Store;
+use crate::store::sqlite::backup::Schedule;
+use crate::store::{Engine, Store};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -21,6 +22,17 @@ pub struct Application {
     store: Store,
     limits: ConnectionLimits,
     shutdown_timeout: Duration,
+    /// Scheduled backups, stopped with the application.
+    backups: Option<AbortOnDrop>,
+}
+
+/// A background task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Application {
@@ -28,6 +40,21 @@ impl Application {
     /// router and binds the listener. Port 0 picks a free port (see [`Self::local_addr`]).
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Self> {
         let config = args.store()?;
+        let backups = match (&args.backup_dir, Engine::of(&config.database_url)) {
+            (None, _) => None,
+            (Some(dir), Some(Engine::Sqlite)) => {
+                let schedule = Schedule {
+                    dir: dir.clone(),
+                    every: args.backup_interval,
+                    keep: args.backup_keep as usize,
+                };
+                Some((schedule, config.database_url.clone()))
+            }
+            (Some(_), _) => anyhow::bail!(
+                "BOOKSTORE_BACKUP_DIR: scheduled backups copy SQLite files; on PostgreSQL, back up with pg_dump \
+                 (docs/scaling.md#backups-on-postgresql) and unset it"
+            ),
+        };
         let opened = Store::open(&config)
             .await
             .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
@@ -40,6 +67,10 @@ impl Application {
             tracing::info!(books = added, "new database: added the sample catalogue");
         }
         tracing::info!(database = %redacted(&config.database_url), engine = store.engine().name(), "database open");
+        if let Some((schedule, _)) = &backups {
+            tracing::info!(dir = %schedule.dir.display(), every = ?schedule.every, keep = schedule.keep,
+                "scheduled backups on");
+        }
         let auth = Auth::new(store.credentials(), args.auth()?);
         auth.announce()
             .await
@@ -59,6 +90,8 @@ impl Application {
             tracing::info!(dir = %dir.display(), "serving the UI");
         }
         let router = http::router(state, &config);
+        // Now that the metrics recorder is installed, for the backups' metrics.
+        let backups = backups.map(|(schedule, url)| AbortOnDrop(schedule.spawn(url)));
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -68,6 +101,7 @@ impl Application {
             store,
             limits: args.connection_limits(),
             shutdown_timeout: args.shutdown_timeout,
+            backups,
         })
     }
 
@@ -86,6 +120,7 @@ impl Application {
     /// progress finish (for at most the shutdown timeout), and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
+        let backups = self.backups;
         let shutdown = async {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in progress");
@@ -104,6 +139,9 @@ impl Application {
                 "requests still in progress at the shutdown deadline were cut off"
             );
         }
+        // No new backup starts once serving has stopped (one in progress leaves only a hidden
+        // partial file, removed at the next start).
+        drop(backups);
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

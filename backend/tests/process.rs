@@ -713,3 +713,244 @@ async fn a_backup_that_cannot_be_written_fails_loudly_and_leaves_nothing() {
     let (status, _) = get_json(&server.url("/readyz")).await;
     assert_eq!(status, 200, "serving went on");
 }
+
+/// The value of an unlabelled series in the server's /metrics.
+async fn metric(server: &Server, name: &str) -> Option<f64> {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(|value| value.parse().unwrap())
+}
+
+/// The scheduled backups in `dir`, by name.
+fn scheduled_backups(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn scheduled_backups_run_rotate_and_are_exported() {
+    let (dir, db) = temp_db();
+    let backups = dir.path().join("backups");
+    let server = Server::start(
+        &db,
+        &[
+            "--demo-data",
+            "true",
+            "--backup-dir",
+            backups.to_str().unwrap(),
+            "--backup-interval",
+            "1s",
+            "--backup-keep",
+            "2",
+        ],
+    );
+    server.wait_ready().await;
+    let started = std::time::SystemTime::now();
+    // The first is taken at once (the folder holds none), then one a second; two are kept.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut taken = 0;
+    while taken < 4 {
+        assert!(Instant::now() < deadline, "four backups in 20 s: {taken} so far");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        taken += server
+            .drain_logs()
+            .iter()
+            .filter(|l| l.contains("scheduled backup done"))
+            .count();
+    }
+    let names = scheduled_backups(&backups);
+    assert_eq!(names.len(), 2, "the newest two are kept: {names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("bookstore-") && n.ends_with("Z.db")),
+        "{names:?}"
+    );
+    for name in &names {
+        assert_eq!(
+            ids_in(&backups.join(name)).await.len(),
+            12,
+            "{name} holds the catalogue"
+        );
+    }
+    let last = metric(&server, "bookstore_backup_last_success_timestamp_seconds")
+        .await
+        .unwrap();
+    let since_start = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        last >= since_start,
+        "the last success is recent: {last} vs {since_start}"
+    );
+    assert_eq!(
+        metric(&server, "bookstore_backup_failures_total").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&server, "bookstore_backup_interval_seconds").await,
+        Some(1.0)
+    );
+    drop(server);
+
+    // Restarted soon after, it does not take another at once: the newest is recent enough.
+    let again = Server::start(
+        &db,
+        &[
+            "--demo-data",
+            "true",
+            "--backup-dir",
+            backups.to_str().unwrap(),
+            "--backup-interval",
+            "1h",
+        ],
+    );
+    again.wait_ready().await;
+    assert!(
+        metric(&again, "bookstore_backup_last_success_timestamp_seconds")
+            .await
+            .unwrap()
+            >= since_start
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(scheduled_backups(&backups), names, "no new backup on restart");
+}
+
+#[tokio::test]
+async fn a_scheduled_backup_that_cannot_be_written_is_counted_and_serving_goes_on() {
+    let (_dir, db) = temp_db();
+    // A read-only file system: the folder cannot even be made.
+    let server = Server::start(
+        &db,
+        &[
+            "--demo-data",
+            "false",
+            "--backup-dir",
+            "/sys/kernel/bookstore-backups",
+            "--backup-interval",
+            "1s",
+        ],
+    );
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&server, "bookstore_backup_failures_total")
+        .await
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the failure is counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metric(&server, "bookstore_backup_last_success_timestamp_seconds").await,
+        Some(0.0)
+    );
+    let logs = server.drain_logs().join("\n");
+    assert!(
+        logs.contains("scheduled backup failed") && logs.contains("\"level\":\"ERROR\""),
+        "{logs}"
+    );
+    let created = support::client()
+        .post(server.url("/books"))
+        .json(&json!({"title": "Still served", "author": "A. Writer", "year": 2026}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(get_json(&server.url("/readyz")).await.0, 200);
+}
+
+#[test]
+fn scheduled_backups_on_postgresql_are_refused_at_start_with_what_to_do() {
+    let output = Command::new(support::binary())
+        .args([
+            "serve",
+            "--database-url",
+            "postgres://u@127.0.0.1:1/db",
+            "--backup-dir",
+            "/tmp/never",
+        ])
+        .env_remove("BOOKSTORE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("BOOKSTORE_BACKUP_DIR") && said.contains("pg_dump"),
+        "{said}"
+    );
+}
+
+/// The process's CPU time as the kernel reports it in /proc/PID/stat (utime + stime).
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[tokio::test]
+async fn cpu_seconds_are_a_counter_with_sub_second_resolution_that_matches_the_kernel() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "true"]);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    // A burst of work, well under a second of CPU in all.
+    for i in 0..300 {
+        client
+            .get(server.url(&format!("/books?q=a{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kernel = proc_cpu_seconds(server.child.id());
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "typed as a counter"
+    );
+    let exported: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+        .expect("the series")
+        .parse()
+        .unwrap();
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("process_cpu_seconds_total"))
+        .count();
+    assert_eq!(series, 1, "one series");
+    assert!(
+        exported > 0.0 && exported.fract() != 0.0,
+        "not whole seconds: {exported}"
+    );
+    // The kernel counts in ticks (10 ms); the exporter read it a moment earlier.
+    assert!(
+        (exported - kernel).abs() < 0.1,
+        "exported {exported} s, the kernel says {kernel} s"
+    );
+}

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import unittest
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,7 +159,7 @@ class ContainerStack(unittest.TestCase):
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
         rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
         self.assertIn("BookstoreBackendDown", rules)
-        self.assertEqual(len(rules), 8)
+        self.assertEqual(len(rules), 10)
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers")
         self.assertTrue(json.loads(body)["data"]["activeAlertmanagers"], "Prometheus found Alertmanager")
 
@@ -207,6 +208,40 @@ class ContainerStack(unittest.TestCase):
                                token=chosen)
         self.assertEqual(status, 201, body)
         self.assertNotIn(chosen, json.dumps(inspect("backend")["Config"]["Env"]), "not in the environment")
+
+    def test_9b_scheduled_backups_run_and_the_readmes_restore_runbook_works(self):
+        # The stack took one on its first start (the volume held none), and exports it.
+        def last_backup():
+            _, _, body = http("GET", "http://127.0.0.1:8000/metrics")
+            line = next(l for l in body.decode().splitlines()
+                        if l.startswith("bookstore_backup_last_success_timestamp_seconds "))
+            return float(line.split()[1]) or None
+        self.assertGreater(wait_until(last_backup, 30, "a scheduled backup"), 0)
+        status, _, body = http("POST", f"{UI}/books", {"title": "Before the backup", "author": "Runbook", "year": 2026})
+        self.assertEqual(status, 201, body)
+        kept = json.loads(body)["id"]
+        # The README's commands: a backup now, copied out of the volume.
+        compose("exec", "-T", "backend", "bookstore", "backup", "/backups/manual-test.db")
+        out = Path(tempfile.mkdtemp(prefix="bookstore-backups-"))
+        compose("cp", "backend:/backups", str(out / "backups"))
+        names = sorted(p.name for p in (out / "backups").iterdir())
+        self.assertIn("manual-test.db", names)
+        self.assertTrue(any(n.startswith("bookstore-") and n.endswith("Z.db") for n in names), names)
+        status, _, body = http("POST", f"{UI}/books", {"title": "After the backup", "author": "Runbook", "year": 2026})
+        self.assertEqual(status, 201, body)
+        lost = json.loads(body)["id"]
+        # Restore while it runs: refused. Then as the runbook says.
+        refused = subprocess.run([*COMPOSE, "run", "--rm", "--no-deps", "backend", "restore", "/backups/manual-test.db"],
+                                 cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(refused.returncode, 1, refused.stderr)
+        self.assertIn("stop it first", refused.stderr)
+        compose("stop", "backend")
+        restored = compose("run", "--rm", "--no-deps", "backend", "restore", "/backups/manual-test.db")
+        self.assertIn("integrity check ok", restored)
+        compose("start", "backend")
+        wait_until(lambda: inspect("backend")["State"]["Health"]["Status"] == "healthy", 90, "the backend")
+        self.assertEqual(http("GET", f"http://127.0.0.1:8000/books/{kept}")[0], 200)
+        self.assertEqual(http("GET", f"http://127.0.0.1:8000/books/{lost}")[0], 404, "made after the backup")
 
 
 if __name__ == "__main__":

@@ -132,7 +132,9 @@ class AgainstRealPrometheus(unittest.TestCase):
         cls.alertmanager_port = cls.stack.ports["alertmanager"]
         # A short request time-out, so the test can provoke a real 503 (a stalled upload).
         # It says how many replicas the deployment runs (one), as the stacks do.
-        cls.backend = cls.stack.start_backend("--request-timeout", "300ms", "--replicas-expected", "1")
+        # Scheduled backups on, so that the backup panel and alerts have their series.
+        cls.backend = cls.stack.start_backend("--request-timeout", "300ms", "--replicas-expected", "1",
+                                              "--backup-dir", str(cls.stack.dir / "backups"))
         cls.stack.start_alertmanager()
         cls.stack.start_prometheus()
         # Traffic, scrapes, and traffic again: a counter's first sample is not an increase,
