@@ -102,6 +102,11 @@ class NativeStack:
                                  f"sqlite://{self.native.database}"], capture_output=True, text=True)
         return (result.stdout or result.stderr).strip()
 
+    def notifications(self) -> list[dict]:
+        """What Alertmanager delivered to the alert-log receiver."""
+        status, _, body = http("GET", f"{self.native.url('alert-log')}/alerts")
+        return json.loads(body) if status == 200 else []
+
     def down(self) -> None:
         self.native.down()
 
@@ -118,6 +123,11 @@ class ComposeStack:
 
     def run(self, *args: str) -> str:
         return subprocess.run([*self.compose, *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    def notifications(self) -> list[dict]:
+        """What Alertmanager delivered to the alert-log service (one JSON line each)."""
+        lines = self.run("logs", "--no-log-prefix", "alert-log").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
 
     def inspect(self, service: str) -> dict:
         container = self.run("ps", "-q", service).strip()
@@ -277,12 +287,40 @@ def outage(stack, watch: BannerWatch, results: dict) -> None:
     reloaded = wait_until(lambda: watch.first("list", after=cleared["t"]) or watch.first("list", after=t1), 30,
                           "the list to reload")
     resolved = wait_until(lambda: alert_state(stack) is None and time.time(), 120, "the alert to resolve", every=0.2)
+    # Alertmanager sends a resolved notice at the group's next interval (1 min).
+    delivered = wait_until(lambda: delivery(stack.notifications(), t0), 150, "the resolved notification", every=1)
+    results["notifications"] = {
+        "firing_after_stop": round(delivered["firing"] - t0, 2),
+        "firing_annotations": delivered["annotations"],
+        "resolved_after_alert_resolved": round(delivered["resolved"] - resolved, 2),
+    }
     results["recovery"] = {
         "ready": round(ready - t1, 2),
         "banner_cleared_after_ready": round(cleared["t"] - ready, 2),
         "list_reloaded_after_ready": round(max(reloaded["t"] - ready, 0), 2),
         "alert_resolved_after_ready": round(resolved - ready, 2),
     }
+
+
+def delivery(notifications: list[dict], since: float) -> dict | None:
+    """When the BookstoreBackendDown notifications (firing, then resolved) reached the
+    receiver after `since`, and whether the firing one carried its annotations; None until
+    both have."""
+    def at(notification: dict) -> float:
+        return dt.datetime.fromisoformat(notification["received_at"].replace("Z", "+00:00")).timestamp()
+
+    firing = resolved = None
+    for n in notifications:
+        for alert in n["alerts"]:
+            if alert["alertname"] != "BookstoreBackendDown" or at(n) < since:
+                continue
+            if alert["status"] == "firing" and firing is None:
+                firing = (at(n), all(alert[k] for k in ("summary", "description", "runbook_url")))
+            if alert["status"] == "resolved" and firing is not None and resolved is None:
+                resolved = at(n)
+    if firing is None or resolved is None:
+        return None
+    return {"firing": firing[0], "annotations": firing[1], "resolved": resolved}
 
 
 def exact_times(stack, t0: float) -> dict:
@@ -547,6 +585,14 @@ def evaluate(results: dict, settings: dict) -> list[dict]:
     out = [{"target": name, "measured": value, "limit": limit,
             "met": value is not None and (limit is None or value <= limit)} for name, value, limit in checks]
     out += [
+        {"target": "the BookstoreBackendDown notification reached the receiver within 5 s of firing, with its "
+                   "summary, description and runbook", "measured": results["notifications"]["firing_after_stop"],
+         "limit": round((d.get("alert_firing") or 0) + 5, 2),
+         "met": results["notifications"]["firing_annotations"] and d.get("alert_firing") is not None
+         and results["notifications"]["firing_after_stop"] <= d["alert_firing"] + 5},
+        {"target": "its resolved notification arrived within Alertmanager's group interval (60 s) plus 10 s of the "
+                   "alert resolving", "measured": results["notifications"]["resolved_after_alert_resolved"],
+         "limit": 70, "met": results["notifications"]["resolved_after_alert_resolved"] <= 70},
         {"target": "the UI page still loads", "measured": c["ui_page_loads"], "limit": True, "met": c["ui_page_loads"]},
         {"target": "nginx answers API calls with a problem+json 502/503", "measured": c["api_answers_problem_502_503"],
          "limit": True, "met": c["api_answers_problem_502_503"]},
@@ -607,6 +653,10 @@ def report(results: dict) -> str:
               f"| start-up to ready | {r['ready']} |",
               f"| ready to banner cleared (no page reload) | {r['banner_cleared_after_ready']} |",
               f"| ready to alert resolved | {r['alert_resolved_after_ready']} |", "",
+              f"Notifications (Alertmanager to the alert-log webhook receiver): BookstoreBackendDown firing arrived "
+              f"{results['notifications']['firing_after_stop']} s after the backend stopped, with its summary, "
+              f"description and runbook link: {results['notifications']['firing_annotations']}; resolved arrived "
+              f"{results['notifications']['resolved_after_alert_resolved']} s after the alert resolved.", "",
               f"SIGKILL under a write load: {k['rounds']} kills, {k['acknowledged_writes']} writes acknowledged "
               f"with 201, **{k['lost']} lost**; integrity check: **{k['integrity_check']}**.", "",
               ]

@@ -55,10 +55,20 @@ pub enum Command {
     /// checked with SQLite's integrity check, and named DEST only once complete. PostgreSQL:
     /// use pg_dump (exit 2).
     Backup(BackupArgs),
+    /// Receive Alertmanager's notifications (webhook) and log each as a JSON line: the
+    /// stack's default receiver, until a real integration replaces it.
+    AlertLog(AlertLogArgs),
     /// Replace the SQLite database with a checked copy of SRC (the replaced file is kept as
     /// DB.before-restore-TIME). Refused while a server has the database open. PostgreSQL: use
     /// pg_restore (exit 2).
     Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertLogArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    pub addr: SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! `error` the one error type and its HTTP mapping; `config`, `telemetry` and `metrics` are
 //! the wiring; `startup` builds the application for `main` and for the tests.
 
+pub mod alert_log;
 pub mod auth;
 pub mod config;
 pub mod deadline;

@@ -34,6 +34,16 @@ fn main() -> ExitCode {
         Some(Command::InitSecrets(args)) => init_secrets(&args),
         Some(Command::Token(args)) => token(args.command),
         Some(Command::Backup(args)) => backup(&args),
+        Some(Command::AlertLog(args)) => {
+            match block_on(bookstore::alert_log::run(args.addr, shutdown_signal())) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(error)) => {
+                    eprintln!("alert-log: cannot listen on {}: {error}", args.addr);
+                    ExitCode::FAILURE
+                }
+                Err(code) => code,
+            }
+        }
         Some(Command::Restore(args)) => restore(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),

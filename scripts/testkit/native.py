@@ -92,13 +92,22 @@ def render_prometheus(directory: Path, backends: list[str], alertmanager: str, p
     return path
 
 
+def render_alertmanager(directory: Path, alert_log: str) -> Path:
+    """The project's alertmanager.yml with the alert-log receiver on loopback."""
+    config = replace(ALERTMANAGER_CONFIG.read_text(), "http://alert-log:9095/alerts", f"http://{alert_log}/alerts",
+                     "monitoring/alertmanager/alertmanager.yml")
+    path = directory / "alertmanager.yml"
+    path.write_text(config)
+    return path
+
+
 class NativeStack:
     """Processes on loopback ports, their logs and data in one scratch folder: `replicas`
     backends (on SQLite by default, or on `database_url`), nginx, Prometheus, Alertmanager."""
 
     def __init__(self, prefix: str = "bookstore-native-", replicas: int = 1, database_url: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
-        self.ports = {name: free_port() for name in ("nginx", "prometheus", "alertmanager")}
+        self.ports = {name: free_port() for name in ("nginx", "prometheus", "alertmanager", "alert-log")}
         self.backend_ports = [free_port() for _ in range(replicas)]
         self.ports["backend"] = self.backend_ports[0]
         self.processes: dict[str, subprocess.Popen] = {}
@@ -134,7 +143,11 @@ class NativeStack:
         return process
 
     def start_alertmanager(self) -> None:
-        self.spawn("alertmanager", "prometheus-alertmanager", f"--config.file={ALERTMANAGER_CONFIG}",
+        """Alertmanager, and the alert-log receiver it notifies."""
+        self.spawn("alert-log", str(BINARY), "alert-log", "--addr", f"127.0.0.1:{self.ports['alert-log']}")
+        wait_until(lambda: get(f"{self.url('alert-log')}/healthz")[0] == 200, 30, "alert-log")
+        config = render_alertmanager(self.dir, f"127.0.0.1:{self.ports['alert-log']}")
+        self.spawn("alertmanager", "prometheus-alertmanager", f"--config.file={config}",
                    f"--storage.path={self.dir / 'alertmanager'}",
                    f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}", "--cluster.listen-address=")
         wait_until(lambda: get(f"{self.url('alertmanager')}/-/ready")[0] == 200, 30, "Alertmanager")

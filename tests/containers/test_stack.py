@@ -27,7 +27,7 @@ DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 PROJECT = "bookstore-test"
 COMPOSE = [DOCKER, "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
            "-f", str(ROOT / "tests/containers/compose.test.yml")]
-SERVICES = ["backend", "frontend", "prometheus", "alertmanager"]
+SERVICES = ["backend", "frontend", "prometheus", "alertmanager", "alert-log"]
 BACKEND_IMAGE = "bookstore-backend:0.1.0"
 UI = "http://127.0.0.1:8080"
 

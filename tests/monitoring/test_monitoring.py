@@ -80,6 +80,22 @@ def metric_names(expr: str) -> set[str]:
 class DashboardsAndProvisioning(unittest.TestCase):
     """The files Grafana reads, checked without Grafana."""
 
+    def test_every_alert_links_a_runbook_section_that_exists(self):
+        def slug(heading: str) -> str:
+            # GitHub's anchors: lowercase, punctuation dropped, spaces to hyphens.
+            return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+        rules = "".join(Path(f).read_text() for f in glob.glob(str(MONITORING / "prometheus/rules/*.yml")))
+        links = re.findall(r'- alert: (\w+).*?runbook_url: "([^"]+)"', rules, re.S)
+        self.assertEqual(len(links), len(re.findall(r"- alert: ", rules)), "every alert has a runbook_url")
+        for alert, link in links:
+            with self.subTest(alert=alert):
+                path, _, anchor = link.partition("#")
+                document = ROOT / path
+                self.assertTrue(document.is_file(), f"{link}: no such file")
+                headings = re.findall(r"^#+ (.+)$", document.read_text(), re.M)
+                self.assertIn(anchor, [slug(h) for h in headings], f"{link}: no such section")
+
     def test_dashboards_are_valid_json_with_unique_stable_uids(self):
         self.assertGreaterEqual(len(DASHBOARDS), 2)
         uids = [json.loads(path.read_text())["uid"] for path in DASHBOARDS]
@@ -262,7 +278,19 @@ class AgainstRealPrometheus(unittest.TestCase):
             return any(a["labels"]["alertname"] == "BookstoreBackendDown" for a in json.loads(body or b"[]"))
 
         wait_until(in_alertmanager, 30, "Alertmanager to receive BookstoreBackendDown")
-        print(f"\n  BookstoreBackendDown: pending after {pending_at:.1f}s, firing after {firing_at:.1f}s, in Alertmanager")
+
+        def delivered():
+            # Alertmanager's default receiver: the alert-log webhook (a critical alert goes out at once).
+            _, body = get(f"{self.stack.url('alert-log')}/alerts")
+            return [a for n in json.loads(body or b"[]") for a in n["alerts"]
+                    if a["alertname"] == "BookstoreBackendDown" and a["status"] == "firing"]
+
+        alert = wait_until(delivered, 30, "the notification to reach the alert-log receiver")[0]
+        self.assertEqual(alert["labels"]["severity"], "critical")
+        for key in ("summary", "description", "runbook_url"):
+            self.assertTrue(alert[key], f"the notification carries its {key}")
+        print(f"\n  BookstoreBackendDown: pending after {pending_at:.1f}s, firing after {firing_at:.1f}s, in Alertmanager, "
+              f"delivered to the webhook after {time.monotonic() - stopped:.1f}s")
 
 
 if __name__ == "__main__":
