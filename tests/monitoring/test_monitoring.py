@@ -43,7 +43,7 @@ GRAFANA_VARIABLES = {
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
-    "label_replace", "max_over_time", "increase",
+    "label_replace", "max_over_time", "increase", "last_over_time",
 }
 
 
