@@ -287,12 +287,16 @@ def outage(stack, watch: BannerWatch, results: dict) -> None:
     reloaded = wait_until(lambda: watch.first("list", after=cleared["t"]) or watch.first("list", after=t1), 30,
                           "the list to reload")
     resolved = wait_until(lambda: alert_state(stack) is None and time.time(), 120, "the alert to resolve", every=0.2)
-    # Alertmanager sends a resolved notice at the group's next interval (1 min).
-    delivered = wait_until(lambda: delivery(stack.notifications(), t0), 150, "the resolved notification", every=1)
+    # Alertmanager sends a resolved notice at the group's next interval (1 min). A notification
+    # that never comes is a missed target, not a crash of the drill.
+    try:
+        delivered = wait_until(lambda: delivery(stack.notifications(), t0), 150, "the resolved notification", every=1)
+    except TimeoutError:
+        delivered = None
     results["notifications"] = {
-        "firing_after_stop": round(delivered["firing"] - t0, 2),
-        "firing_annotations": delivered["annotations"],
-        "resolved_after_alert_resolved": round(delivered["resolved"] - resolved, 2),
+        "firing_after_stop": round(delivered["firing"] - t0, 2) if delivered else None,
+        "firing_annotations": delivered["annotations"] if delivered else False,
+        "resolved_after_alert_resolved": round(delivered["resolved"] - resolved, 2) if delivered else None,
     }
     results["recovery"] = {
         "ready": round(ready - t1, 2),
@@ -571,6 +575,7 @@ def replica_loss(settings: dict) -> dict:
 
 def evaluate(results: dict, settings: dict) -> list[dict]:
     d, r, k, c = results["detection"], results["recovery"], results["kills"], results["contained"]
+    n = results["notifications"]
     exact = results["prometheus_timestamps"]
     checks = [
         ("Prometheus shows the backend down within one scrape interval plus 5 s",
@@ -586,13 +591,13 @@ def evaluate(results: dict, settings: dict) -> list[dict]:
             "met": value is not None and (limit is None or value <= limit)} for name, value, limit in checks]
     out += [
         {"target": "the BookstoreBackendDown notification reached the receiver within 5 s of firing, with its "
-                   "summary, description and runbook", "measured": results["notifications"]["firing_after_stop"],
+                   "summary, description and runbook", "measured": n["firing_after_stop"],
          "limit": round((d.get("alert_firing") or 0) + 5, 2),
-         "met": results["notifications"]["firing_annotations"] and d.get("alert_firing") is not None
-         and results["notifications"]["firing_after_stop"] <= d["alert_firing"] + 5},
+         "met": bool(n["firing_annotations"]) and d.get("alert_firing") is not None
+         and n["firing_after_stop"] is not None and n["firing_after_stop"] <= d["alert_firing"] + 5},
         {"target": "its resolved notification arrived within Alertmanager's group interval (60 s) plus 10 s of the "
-                   "alert resolving", "measured": results["notifications"]["resolved_after_alert_resolved"],
-         "limit": 70, "met": results["notifications"]["resolved_after_alert_resolved"] <= 70},
+                   "alert resolving", "measured": n["resolved_after_alert_resolved"],
+         "limit": 70, "met": n["resolved_after_alert_resolved"] is not None and n["resolved_after_alert_resolved"] <= 70},
         {"target": "the UI page still loads", "measured": c["ui_page_loads"], "limit": True, "met": c["ui_page_loads"]},
         {"target": "nginx answers API calls with a problem+json 502/503", "measured": c["api_answers_problem_502_503"],
          "limit": True, "met": c["api_answers_problem_502_503"]},
