@@ -43,7 +43,7 @@ GRAFANA_VARIABLES = {
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
-    "label_replace", "max_over_time", "increase", "last_over_time",
+    "label_replace", "max_over_time", "increase", "last_over_time", "sum_over_time",
 }
 
 
@@ -100,17 +100,23 @@ class DashboardsAndProvisioning(unittest.TestCase):
         self.assertGreaterEqual(len(DASHBOARDS), 2)
         uids = [json.loads(path.read_text())["uid"] for path in DASHBOARDS]
         self.assertEqual(len(uids), len(set(uids)), uids)
-        self.assertEqual(sorted(uids), ["bookstore-api", "bookstore-process"])
+        # The variables each offers: the SLOs are the whole service's (no instance to pick).
+        variables = {"bookstore-api": ["job", "instance"], "bookstore-process": ["job", "instance"],
+                     "bookstore-slo": ["job"]}
+        self.assertEqual(sorted(uids), sorted(variables))
         for path in DASHBOARDS:
             dashboard = json.loads(path.read_text())
             ids = [p["id"] for p in panels(dashboard)]
             self.assertEqual(len(ids), len(set(ids)), f"{path.name}: panel ids repeat")
             names = [v["name"] for v in dashboard["templating"]["list"]]
-            self.assertEqual(names, ["job", "instance"], path.name)
+            self.assertEqual(names, variables[dashboard["uid"]], path.name)
 
     def test_every_panel_uses_the_provisioned_data_source(self):
         for path in DASHBOARDS:
             for panel in panels(json.loads(path.read_text())):
+                if panel["type"] == "row":
+                    self.assertFalse(panel.get("targets"), f"row {panel['title']} has queries")
+                    continue
                 self.assertEqual(panel["datasource"], {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"])
                 for target in panel["targets"]:
                     self.assertEqual(target["datasource"]["uid"], DATASOURCE_UID, panel["title"])
@@ -159,6 +165,8 @@ class AgainstRealPrometheus(unittest.TestCase):
         cls.wait_for_scrapes(2)
         cls.generate_traffic()
         cls.wait_for_scrapes(2)
+        # And the SLO rules evaluated on what those scrapes saw (every 10 s).
+        wait_until(lambda: cls.query_class("job:bookstore_slo_latency_slow:ratio_rate30d"), 30, "the SLO rules' first values")
 
     @classmethod
     def tearDownClass(cls):
@@ -205,6 +213,11 @@ class AgainstRealPrometheus(unittest.TestCase):
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         return f"http://127.0.0.1:{cls.prometheus_port}{path}{query}"
 
+    @classmethod
+    def query_class(cls, expr: str) -> list:
+        status, body = get(cls.prometheus_url("/api/v1/query", query=expr))
+        return json.loads(body)["data"]["result"] if status == 200 else []
+
     def query(self, expr: str) -> list:
         status, body = get(self.prometheus_url("/api/v1/query", query=expr))
         answer = json.loads(body)
@@ -231,26 +244,49 @@ class AgainstRealPrometheus(unittest.TestCase):
         for path in DASHBOARDS:
             for _, expr in expressions(json.loads(path.read_text())):
                 used |= metric_names(expr)
+        recorded = set()
         for rule in self.rules():
             used |= metric_names(rule["query"])
+            if rule["type"] == "recording":
+                recorded.add(rule["name"])
         self.assertTrue(used)
-        self.assertEqual(sorted(used - exported), [], "used but not exported")
+        self.assertEqual(sorted(used - exported - recorded), [], "used but not exported")
 
     def rules(self) -> list:
         status, body = get(self.prometheus_url("/api/v1/rules"))
         return [rule for group in json.loads(body)["data"]["groups"] for rule in group["rules"]]
 
-    def test_4_every_alert_rule_is_loaded_parses_and_is_quiet_while_all_is_well(self):
+    def alert_state(self, name: str) -> str | None:
+        _, body = get(self.prometheus_url("/api/v1/alerts"))
+        states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name]
+        return states[0] if states else None
+
+    def test_4_every_rule_is_loaded_parses_and_every_alert_is_quiet_while_all_is_well(self):
         rules = self.rules()
-        names = sorted(rule["name"] for rule in rules)
-        files = glob.glob(str(MONITORING / "prometheus/rules/*.yml"))
-        declared = sorted(re.findall(r"- alert: (\w+)", "".join(Path(f).read_text() for f in files)))
-        self.assertEqual(names, declared)
+        files = "".join(Path(f).read_text() for f in glob.glob(str(MONITORING / "prometheus/rules/*.yml")))
+        for kind, declared in (("alerting", r"- alert: (\w+)"), ("recording", r"- record: ([\w:]+)")):
+            names = sorted(rule["name"] for rule in rules if rule["type"] == kind)
+            self.assertEqual(names, sorted(re.findall(declared, files)))
         for rule in rules:
-            with self.subTest(alert=rule["name"]):
+            with self.subTest(rule=rule["name"]):
                 self.assertEqual(rule["health"], "ok", rule.get("lastError"))
                 self.query(rule["query"])
-                self.assertEqual(rule["state"], "inactive")
+        # Every recorded SLO series has a value: traffic has been seen.
+        for rule in rules:
+            if rule["type"] == "recording":
+                with self.subTest(recorded=rule["name"]):
+                    self.assertTrue(self.query(rule["name"]), f"{rule['name']} has no value")
+        for rule in rules:
+            if rule["type"] != "alerting":
+                continue
+            with self.subTest(alert=rule["name"]):
+                # The one 503 the traffic above provokes, among a few dozen answers, burns the
+                # availability budget (0.1% of answers) far faster than it may: its page and
+                # its ticket are rightly on their way (their `for:` has not passed).
+                if rule["name"] in ("BookstoreAvailabilityFastBurn", "BookstoreAvailabilitySlowBurn"):
+                    wait_until(lambda: self.alert_state(rule["name"]) == "pending", 30, f"{rule['name']} pending")
+                else:
+                    self.assertEqual(rule["state"], "inactive")
                 for key in ("summary", "description", "runbook_url"):
                     self.assertIn(key, rule["annotations"])
         # The parts of the rules that should have data now do.
@@ -262,15 +298,10 @@ class AgainstRealPrometheus(unittest.TestCase):
         self.backend.wait(timeout=20)
         stopped = time.monotonic()
 
-        def alert_state():
-            _, body = get(self.prometheus_url("/api/v1/alerts"))
-            states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == "BookstoreBackendDown"]
-            return states[0] if states else None
-
         wait_until(lambda: self.query('up{job="bookstore"} == 0'), 20, "the target to be down")
-        wait_until(lambda: alert_state() == "pending", 30, "BookstoreBackendDown pending")
+        wait_until(lambda: self.alert_state("BookstoreBackendDown") == "pending", 30, "BookstoreBackendDown pending")
         pending_at = time.monotonic() - stopped
-        wait_until(lambda: alert_state() == "firing", 60, "BookstoreBackendDown firing")
+        wait_until(lambda: self.alert_state("BookstoreBackendDown") == "firing", 60, "BookstoreBackendDown firing")
         firing_at = time.monotonic() - stopped
 
         def in_alertmanager():
