@@ -13,6 +13,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod metrics;
+pub mod otlp;
 pub mod secrets;
 pub mod server;
 pub mod startup;

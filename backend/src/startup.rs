@@ -11,9 +11,13 @@ use crate::auth::Auth;
 use crate::config::ServeArgs;
 use crate::http::{self, AppState, Docs, HttpConfig};
 use crate::metrics::Metrics;
+use crate::otlp::{OtlpConfig, Spans};
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::backup::Schedule;
 use crate::store::{Engine, Store};
+
+/// How long a stopping server waits for its last spans to be exported.
+const EXPORT_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -24,6 +28,8 @@ pub struct Application {
     shutdown_timeout: Duration,
     /// Scheduled backups, stopped with the application.
     backups: Option<AbortOnDrop>,
+    /// The span exporter, which sends what is left once the server has stopped.
+    exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A background task that ends when this is dropped.
@@ -81,10 +87,19 @@ impl Application {
             metrics: Metrics::install(store.engine(), args.replicas_expected)?,
             docs: Docs::build(args.public_reads),
         };
+        let (spans, exporter) = match OtlpConfig::from_env().context("cannot export spans (OTLP)")? {
+            Some(otlp) => {
+                tracing::info!(endpoint = %otlp.endpoint(), "exporting request spans (OTLP/HTTP)");
+                let (spans, task) = Spans::start(otlp);
+                (Some(spans), Some(task))
+            }
+            None => (None, None),
+        };
         let config = HttpConfig {
             static_dir: args.static_dir(),
             cors_origins: args.cors_origins(),
             request_timeout: args.request_timeout,
+            spans,
         };
         if let Some(dir) = &config.static_dir {
             tracing::info!(dir = %dir.display(), "serving the UI");
@@ -102,6 +117,7 @@ impl Application {
             limits: args.connection_limits(),
             shutdown_timeout: args.shutdown_timeout,
             backups,
+            exporter,
         })
     }
 
@@ -142,6 +158,11 @@ impl Application {
         // No new backup starts once serving has stopped (one in progress leaves only a hidden
         // partial file, removed at the next start).
         drop(backups);
+        // The router, and with it the queue's last sender, is gone: the exporter sends what
+        // is left and ends (or is given up on, if the collector does not answer).
+        if let Some(exporter) = self.exporter {
+            let _ = tokio::time::timeout(EXPORT_AT_SHUTDOWN, exporter).await;
+        }
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -9,6 +9,7 @@ mod observe;
 mod openapi;
 mod session;
 mod time_limit;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,11 +47,13 @@ pub struct AppState {
 }
 
 /// The HTTP settings that shape the router.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpConfig {
     pub static_dir: Option<PathBuf>,
     pub cors_origins: Vec<String>,
     pub request_timeout: Duration,
+    /// Where request spans go, when OTLP export is on.
+    pub spans: Option<crate::otlp::Spans>,
 }
 
 /// Responses smaller than this are not worth compressing.
@@ -82,6 +85,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
             observe::RequestIds::new(),
             observe::request_id,
         ))
+        .layer(from_fn(trace::context))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -90,7 +94,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(from_fn(observe::observe))
+        .layer(from_fn_with_state(config.spans.clone(), observe::observe))
         .layer(SetResponseHeaderLayer::overriding(
             X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -157,8 +161,15 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::IF_MATCH,
             header::IF_NONE_MATCH,
             books::IDEMPOTENCY_KEY,
+            trace::TRACEPARENT,
         ])
-        .expose_headers([header::ETAG, header::LOCATION, header::LINK, books::X_TOTAL_COUNT])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::LINK,
+            books::X_TOTAL_COUNT,
+            trace::TRACEPARENT,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -1,6 +1,7 @@
 //! Middleware that watches every request: the HTTP metrics of the contract, the matched
-//! route on the request's log span, cheap and bounded request ids, and problem bodies for
-//! errors produced outside the handlers.
+//! route on the request's log span, cheap and bounded request ids, problem bodies for
+//! errors produced outside the handlers, and the request's span when spans are exported
+//! (`crate::otlp`).
 //!
 //! Metrics are labelled by the matched route template (`/books/{id}`), never the raw path,
 //! and methods outside the standard set are folded into `OTHER`, so no client can create
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -19,6 +20,9 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use crate::error::{Error, PROBLEM_JSON, ServerFault};
 use crate::metrics::{REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL};
+use crate::otlp::{RequestSpan, Spans};
+
+use super::trace::TraceContext;
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 
@@ -94,11 +98,19 @@ fn series(method: &'static str, route: &str, status: StatusCode) -> Series {
 }
 
 /// Counts and times every request, logs the ones that failed on the server's side (with
-/// their route and request id), and gives error responses made outside the handlers
-/// (the router's 404 and 405, the timeout, the static file server) the same problem+json
-/// body as every other error.
-pub async fn observe(request: Request, next: Next) -> Response {
+/// their route and request id), gives error responses made outside the handlers (the
+/// router's 404 and 405, the timeout, the static file server) the same problem+json body as
+/// every other error, and queues the request's span for export when that is on.
+pub async fn observe(State(spans): State<Option<Spans>>, request: Request, next: Next) -> Response {
     let method = method_label(request.method());
+    // Only when spans are exported, and the trace is sampled: the request's own span.
+    let traced = spans.as_ref().and_then(|_| {
+        let trace = request
+            .extensions()
+            .get::<TraceContext>()
+            .filter(|trace| trace.sampled)?;
+        Some((*trace, request.uri().path().to_owned(), SystemTime::now()))
+    });
     let request_id = request
         .headers()
         .get(X_REQUEST_ID)
@@ -119,6 +131,17 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let (requests, duration) = series(method, route, status);
     requests.increment(1);
     duration.record(elapsed.as_secs_f64());
+    if let (Some(spans), Some((trace, path, start))) = (&spans, traced) {
+        spans.record(RequestSpan {
+            trace,
+            method,
+            route: route.to_owned(),
+            path,
+            status: status.as_u16(),
+            start,
+            duration: elapsed,
+        });
+    }
     if let Some(ServerFault(cause)) = response.extensions().get::<ServerFault>() {
         let request_id = request_id.as_deref().unwrap_or_default();
         let ms = elapsed.as_secs_f64() * 1000.0;

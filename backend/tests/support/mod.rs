@@ -57,6 +57,15 @@ impl Server {
         Self::spawn(command, db, extra, filter)
     }
 
+    /// Starts the server with these environment variables set as well.
+    pub fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command
+            .env("BOOKSTORE_ADMIN_TOKEN", OPERATOR)
+            .envs(env.iter().copied());
+        Self::spawn(command, db, extra, "info")
+    }
+
     /// Starts the server with no operator token: API tokens are the only credentials.
     pub fn start_without_operator(db: &Path, extra: &[&str]) -> Self {
         let mut command = Command::new(binary());
