@@ -179,6 +179,7 @@ tier_ui() {
 tier_monitoring() {
   require promtool prometheus
   require prometheus-alertmanager prometheus-alertmanager
+  require prometheus-node-exporter prometheus-node-exporter
   require python3 python3
   local config
   config=$(mktemp)

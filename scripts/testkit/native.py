@@ -72,7 +72,7 @@ def render_nginx(directory: Path, listen: int, backends: list[str], workers: int
     return main
 
 
-def render_prometheus(directory: Path, backends: list[str], alertmanager: str, prometheus: str) -> Path:
+def render_prometheus(directory: Path, backends: list[str], alertmanager: str, prometheus: str, node: str) -> Path:
     """The project's prometheus.yml with loopback addresses (the backends listed where the
     image discovers them through DNS) and the repository's rules."""
     config = PROMETHEUS_CONFIG.read_text()
@@ -86,6 +86,7 @@ def render_prometheus(directory: Path, backends: list[str], alertmanager: str, p
     config = replace(config, discovery, f"    static_configs:\n      - targets: [{targets}]", where)
     config = replace(config, '"alertmanager:9093"', f'"{alertmanager}"', where)
     config = replace(config, '"localhost:9090"', f'"{prometheus}"', where)
+    config = replace(config, '"node-exporter:9100"', f'"{node}"', where)
     config = replace(config, "/etc/prometheus/rules/*.yml", str(RULES / "*.yml"), where)
     path = directory / "prometheus.yml"
     path.write_text(config)
@@ -107,7 +108,7 @@ class NativeStack:
 
     def __init__(self, prefix: str = "bookstore-native-", replicas: int = 1, database_url: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
-        self.ports = {name: free_port() for name in ("nginx", "prometheus", "alertmanager", "alert-log")}
+        self.ports = {name: free_port() for name in ("nginx", "prometheus", "alertmanager", "alert-log", "node-exporter")}
         self.backend_ports = [free_port() for _ in range(replicas)]
         self.ports["backend"] = self.backend_ports[0]
         self.processes: dict[str, subprocess.Popen] = {}
@@ -153,11 +154,17 @@ class NativeStack:
         wait_until(lambda: get(f"{self.url('alertmanager')}/-/ready")[0] == 200, 30, "Alertmanager")
 
     def start_prometheus(self) -> None:
-        config = render_prometheus(self.dir, self.backends(),
-                                   f"127.0.0.1:{self.ports['alertmanager']}", f"127.0.0.1:{self.ports['prometheus']}")
+        config = render_prometheus(self.dir, self.backends(), f"127.0.0.1:{self.ports['alertmanager']}",
+                                   f"127.0.0.1:{self.ports['prometheus']}", f"127.0.0.1:{self.ports['node-exporter']}")
         self.spawn("prometheus", "prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
         wait_until(lambda: get(f"{self.url('prometheus')}/-/ready")[0] == 200, 30, "Prometheus")
+
+    def start_node_exporter(self) -> None:
+        """Debian's node-exporter (the compose stack's host metrics), on this host."""
+        self.spawn("node-exporter", "prometheus-node-exporter",
+                   f"--web.listen-address=127.0.0.1:{self.ports['node-exporter']}")
+        wait_until(lambda: get(f"{self.url('node-exporter')}/metrics")[0] == 200, 30, "node-exporter")
 
     def backends(self) -> list[str]:
         """Where the backends listen."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 import unittest
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,7 +29,7 @@ DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 PROJECT = "bookstore-test"
 COMPOSE = [DOCKER, "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
            "-f", str(ROOT / "tests/containers/compose.test.yml")]
-SERVICES = ["backend", "frontend", "prometheus", "alertmanager", "alert-log"]
+SERVICES = ["backend", "frontend", "prometheus", "alertmanager", "alert-log", "node-exporter"]
 BACKEND_IMAGE = "bookstore-backend:0.1.0"
 UI = "http://127.0.0.1:8080"
 
@@ -155,11 +157,16 @@ class ContainerStack(unittest.TestCase):
             return targets if set(targets.values()) == {"up"} else None
 
         targets = wait_until(all_up, 60, "every target to be up")
-        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up"})
+        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up", "node": "up"})
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
-        rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+        rules = sorted(r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"])
         self.assertIn("BookstoreBackendDown", rules)
-        self.assertEqual(len(rules), 10)
+        declared = "".join(p.read_text() for p in (ROOT / "monitoring/prometheus/rules").glob("*.yml"))
+        self.assertEqual(rules, sorted(re.findall(r"- (?:alert|record): ([\w:]+)", declared)))
+        # node-exporter measures the file system that holds the data volume.
+        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/query?query="
+                          + urllib.parse.quote('node_filesystem_size_bytes{job="node", mountpoint="/bookstore-data"} > 0'))
+        self.assertTrue(json.loads(body)["data"]["result"], "no size of the data volume's file system")
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers")
         self.assertTrue(json.loads(body)["data"]["activeAlertmanagers"], "Prometheus found Alertmanager")
 

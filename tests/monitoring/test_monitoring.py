@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import socket
 import sys
@@ -43,7 +44,7 @@ GRAFANA_VARIABLES = {
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "or", "vector", "max", "time", "changes", "and",
     "without", "on", "ignoring", "bool", "absent", "label_values", "min", "avg", "count",
-    "label_replace", "max_over_time", "increase", "last_over_time", "sum_over_time",
+    "label_replace", "max_over_time", "increase", "last_over_time", "sum_over_time", "predict_linear",
 }
 
 
@@ -102,7 +103,7 @@ class DashboardsAndProvisioning(unittest.TestCase):
         self.assertEqual(len(uids), len(set(uids)), uids)
         # The variables each offers: the SLOs are the whole service's (no instance to pick).
         variables = {"bookstore-api": ["job", "instance"], "bookstore-process": ["job", "instance"],
-                     "bookstore-slo": ["job"]}
+                     "bookstore-slo": ["job"], "bookstore-host": ["instance", "mountpoint"]}
         self.assertEqual(sorted(uids), sorted(variables))
         for path in DASHBOARDS:
             dashboard = json.loads(path.read_text())
@@ -158,6 +159,13 @@ class AgainstRealPrometheus(unittest.TestCase):
         cls.backend = cls.stack.start_backend("--request-timeout", "300ms", "--replicas-expected", "1",
                                               "--backup-dir", str(cls.stack.dir / "backups"))
         cls.stack.start_alertmanager()
+        # Debian's node-exporter, for the host dashboard; the "data volume" is the file system
+        # this test's database is on (in the stack, the volume mounted at /bookstore-data).
+        cls.stack.start_node_exporter()
+        mount = cls.stack.dir
+        while not os.path.ismount(mount):
+            mount = mount.parent
+        GRAFANA_VARIABLES["$mountpoint"] = str(mount)
         cls.stack.start_prometheus()
         # Traffic, scrapes, and traffic again: a counter's first sample is not an increase,
         # so every series must be seen before and after it grows for rate() to show it.
@@ -167,6 +175,8 @@ class AgainstRealPrometheus(unittest.TestCase):
         cls.wait_for_scrapes(2)
         # And the SLO rules evaluated on what those scrapes saw (every 10 s).
         wait_until(lambda: cls.query_class("job:bookstore_slo_latency_slow:ratio_rate30d"), 30, "the SLO rules' first values")
+        # Two scrapes of node-exporter (every 15 s), for its rates.
+        wait_until(lambda: cls.query_class('rate(node_cpu_seconds_total{job="node"}[1m])'), 60, "node-exporter's rates")
 
     @classmethod
     def tearDownClass(cls):
@@ -227,7 +237,7 @@ class AgainstRealPrometheus(unittest.TestCase):
     def test_1_every_target_is_up(self):
         status, body = get(self.prometheus_url("/api/v1/targets"))
         targets = {t["labels"]["job"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]}
-        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up"})
+        self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up", "node": "up"})
 
     def test_2_every_dashboard_query_parses_and_returns_data(self):
         for path in DASHBOARDS:
@@ -239,6 +249,8 @@ class AgainstRealPrometheus(unittest.TestCase):
     def test_3_every_metric_the_dashboards_and_rules_read_is_exported(self):
         _, body = get(f"http://127.0.0.1:{self.backend_port}/metrics")
         exported = {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if line and line[0] != "#"}
+        _, node = get(f"{self.stack.url('node-exporter')}/metrics")
+        exported |= {line.split("{")[0].split(" ")[0] for line in node.decode().splitlines() if line and line[0] != "#"}
         exported |= {"up"}
         used = set()
         for path in DASHBOARDS:

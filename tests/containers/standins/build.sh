@@ -20,8 +20,9 @@ have() { [ "$force" -eq 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 nginx_image=$(sed -n 's/^FROM \(nginxinc\/nginx-unprivileged:[^ ]*\).*/\1/p' "$ROOT/Dockerfile.frontend")
 prometheus_image=$(sed -n 's/^ *image: \(prom\/prometheus:[^ ]*\)/\1/p' "$ROOT/docker-compose.yml")
 alertmanager_image=$(sed -n 's/^ *image: \(prom\/alertmanager:[^ ]*\)/\1/p' "$ROOT/docker-compose.yml")
+node_exporter_image=$(sed -n 's/^ *image: \(prom\/node-exporter:[^ ]*\)/\1/p' "$ROOT/docker-compose.yml")
 postgres_image=$(sed -n 's/^ *image: \(postgres:[^ ]*\)/\1/p' "$ROOT/compose.postgres.yml")
-for image in "$nginx_image" "$prometheus_image" "$alertmanager_image" "$postgres_image"; do
+for image in "$nginx_image" "$prometheus_image" "$alertmanager_image" "$node_exporter_image" "$postgres_image"; do
   [ -n "$image" ] || die "could not read an upstream image name from the project's files"
 done
 
@@ -53,6 +54,7 @@ standin() {
 standin nginx sid "nginx wget" nginx-unprivileged.Dockerfile "$nginx_image"
 standin prometheus bookworm "prometheus wget" prometheus.Dockerfile "$prometheus_image"
 standin alertmanager bookworm "prometheus-alertmanager wget" alertmanager.Dockerfile "$alertmanager_image"
+standin node-exporter bookworm "prometheus-node-exporter wget" node-exporter.Dockerfile "$node_exporter_image"
 if ! have "$postgres_image"; then
   log "building stand-in $postgres_image from Debian bookworm's PostgreSQL 15"
   "$DOCKER" build -q -t "$postgres_image" -f postgres.Dockerfile . >/dev/null
