@@ -168,12 +168,18 @@ ensure_trivy() {
   rm -rf "$dir"
 }
 
-# build_static — the static, auditable backend binary that the `prebuilt` image target takes.
+# build_static — the static, auditable backend binary that the `prebuilt` image target takes,
+# for this host's architecture, at target/static/bookstore. (The explicit `--target` keeps
+# crt-static off build scripts and proc macros.)
 build_static() {
   cargo_tool cargo-auditable cargo-auditable@0.7.7
-  log "building the static backend binary (cargo auditable, crt-static)"
+  local triple
+  triple=$(rustc -vV | sed -n 's/^host: //p')
+  [ -n "$triple" ] || die "rustc -vV names no host triple"
+  log "building the static backend binary for $triple (cargo auditable, crt-static)"
   (cd "$ROOT" && RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo auditable build --release --locked --quiet -p bookstore --target x86_64-unknown-linux-gnu)
+    cargo auditable build --release --locked --quiet -p bookstore --target "$triple" \
+    && install -D -m 0755 "target/$triple/release/bookstore" target/static/bookstore)
 }
 
 # ensure_node — Node.js and npm (a machine's own Node.js, which bundles npm, is kept).

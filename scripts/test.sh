@@ -55,6 +55,14 @@ tier_static() {
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   log "shellcheck: scripts, the stand-ins build script, .ci/run"
   shellcheck -x scripts/*.sh tests/containers/standins/build.sh .ci/run
+  log "no architecture named outside scripts/images.sh (the platform list), CI's set-up and the docs"
+  # Written so that this line does not match itself.
+  local named
+  named=$(git ls-files -z | grep -zv -e '^Cargo\.lock$' -e '^backend/tests/fixtures/' -e '^scripts/images\.sh$' \
+    -e '^\.github/workflows/' -e '\.md$' \
+    | xargs -0 grep -nwE 'x86[_]64|aarch[6]4|amd[6]4|arm[6]4|armv[67]l?|armh[f]|i[3-6]86|ppc64l[e]|s390[x]|riscv6[4]' || true)
+  [ -z "$named" ] || die "an architecture is hard-coded (derive it from the platform or the host instead):
+$named"
 }
 
 tier_rust() {
