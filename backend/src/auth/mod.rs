@@ -372,6 +372,8 @@ impl Auth {
                 "the session has expired; sign in again".to_owned(),
             ));
         }
+        // Revoking a token deletes its sessions, but a sign-in that checked the token just
+        // before the revocation committed inserts its session just after: this catches it.
         if found.token_revoked {
             return Err(Checked::Ended(
                 "the token this session was made from has been revoked".to_owned(),
@@ -625,18 +627,8 @@ pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -
 
 #[cfg(test)]
 mod tests {
+    use super::client::tests::headers;
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
-    }
 
     #[test]
     fn the_bearer_header_wins_over_the_cookie() {

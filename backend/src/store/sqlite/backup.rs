@@ -94,11 +94,34 @@ pub async fn backup(url: &str, destination: &Path) -> Result<Copied, CopyError> 
         )));
     }
     let partial = partial_name(destination, "partial");
-    let result = async {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&source)
-            .create_if_missing(false)
-            .busy_timeout(std::time::Duration::from_secs(10))
+    let live = SqliteConnectOptions::new()
+        .filename(&source)
+        .create_if_missing(false)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let books = snapshot(live, &source, &partial).await?;
+    if let Err(error) = fs::rename(&partial, destination) {
+        let _ = fs::remove_file(&partial);
+        return Err(CopyError::Io {
+            context: format!("cannot name the copy {}", destination.display()),
+            source: error,
+        });
+    }
+    flush_folder(destination)?;
+    Ok(Copied {
+        path: destination.to_owned(),
+        books,
+        bytes: fs::metadata(destination).map(|m| m.len()).unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes a consistent copy of the database `options` open (at `source`) to `partial` with
+/// `VACUUM INTO` (one read transaction: a snapshot, while a server may keep writing), checks
+/// it and flushes it to disk. Returns its number of books; on any failure nothing is left at
+/// `partial`.
+async fn snapshot(options: SqliteConnectOptions, source: &Path, partial: &Path) -> Result<i64, CopyError> {
+    let copied = async {
+        let mut conn = options
             .connect()
             .await
             .map_err(db(format!("cannot open {}", source.display())))?;
@@ -108,26 +131,15 @@ pub async fn backup(url: &str, destination: &Path) -> Result<Copied, CopyError> 
             .await
             .map_err(db(format!("cannot write the copy {}", partial.display())))?;
         conn.close().await.ok();
-        let books = check(&partial).await?;
-        flush(&partial)?;
-        fs::rename(&partial, destination)
-            .map_err(io(format!("cannot name the copy {}", destination.display())))?;
-        flush_folder(destination)?;
+        let books = check(partial).await?;
+        flush(partial)?;
         Ok(books)
     }
     .await;
-    match result {
-        Ok(books) => Ok(Copied {
-            path: destination.to_owned(),
-            books,
-            bytes: fs::metadata(destination).map(|m| m.len()).unwrap_or(0),
-            seconds: started.elapsed().as_secs_f64(),
-        }),
-        Err(error) => {
-            let _ = fs::remove_file(&partial);
-            Err(error)
-        }
+    if copied.is_err() {
+        let _ = fs::remove_file(partial);
     }
+    copied
 }
 
 /// Replaces the database at `url` with a checked copy of `source`, unless a server has it
@@ -165,31 +177,12 @@ pub async fn restore(url: &str, source: &Path) -> Result<(Copied, Option<PathBuf
     // A consistent copy of the source (which may be in WAL mode itself) next to the target.
     let partial = partial_name(&target, "restoring");
     let _ = fs::remove_file(&partial);
-    let copied = async {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(source)
-            .read_only(true)
-            .connect()
-            .await
-            .map_err(db(format!("cannot open {}", source.display())))?;
-        sqlx::query("VACUUM INTO ?")
-            .bind(partial.to_string_lossy().as_ref())
-            .execute(&mut conn)
-            .await
-            .map_err(db(format!("cannot write {}", partial.display())))?;
-        conn.close().await.ok();
-        let books = check(&partial).await?;
-        flush(&partial)?;
-        Ok(books)
-    }
-    .await;
-    let books = match copied {
-        Ok(books) => books,
-        Err(error) => {
-            let _ = fs::remove_file(&partial);
-            return Err(error);
-        }
-    };
+    let books = snapshot(
+        SqliteConnectOptions::new().filename(source).read_only(true),
+        source,
+        &partial,
+    )
+    .await?;
     let kept = if target.exists() {
         // Fold the old database's write-ahead log into it (a server killed without a clean
         // stop leaves one), so that the file set aside is whole on its own.
