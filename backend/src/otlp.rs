@@ -257,20 +257,27 @@ fn encode(config: &OtlpConfig, spans: impl Iterator<Item = RequestSpan>) -> Vec<
     serde_json::to_vec(&request).expect("JSON values serialize")
 }
 
-/// One POST on a fresh connection: a batch leaves at most every few seconds.
+/// One POST on a fresh connection: a batch leaves at most every few seconds. The connection
+/// is driven here, not in a task of its own, so that a time-out (dropping this future) closes
+/// it too.
 async fn post(endpoint: &Endpoint, body: Vec<u8>) -> anyhow::Result<()> {
     let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
         .context("cannot connect")?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let connection = tokio::spawn(connection);
     let request = Request::post(endpoint.path.as_str())
         .header(HOST, endpoint.authority.as_str())
         .header(CONTENT_TYPE, "application/json")
         .body(Body::from(body))?;
-    let answer = sender.send_request(request).await;
-    drop(sender);
-    connection.abort();
+    let mut exchange = std::pin::pin!(sender.send_request(request));
+    let mut connection = std::pin::pin!(connection);
+    let answer = tokio::select! {
+        biased;
+        answer = &mut exchange => answer,
+        // The connection ended (closed by the collector, or failed): the exchange has its
+        // answer, or the reason there is none.
+        _ = &mut connection => exchange.await,
+    };
     let answer = answer?;
     if !answer.status().is_success() {
         bail!("the collector answered {}", answer.status());

@@ -1263,15 +1263,19 @@ async fn spans_still_queued_are_sent_when_the_server_stops() {
 }
 
 #[tokio::test]
-async fn a_collector_that_is_down_or_failing_costs_a_warning_and_nothing_else() {
+async fn a_collector_that_is_down_failing_or_silent_costs_a_warning_and_nothing_else() {
     let gone = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
     let failing = Collector::start(500);
+    // Accepts connections (the kernel does, into the backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
     for (endpoint, reason) in [
         (gone.as_str(), "cannot connect"),
         (failing.url.as_str(), "answered 500"),
+        (silent_url.as_str(), "did not answer in time"),
     ] {
         let (_dir, db) = temp_db();
         let server = Server::start_with_env(
@@ -1280,6 +1284,7 @@ async fn a_collector_that_is_down_or_failing_costs_a_warning_and_nothing_else() 
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
                 ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "300"),
             ],
         );
         server.wait_ready().await;
