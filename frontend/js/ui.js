@@ -220,7 +220,12 @@ function goToLink(button) {
   const href = button.dataset.href;
   if (!href) return;
   const params = new URL(href, location.origin).searchParams;
-  navigate({ offset: params.get('offset') ?? '0' }, { push: true });
+  // `next` is a keyset link (`after` the last book shown); the UI pages by offset so that
+  // it can say which page this is, and the next page by offset is the one after this.
+  const offset = params.has('after')
+    ? Number(state.view.offset) + Number(state.view.limit)
+    : Number(params.get('offset') ?? 0);
+  navigate({ offset: String(offset) }, { push: true });
   $('catalogue').focus();
 }
 

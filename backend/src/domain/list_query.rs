@@ -12,6 +12,10 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const MAX_FILTER_CHARS: usize = 200;
 
 const SORT_RULE: &str = "must be one of id, title, author, year, created_at, each optionally prefixed with -";
+const AFTER_RULE: &str = "must be a cursor from a `next` link: SORT:ID, or SORT:ID:KEY";
+/// Longest cursor: a sort name, an id and a case-folded title or author (at most 50
+/// characters, each at most 3 folded characters of 4 bytes).
+const MAX_AFTER_CHARS: usize = 700;
 
 /// The column a listing is ordered by; ties are always broken by `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +59,44 @@ pub struct ListQuery {
     pub year_to: Option<i64>,
     pub sort: SortKey,
     pub descending: bool,
+    /// Keyset pagination: the page starts after this book of the same listing, however far
+    /// in that is (the `next` link carries it).
+    pub after: Option<After>,
+}
+
+/// Where a keyset page starts: just after the book with this id and this sort value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct After {
+    pub id: i64,
+    pub value: SortValue,
+}
+
+impl After {
+    /// Where `book` stands in a listing sorted by `sort`.
+    pub fn of(book: &super::Book, sort: SortKey) -> Self {
+        let value = match sort {
+            SortKey::Id => SortValue::Id,
+            SortKey::Title => SortValue::Text(fold_case(&book.title)),
+            SortKey::Author => SortValue::Text(fold_case(&book.author)),
+            SortKey::Year => SortValue::Number(book.year),
+            SortKey::CreatedAt => SortValue::Number(
+                time::OffsetDateTime::parse(&book.created_at, &time::format_description::well_known::Rfc3339)
+                    .map_or(0, |t| t.unix_timestamp()),
+            ),
+        };
+        Self { id: book.id, value }
+    }
+}
+
+/// A book's value of the sort key, as listings compare it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SortValue {
+    /// Sorting by id: the id is the whole key.
+    Id,
+    /// The case-folded title or author ([`fold_case`]), compared byte by byte.
+    Text(String),
+    /// The year, or `created_at` as seconds since 1970.
+    Number(i64),
 }
 
 impl Default for ListQuery {
@@ -69,6 +111,7 @@ impl Default for ListQuery {
             year_to: None,
             sort: SortKey::Id,
             descending: false,
+            after: None,
         }
     }
 }
@@ -85,11 +128,12 @@ impl ListQuery {
         let mut query = Self::default();
         let mut errors = Vec::new();
         let mut seen: Vec<String> = Vec::new();
+        let mut after = None;
         for (key, value) in pairs {
             let (key, value) = (key.as_ref(), value.as_ref());
             let known = matches!(
                 key,
-                "limit" | "offset" | "q" | "author" | "genre" | "year_from" | "year_to" | "sort"
+                "limit" | "offset" | "q" | "author" | "genre" | "year_from" | "year_to" | "sort" | "after"
             );
             if !known {
                 continue;
@@ -99,11 +143,64 @@ impl ListQuery {
                 continue;
             }
             seen.push(key.to_owned());
-            if let Err(message) = query.set(key, value) {
+            if key == "after" {
+                // Read once the sort is known (it may come later in the query string).
+                after = Some(value.to_owned());
+            } else if let Err(message) = query.set(key, value) {
                 errors.push(FieldError::new(key, message));
             }
         }
+        if let Some(after) = after {
+            match query.cursor(&after) {
+                Ok(cursor) => query.after = Some(cursor),
+                Err(message) => errors.push(FieldError::new("after", message)),
+            }
+        }
         if errors.is_empty() { Ok(query) } else { Err(errors) }
+    }
+
+    /// The sort as the `sort` parameter spells it.
+    pub fn sort_name(&self) -> String {
+        format!("{}{}", if self.descending { "-" } else { "" }, self.sort.name())
+    }
+
+    /// Reads a cursor made by [`ListQuery::cursor_string`] for this listing's sort.
+    fn cursor(&self, text: &str) -> Result<After, String> {
+        if self.offset > 0 {
+            return Err("cannot be combined with offset: a cursor already says where the page starts".into());
+        }
+        if text.chars().count() > MAX_AFTER_CHARS {
+            return Err(AFTER_RULE.into());
+        }
+        let mut parts = text.splitn(3, ':');
+        let (sort, id, value) = (parts.next(), parts.next(), parts.next());
+        let id = id.and_then(|id| i64::from_str(id).ok()).ok_or(AFTER_RULE)?;
+        if sort != Some(self.sort_name().as_str()) {
+            return Err(format!(
+                "belongs to another sort order; send it with sort={}",
+                sort.unwrap_or("")
+            ));
+        }
+        let value = match (self.sort, value) {
+            (SortKey::Id, None) => SortValue::Id,
+            (SortKey::Title | SortKey::Author, Some(text)) if !text.chars().any(char::is_control) => {
+                SortValue::Text(text.to_owned())
+            }
+            (SortKey::Year | SortKey::CreatedAt, Some(number)) => {
+                SortValue::Number(i64::from_str(number).map_err(|_| AFTER_RULE)?)
+            }
+            _ => return Err(AFTER_RULE.into()),
+        };
+        Ok(After { id, value })
+    }
+
+    /// The `after` parameter that continues this listing after `after`.
+    pub fn cursor_string(&self, after: &After) -> String {
+        match &after.value {
+            SortValue::Id => format!("{}:{}", self.sort_name(), after.id),
+            SortValue::Text(text) => format!("{}:{}:{text}", self.sort_name(), after.id),
+            SortValue::Number(n) => format!("{}:{}:{n}", self.sort_name(), after.id),
+        }
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
@@ -143,9 +240,20 @@ impl ListQuery {
 
     /// The query string of the same listing at another offset, for `Link` headers.
     pub fn query_string_at(&self, offset: i64) -> String {
+        self.query_string(&[("offset", offset.to_string())])
+    }
+
+    /// The query string of the same listing's page after `after` (a keyset `next` link).
+    pub fn query_string_after(&self, after: &After) -> String {
+        self.query_string(&[("after", self.cursor_string(after))])
+    }
+
+    fn query_string(&self, start: &[(&str, String)]) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
         out.append_pair("limit", &self.limit.to_string());
-        out.append_pair("offset", &offset.to_string());
+        for (name, value) in start {
+            out.append_pair(name, value);
+        }
         for (name, value) in [("q", &self.q), ("author", &self.author), ("genre", &self.genre)] {
             if let Some(value) = value {
                 out.append_pair(name, value);
@@ -157,8 +265,7 @@ impl ListQuery {
             }
         }
         if self.sort != SortKey::Id || self.descending {
-            let sign = if self.descending { "-" } else { "" };
-            out.append_pair("sort", &format!("{sign}{}", self.sort.name()));
+            out.append_pair("sort", &self.sort_name());
         }
         out.finish()
     }
@@ -265,6 +372,45 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_is_read_for_its_own_sort_only() {
+        let query = parse(&[("after", "-title:42:the dune"), ("sort", "-title")]).unwrap();
+        let after = query.after.clone().unwrap();
+        assert_eq!(
+            after,
+            After {
+                id: 42,
+                value: SortValue::Text("the dune".into())
+            }
+        );
+        assert_eq!(query.cursor_string(&after), "-title:42:the dune");
+        assert_eq!(
+            parse(&[("after", "id:7")]).unwrap().after.unwrap().value,
+            SortValue::Id
+        );
+        assert_eq!(
+            parse(&[("after", "year:7:1999"), ("sort", "year")])
+                .unwrap()
+                .after
+                .unwrap()
+                .value,
+            SortValue::Number(1999)
+        );
+        for (after, sort) in [
+            ("title:1:x", "-title"),
+            ("year:1:x", "year"),
+            ("id:x", "id"),
+            ("id:1:x", "id"),
+            ("title:1", "title"),
+            ("nonsense", "id"),
+        ] {
+            let errors = parse(&[("after", after), ("sort", sort)]).unwrap_err();
+            assert_eq!(errors[0].field, "after", "{after} with sort={sort}");
+        }
+        let errors = parse(&[("after", "id:7"), ("offset", "20")]).unwrap_err();
+        assert!(errors[0].message.contains("offset"), "{errors:?}");
+    }
+
+    #[test]
     fn the_query_string_round_trips() {
         let query = parse(&[
             ("q", "a&b"),
@@ -276,5 +422,12 @@ mod tests {
         let again = query.query_string_at(query.offset);
         let reparsed = ListQuery::from_pairs(form_urlencoded::parse(again.as_bytes())).unwrap();
         assert_eq!(reparsed, query);
+        let after = After {
+            id: 9,
+            value: SortValue::Number(1984),
+        };
+        let next = query.query_string_after(&after);
+        let reparsed = ListQuery::from_pairs(form_urlencoded::parse(next.as_bytes())).unwrap();
+        assert_eq!(reparsed.after, Some(after));
     }
 }

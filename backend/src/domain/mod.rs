@@ -15,5 +15,5 @@ pub use book::{Author, Book, BookPatch, DEFAULT_IGNORABLE, Edit, Genre, NewBook,
 pub use field_error::FieldError;
 pub use idempotency::IdempotencyKey;
 pub use json::{JsonObject, NotAnObject};
-pub use list_query::{ListQuery, SortKey, fold_case};
+pub use list_query::{After, ListQuery, SortKey, SortValue, fold_case};
 pub use precondition::{Precondition, Tags, tag_of};

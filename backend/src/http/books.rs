@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::domain::{Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
-use crate::store::{StoredBook, not_found};
+use crate::store::{Page, StoredBook, not_found};
 
 pub const X_TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -55,12 +55,17 @@ pub fn router() -> Router<AppState> {
         ("year_to" = Option<i64>, Query, minimum = -5000, maximum = 2100, description = "Latest year, inclusive."),
         ("sort" = Option<String>, Query, pattern = "^-?(id|title|author|year|created_at)$",
             description = "Sort column, `-` prefix for descending (default `id`); ties are broken by id."),
+        ("after" = Option<String>, Query, max_length = 700,
+            description = "A keyset cursor, as the `next` link carries it (`SORT:ID` or `SORT:ID:KEY`): the page \
+                starts just after that book of the same listing, at the cost of a first page however deep it is. \
+                Sent with the same `sort`; not with `offset`."),
     ),
     responses(
         (status = 200, description = "A page of books", body = [Book],
             headers(
                 ("X-Total-Count" = i64, description = "Books matching the filters, over all pages"),
-                ("Link" = String, description = "`rel=\"next\"` and `rel=\"prev\"` page links, where they exist"),
+                ("Link" = String, description = "`rel=\"next\"` (a keyset link: `after` this page's last book) \
+                    and `rel=\"prev\"` (by offset) page links, where they exist"),
             )),
     )
 )]
@@ -69,23 +74,38 @@ pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Resu
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(X_TOTAL_COUNT, HeaderValue::from(page.total));
-    if let Some(links) = page_links(&query, page.total) {
+    if let Some(links) = page_links(&query, &page) {
         headers.insert(LINK, links);
     }
     Ok((headers, page.json.clone()).into_response())
 }
 
-/// The `Link` header of a page: `next` while books remain after it, `prev` unless it is the
-/// first page.
-fn page_links(query: &ListQuery, total: i64) -> Option<HeaderValue> {
+/// The `Link` header of a page. `next`, while books remain after the page, is a keyset link
+/// (`after` the page's last book): it costs what a first page costs however deep it is, and
+/// keeps its place when books are added or removed before it. `prev`, on an offset page past
+/// the first, is the page before it by offset.
+fn page_links(query: &ListQuery, page: &Page) -> Option<HeaderValue> {
     let mut links = Vec::new();
-    let next = query.offset.saturating_add(query.limit);
-    if next < total {
-        links.push(format!("</books?{}>; rel=\"next\"", query.query_string_at(next)));
+    let more = match query.after {
+        // Past a cursor the remaining count is unknown: a full page may have more after it.
+        Some(_) => page.len as i64 == query.limit,
+        None => query.offset.saturating_add(query.limit) < page.total,
+    };
+    match &page.last {
+        Some(last) if more => links.push(format!(
+            "</books?{}>; rel=\"next\"",
+            query.query_string_after(last)
+        )),
+        // An empty page before the end (books removed meanwhile): continue by offset.
+        None if more => links.push(format!(
+            "</books?{}>; rel=\"next\"",
+            query.query_string_at(query.offset.saturating_add(query.limit))
+        )),
+        _ => {}
     }
-    if query.offset > 0 {
+    if query.after.is_none() && query.offset > 0 {
         // Past the end, `prev` is the last full page rather than another empty one.
-        let prev = (query.offset - query.limit).min(total - query.limit).max(0);
+        let prev = (query.offset - query.limit).min(page.total - query.limit).max(0);
         links.push(format!("</books?{}>; rel=\"prev\"", query.query_string_at(prev)));
     }
     (!links.is_empty()).then(|| HeaderValue::from_str(&links.join(", ")).ok())?
@@ -284,14 +304,30 @@ fn book_response(status: StatusCode, book: &StoredBook) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{After, SortValue};
 
+    /// The links of a page of `len` books, the last of them book `len + offset`, by id.
     fn links(limit: i64, offset: i64, total: i64) -> String {
+        let len = (total - offset).clamp(0, limit);
         let query = ListQuery {
             limit,
             offset,
             ..ListQuery::default()
         };
-        page_links(&query, total)
+        links_of(&query, len, total)
+    }
+
+    fn links_of(query: &ListQuery, len: i64, total: i64) -> String {
+        let page = Page {
+            json: Default::default(),
+            total,
+            len: len as usize,
+            last: (len > 0).then(|| After {
+                id: query.offset + len,
+                value: SortValue::Id,
+            }),
+        };
+        page_links(query, &page)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default()
     }
@@ -303,15 +339,15 @@ mod tests {
     }
 
     #[test]
-    fn the_first_page_links_only_to_the_next() {
-        assert_eq!(links(10, 0, 25), "</books?limit=10&offset=10>; rel=\"next\"");
+    fn the_first_page_links_only_to_the_next_by_cursor() {
+        assert_eq!(links(10, 0, 25), "</books?limit=10&after=id%3A10>; rel=\"next\"");
     }
 
     #[test]
     fn a_middle_page_links_both_ways() {
         assert_eq!(
             links(10, 10, 25),
-            "</books?limit=10&offset=20>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+            "</books?limit=10&after=id%3A20>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
         );
     }
 
@@ -320,7 +356,36 @@ mod tests {
         assert_eq!(links(10, 100, 25), "</books?limit=10&offset=15>; rel=\"prev\"");
         assert_eq!(
             links(10, 5, 25),
-            "</books?limit=10&offset=15>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+            "</books?limit=10&after=id%3A15>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+        );
+    }
+
+    #[test]
+    fn a_cursor_page_links_on_while_it_is_full_and_never_back() {
+        let query = ListQuery {
+            limit: 10,
+            after: Some(After {
+                id: 40,
+                value: SortValue::Id,
+            }),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            links_of(&query, 10, 25),
+            "</books?limit=10&after=id%3A10>; rel=\"next\""
+        );
+        assert_eq!(links_of(&query, 3, 25), "");
+    }
+
+    #[test]
+    fn an_empty_page_before_the_end_continues_by_offset() {
+        let query = ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            links_of(&query, 0, 25),
+            "</books?limit=10&offset=10>; rel=\"next\""
         );
     }
 }

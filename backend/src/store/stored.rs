@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 
-use crate::domain::Book;
+use crate::domain::{After, Book};
 
 /// A book as the store hands it out.
 pub type BookRef = Arc<StoredBook>;
@@ -52,6 +52,10 @@ impl StoredBook {
 pub struct Page {
     pub json: Bytes,
     pub total: i64,
+    /// Books on the page.
+    pub len: usize,
+    /// The last book's place in the listing (a cursor for the next page), if any.
+    pub last: Option<After>,
 }
 
 impl Page {
@@ -59,7 +63,14 @@ impl Page {
         Self {
             json: to_json(books),
             total,
+            len: books.len(),
+            last: None,
         }
+    }
+
+    /// The same page, knowing where its last book stands in the listing.
+    pub fn ending_at(self, last: Option<After>) -> Self {
+        Self { last, ..self }
     }
 
     /// A page made of books already in JSON form (cached ones), without serializing again.
@@ -76,6 +87,8 @@ impl Page {
         Self {
             json: Bytes::from(json),
             total,
+            len: books.len(),
+            last: None,
         }
     }
 

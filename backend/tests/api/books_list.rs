@@ -71,7 +71,8 @@ contract_test! {
         let (books, total, link) = list(&app, "").await;
         assert_eq!(books.len(), 100);
         assert_eq!(total, 105);
-        assert_eq!(link.unwrap(), "</books?limit=100&offset=100>; rel=\"next\"");
+        let last = books[99];
+        assert_eq!(link.unwrap(), format!("</books?limit=100&after=id%3A{last}>; rel=\"next\""));
     }
 }
 
@@ -82,13 +83,16 @@ contract_test! {
         let all = catalogue(&app).await;
         let (first, total, link) = list(&app, "?limit=3").await;
         assert_eq!((first.as_slice(), total), (&all[0..3], 7));
-        assert_eq!(link.unwrap(), "</books?limit=3&offset=3>; rel=\"next\"");
+        assert_eq!(link.unwrap(), format!("</books?limit=3&after=id%3A{}>; rel=\"next\"", all[2]));
 
         let (middle, _, link) = list(&app, "?limit=3&offset=3").await;
         assert_eq!(middle, &all[3..6]);
         assert_eq!(
             link.unwrap(),
-            "</books?limit=3&offset=6>; rel=\"next\", </books?limit=3&offset=0>; rel=\"prev\""
+            format!(
+                "</books?limit=3&after=id%3A{}>; rel=\"next\", </books?limit=3&offset=0>; rel=\"prev\"",
+                all[5]
+            )
         );
 
         let (last, _, link) = list(&app, "?limit=3&offset=6").await;
@@ -106,12 +110,91 @@ contract_test! {
     async fn links_keep_the_filters_and_the_sort(engine) {
         let app = TestApp::spawn(engine).await;
         catalogue(&app).await;
-        let (_, total, link) = list(&app, "?q=e&sort=-year&limit=2&year_from=1800").await;
+        let (found, total, link) = list(&app, "?q=e&sort=-year&limit=2&year_from=1800").await;
         assert_eq!(total, 5);
+        // The second book is "Dune" (1965): the cursor holds its year and id.
         assert_eq!(
             link.unwrap(),
-            "</books?limit=2&offset=2&q=e&year_from=1800&sort=-year>; rel=\"next\""
+            format!(
+                "</books?limit=2&after=-year%3A{}%3A1965&q=e&year_from=1800&sort=-year>; rel=\"next\"",
+                found[1]
+            )
         );
+    }
+}
+
+/// Follows `next` links from `first` to the end and returns every book seen.
+async fn follow(app: &TestApp, first: &str) -> Vec<i64> {
+    let (mut seen, _, mut link) = list(app, first).await;
+    while let Some(next) = link.as_deref().and_then(|l| {
+        l.split(", ")
+            .find(|part| part.ends_with("rel=\"next\""))
+            .map(|part| {
+                part[1..part.find('>').unwrap()]
+                    .trim_start_matches("/books")
+                    .to_owned()
+            })
+    }) {
+        let (page, _, again) = list(app, &next).await;
+        assert!(page.len() <= 2, "{next}");
+        seen.extend(page);
+        link = again;
+    }
+    seen
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn next_links_walk_every_listing_to_its_end_by_cursor(engine) {
+        let app = TestApp::spawn(engine).await;
+        catalogue(&app).await;
+        for filters in ["", "&q=e", "&author=jane%20austen", "&genre=science%20fiction", "&year_from=1800"] {
+            for sort in ["id", "-id", "title", "-title", "author", "-author", "year", "-year", "created_at", "-created_at"] {
+                let (whole, _, _) = list(&app, &format!("?limit=1000&sort={sort}{filters}")).await;
+                let walked = follow(&app, &format!("?limit=2&sort={sort}{filters}")).await;
+                assert_eq!(walked, whole, "sort={sort}{filters}");
+            }
+        }
+    }
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn a_cursor_keeps_its_place_when_books_are_added_before_it(engine) {
+        let app = TestApp::spawn(engine).await;
+        let all = catalogue(&app).await;
+        let (first, _, link) = list(&app, "?limit=3&sort=title").await;
+        // Two books that sort before every other: by offset, the next page would repeat two.
+        app.create_titled("AAA first").await;
+        app.create_titled("AAB second").await;
+        let next = link.unwrap();
+        let next = &next[1..next.find('>').unwrap()];
+        let (second, total, _) = list(&app, next.trim_start_matches("/books")).await;
+        assert_eq!(total, 9);
+        assert!(first.iter().all(|id| !second.contains(id)), "{first:?} then {second:?}");
+        assert_eq!(second.len(), 3);
+        assert!(second.iter().all(|id| all.contains(id)));
+    }
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn a_bad_cursor_is_a_400_that_names_it(engine) {
+        let app = TestApp::spawn(engine).await;
+        catalogue(&app).await;
+        for query in [
+            "?after=nonsense",
+            "?after=id%3Aseven",
+            "?after=title%3A3%3Adune",
+            "?after=year%3A3%3Anineteen&sort=year",
+            "?after=-title%3A3%3Adune&sort=title",
+            "?after=id%3A3&offset=2",
+        ] {
+            let response = app.get(&format!("/books{query}")).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(error_fields(&body), ["after"], "{query}");
+        }
     }
 }
 

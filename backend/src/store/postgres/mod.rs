@@ -24,7 +24,7 @@ use sqlx::{Connection, PgPool, Postgres, Transaction};
 use super::stored::{BookRef, Page, StoredBook};
 use super::{Created, PoolUse, not_found, now};
 use crate::deadline::Deadline;
-use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
+use crate::domain::{After, Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
 
 /// How long a request waits for a pooled connection (also: to connect) before a 503.
@@ -95,13 +95,14 @@ impl PostgresStore {
     pub async fn list_books(&self, query: &ListQuery) -> Result<Page> {
         let books = sql::select_page(&self.pool, query).await?;
         // A first page that is not full holds every match: no need to count them.
-        let complete = query.offset == 0 && (books.len() as i64) < query.limit;
+        let complete = query.offset == 0 && query.after.is_none() && (books.len() as i64) < query.limit;
         let total = if complete {
             books.len() as i64
         } else {
             sql::count(&self.pool, query).await?
         };
-        Ok(Page::of_books(&books, total))
+        let last = books.last().map(|book| After::of(book, query.sort));
+        Ok(Page::of_books(&books, total).ending_at(last))
     }
 
     pub async fn create_book(

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Book, IdempotencyKey, ListQuery, NewBook, SortKey, fold_case};
+use crate::domain::{Book, IdempotencyKey, ListQuery, NewBook, SortKey, SortValue, fold_case};
 use crate::store::stored::{BookRef, StoredBook};
 
 /// The columns of a [`Row`].
@@ -78,14 +78,37 @@ pub async fn select_for_change(conn: &mut PgConnection, id: i64) -> Result<Optio
 pub async fn select_page(pool: &PgPool, query: &ListQuery) -> Result<Vec<Book>, sqlx::Error> {
     let mut select = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM books"));
     push_filters(&mut select, query);
+    if let Some(after) = &query.after {
+        // A row comparison, which the (key, id) indexes serve directly.
+        select.push(if query.is_unfiltered() { " WHERE " } else { " AND " });
+        let beyond = if query.descending { "<" } else { ">" };
+        match (sort_column(query.sort), &after.value) {
+            (Some(column), SortValue::Text(text)) => {
+                select.push(format_args!("({column}, id) {beyond} ("));
+                select.push_bind(text.clone());
+            }
+            (Some("created_at"), SortValue::Number(seconds)) => {
+                select.push(format_args!("(created_at, id) {beyond} (to_timestamp("));
+                select.push_bind(*seconds as f64);
+                select.push(")");
+            }
+            (Some(column), SortValue::Number(n)) => {
+                select.push(format_args!("({column}, id) {beyond} ("));
+                select.push_bind(i32::try_from(*n).unwrap_or(if *n < 0 { i32::MIN } else { i32::MAX }));
+            }
+            // The id sort (a cursor is read for its own sort only).
+            _ => {
+                select.push(format_args!("(id) {beyond} ("));
+            }
+        }
+        if query.sort != SortKey::Id {
+            select.push(", ");
+        }
+        select.push_bind(after.id);
+        select.push(")");
+    }
     let direction = if query.descending { "DESC" } else { "ASC" };
-    let column = match query.sort {
-        SortKey::Id => None,
-        SortKey::Title => Some("title_key"),
-        SortKey::Author => Some("author_key"),
-        SortKey::Year => Some("year"),
-        SortKey::CreatedAt => Some("created_at"),
-    };
+    let column = sort_column(query.sort);
     select.push(" ORDER BY ");
     if let Some(column) = column {
         select.push(format_args!("{column} {direction}, "));
@@ -96,6 +119,17 @@ pub async fn select_page(pool: &PgPool, query: &ListQuery) -> Result<Vec<Book>, 
     select.push_bind(query.offset);
     let rows: Vec<Row> = select.build_query_as().fetch_all(pool).await?;
     Ok(rows.into_iter().map(Book::from).collect())
+}
+
+/// The column a sort key orders by (ties, and the id sort, by `id`).
+fn sort_column(sort: SortKey) -> Option<&'static str> {
+    match sort {
+        SortKey::Id => None,
+        SortKey::Title => Some("title_key"),
+        SortKey::Author => Some("author_key"),
+        SortKey::Year => Some("year"),
+        SortKey::CreatedAt => Some("created_at"),
+    }
 }
 
 /// The number of books a listing matches, over all its pages.

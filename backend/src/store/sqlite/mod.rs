@@ -15,6 +15,7 @@
 pub mod backup;
 mod cache;
 pub mod credentials;
+mod order;
 mod search;
 pub(crate) mod sql;
 mod writer;
@@ -161,7 +162,8 @@ impl SqliteStore {
             return Ok(page);
         }
         let hits = self.shared.search.page(query).await;
-        let page = Arc::new(Page::of_stored(&self.books_by_ids(&hits.ids).await?, hits.total));
+        let page =
+            Arc::new(Page::of_stored(&self.books_by_ids(&hits.ids).await?, hits.total).ending_at(hits.last));
         self.shared.cache.fill_page(seen, query.clone(), page.clone());
         Ok(page)
     }
@@ -470,19 +472,44 @@ mod tests {
                             year_to: year_from.map(|y| y + 1500),
                             sort,
                             descending,
+                            after: None,
                         });
                     }
                 }
             }
         }
+        store.shared.search.orders_ready().await;
+        store.shared.search.check_orders();
         for query in &queries {
-            let hits = store.shared.search.page(query).await;
+            // The orders' walk, the scan (the path while orders are built) and, from the
+            // page's last book, the next page by cursor.
+            let walked = store.shared.search.page(query).await;
+            let scanned = store.shared.search.scanned_page(query);
+            assert_eq!(walked, scanned, "{query:?}");
             let sql = sql::reference::select_page(&store.read, query, None)
                 .await
                 .unwrap();
-            let from_index = Page::of_stored(&store.books_by_ids(&hits.ids).await.unwrap(), hits.total);
+            let from_index = Page::of_stored(&store.books_by_ids(&walked.ids).await.unwrap(), walked.total);
             assert_eq!(from_index.total, sql.total, "{query:?}");
             assert_eq!(from_index.json, sql.json, "{query:?}");
+            assert_eq!(walked.last, sql.last, "{query:?}");
+
+            let next = ListQuery {
+                offset: 0,
+                after: walked.last.clone(),
+                ..query.clone()
+            };
+            let walked = store.shared.search.page(&next).await;
+            assert_eq!(walked, store.shared.search.scanned_page(&next), "{next:?}");
+            let sql = sql::reference::select_page(&store.read, &next, None)
+                .await
+                .unwrap();
+            let from_index = Page::of_stored(&store.books_by_ids(&walked.ids).await.unwrap(), walked.total);
+            assert_eq!(
+                (from_index.total, &from_index.json),
+                (sql.total, &sql.json),
+                "{next:?}"
+            );
         }
     }
 }

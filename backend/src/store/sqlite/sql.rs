@@ -278,7 +278,7 @@ pub async fn purge_keys(conn: &mut SqliteConnection, before: i64) -> Result<u64,
 pub mod reference {
     use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-    use crate::domain::{ListQuery, SortKey, fold_case};
+    use crate::domain::{After, ListQuery, SortKey, SortValue, fold_case};
     use crate::store::stored::Page;
 
     pub async fn select_page(
@@ -296,6 +296,32 @@ pub mod reference {
             SortKey::Year => Some("year"),
             SortKey::CreatedAt => Some("created_at"),
         };
+        if let Some(after) = &query.after {
+            select.push(if query.is_unfiltered() { " WHERE " } else { " AND " });
+            let beyond = if query.descending { "<" } else { ">" };
+            match (column, &after.value) {
+                (Some(column), SortValue::Text(text)) => {
+                    select.push(format_args!("({column}, id) {beyond} ("));
+                    select.push_bind(text.clone()).push(", ");
+                }
+                (Some("created_at"), SortValue::Number(seconds)) => {
+                    let stamp = time::OffsetDateTime::from_unix_timestamp(*seconds)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    select.push(format_args!("(created_at, id) {beyond} ("));
+                    select.push_bind(stamp).push(", ");
+                }
+                (Some(column), SortValue::Number(n)) => {
+                    select.push(format_args!("({column}, id) {beyond} ("));
+                    select.push_bind(*n).push(", ");
+                }
+                _ => {
+                    select.push(format_args!("(id) {beyond} ("));
+                }
+            }
+            select.push_bind(after.id).push(")");
+        }
         select.push(" ORDER BY ");
         if let Some(column) = column {
             select.push(format_args!("{column} {direction}, "));
@@ -314,7 +340,8 @@ pub mod reference {
                 count.build_query_scalar().fetch_one(pool).await?
             }
         };
-        Ok(Page::of_books(&books, total))
+        let last = books.last().map(|book| After::of(book, query.sort));
+        Ok(Page::of_books(&books, total).ending_at(last))
     }
 
     fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
