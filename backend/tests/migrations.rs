@@ -33,6 +33,10 @@ const POSTGRES: &[(i64, &str)] = &[
         2,
         "64ab03990afd12f2565be3e12d45af1ea56bd79a3a7740b780ad769551776492a0f1b429ee3cc5172c5e96063c3da4fc",
     ),
+    (
+        3,
+        "b669b12a9f27966c58cf5f6e2cc153dae744f3c5b04d2f976df10b3095b6a19410529df7c75b4e094312a9007104236a",
+    ),
 ];
 
 fn checksums(migrator: &Migrator) -> Vec<(i64, String)> {

@@ -105,6 +105,17 @@ impl PostgresStore {
         Ok(Page::of_books(&books, total).ending_at(last))
     }
 
+    /// The plan PostgreSQL chooses for a listing's page (`EXPLAIN`, a line per node): what
+    /// the test that holds every filtered, sorted listing to an index reads.
+    pub async fn listing_plan(&self, query: &ListQuery) -> Result<Vec<String>> {
+        Ok(sql::page_plan(&self.pool, query).await?)
+    }
+
+    /// The connection pool, for tests that set up data in bulk.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn create_book(
         &self,
         book: NewBook,

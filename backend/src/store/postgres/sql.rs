@@ -76,7 +76,22 @@ pub async fn select_for_change(conn: &mut PgConnection, id: i64) -> Result<Optio
 
 /// A page of a listing, in the listing's order (ties broken by id).
 pub async fn select_page(pool: &PgPool, query: &ListQuery) -> Result<Vec<Book>, sqlx::Error> {
-    let mut select = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM books"));
+    let rows: Vec<Row> = page_sql("", query).build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Book::from).collect())
+}
+
+/// The plan PostgreSQL chooses for a page of a listing, as `EXPLAIN` prints it: a line per
+/// node.
+pub async fn page_plan(pool: &PgPool, query: &ListQuery) -> Result<Vec<String>, sqlx::Error> {
+    page_sql("EXPLAIN ", query)
+        .build_query_scalar()
+        .fetch_all(pool)
+        .await
+}
+
+/// The statement that reads a page, after `prefix`.
+fn page_sql<'q>(prefix: &str, query: &'q ListQuery) -> QueryBuilder<'q, Postgres> {
+    let mut select = QueryBuilder::new(format!(concat!("{}SELECT ", columns!(), " FROM books"), prefix));
     push_filters(&mut select, query);
     if let Some(after) = &query.after {
         // A row comparison, which the (key, id) indexes serve directly.
@@ -117,8 +132,7 @@ pub async fn select_page(pool: &PgPool, query: &ListQuery) -> Result<Vec<Book>, 
     select.push_bind(query.limit);
     select.push(" OFFSET ");
     select.push_bind(query.offset);
-    let rows: Vec<Row> = select.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(Book::from).collect())
+    select
 }
 
 /// The column a sort key orders by (ties, and the id sort, by `id`).
