@@ -4,6 +4,7 @@
 --   search     GET /books?q={random word or author}&limit=20
 --   post       POST {books} with a new valid book
 --   mix        90% get_by_id, 10% post
+--   offsets    GET BENCH_PAGE_PATH followed by a random offset in 0..BENCH_MAX_OFFSET
 -- BENCH_BOOKS is the collection path ("/books", or "/books/" for the FastAPI original, which
 -- redirects without the slash). BENCH_AUTHORIZATION, if set, is sent as the Authorization
 -- header of every POST (changes need a credential). At the end it prints one JSON line with
@@ -22,6 +23,9 @@ local words = {
   "silver", "hidden", "winter", "golden", "broken", "quiet", "burning", "distant", "lost", "wild",
   "river", "garden", "empire", "shadow", "mountain", "letter", "island", "forest", "city", "storm",
 }
+
+local page_path = os.getenv("BENCH_PAGE_PATH") or "/books?limit=20&offset="
+local max_offset = tonumber(os.getenv("BENCH_MAX_OFFSET") or "1000")
 
 local counter = 0
 local thread_id = 0
@@ -66,6 +70,8 @@ function request()
     return post()
   elseif scenario == "search" then
     return search()
+  elseif scenario == "offsets" then
+    return wrk.format("GET", page_path .. math.random(0, max_offset))
   elseif scenario == "mix" then
     if math.random(1, 10) == 1 then
       return post()

@@ -168,8 +168,10 @@ impl SqliteStore {
         Ok(page)
     }
 
-    /// Books by id, in that order, from the cache where possible.
+    /// Books by id, in that order, from the cache where possible; the others are read and
+    /// cached (pages are retired by every write, the books on them only when they change).
     async fn books_by_ids(&self, ids: &[i64]) -> Result<Vec<BookRef>> {
+        let seen = self.shared.cache.item_epoch();
         let cached: Vec<Option<BookRef>> = ids.iter().map(|id| self.shared.cache.book(*id)).collect();
         let missing: Vec<i64> = ids
             .iter()
@@ -187,7 +189,9 @@ impl SqliteStore {
                 Some(book) => out.push(book),
                 None => {
                     if let Some(book) = fetched.next_if(|b| b.id == *id) {
-                        out.push(StoredBook::of(&book));
+                        let book = StoredBook::of(&book);
+                        self.shared.cache.fill_book(seen, book.clone());
+                        out.push(book);
                     }
                 }
             }

@@ -44,6 +44,9 @@ const CHUNK: usize = 1024;
 /// Counts of `q` (or author-and-genre) filters the writer keeps exact. Each write costs a
 /// test of the changed book against each of them.
 const COUNTS_KEPT: usize = 4096;
+/// Searches (`q`) whose matching books the writer keeps, a bit per slot (125 KB each for a
+/// million books): a walk tests a bit instead of searching the book's text.
+const SEARCHES_KEPT: usize = 64;
 /// A book without a genre.
 const NO_GENRE: u32 = u32::MAX;
 
@@ -195,6 +198,8 @@ pub struct Index {
     /// Slots changed while the orders were being built (from a snapshot), to replay.
     pending: Option<Vec<u32>>,
     counts: Mutex<HashMap<Filter, i64>>,
+    /// The books (slots) each remembered `q` matches, kept by the writer.
+    searches: Mutex<HashMap<String, Arc<Bits>>>,
     generation: u64,
 }
 
@@ -216,6 +221,44 @@ impl Names {
 
     fn find(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()
+    }
+}
+
+/// A set of slots, a bit each.
+#[derive(Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn has(&self, slot: u32) -> bool {
+        self.0
+            .get(slot as usize / 64)
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
+
+    fn set(&mut self, slot: u32, on: bool) {
+        let word = slot as usize / 64;
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        let bit = 1 << (slot % 64);
+        if on {
+            self.0[word] |= bit;
+        } else {
+            self.0[word] &= !bit;
+        }
+    }
+
+    fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, word)| {
+            let mut rest = *word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros();
+                    rest &= rest - 1;
+                    (w * 64) as u32 + bit
+                })
+            })
+        })
     }
 }
 
@@ -807,6 +850,14 @@ impl Index {
         if let Some(pending) = self.pending.as_mut() {
             pending.push(slot);
         }
+        let searches = self.searches.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (q, bits) in searches.iter_mut() {
+            let matches = new
+                .as_ref()
+                .is_some_and(|k| k.title.contains(q.as_str()) || k.author.contains(q.as_str()));
+            // No reader holds it: they only do under the read lock.
+            Arc::make_mut(bits).set(slot, matches);
+        }
         let counts = self.counts.get_mut().unwrap_or_else(|e| e.into_inner());
         for (filter, count) in counts.iter_mut() {
             let was = old.as_ref().is_some_and(|k| filter.admits_old(k));
@@ -896,14 +947,6 @@ impl Index {
             (0, order.len(), rest)
         };
 
-        // A `q` that matches few books is dearer to walk to than to scan for.
-        let span = (high - low) as u64;
-        let wanted = (query.offset.max(0) as u64).saturating_add(query.limit as u64);
-        if tested.q.is_some() && wanted.saturating_mul(span) / (total.max(1) as u64) > (slots.live as u64) / 8
-        {
-            return self.scan(query, filter);
-        }
-
         // Where the page starts: after the cursor, or at the range's near end.
         let start = match &query.after {
             Some(after) if query.descending => {
@@ -926,8 +969,17 @@ impl Index {
                 order.forward(from).take(limit.min(high - from)).collect()
             }
         } else {
-            let finder = tested.q.as_deref().map(memmem::Finder::new);
-            let admits = |s: &u32| tested.admits(&slots.keys(*s), finder.as_ref());
+            // A `q` is a bit per book (kept for it); the other filters are read off the book.
+            let searched = tested.q.as_deref().map(|q| self.searched(q));
+            let others = Filter {
+                q: None,
+                ..tested.clone()
+            };
+            let others = (!others.is_empty()).then_some(others);
+            let admits = |s: &u32| {
+                searched.as_ref().is_none_or(|bits| bits.has(*s))
+                    && others.as_ref().is_none_or(|f| f.admits(&slots.keys(*s), None))
+            };
             if query.descending {
                 order
                     .backward(start)
@@ -966,8 +1018,15 @@ impl Index {
     /// group) and remembers the count, which the writer keeps exact from then on. Called
     /// under the index's read lock, so no change can come between the count and the note.
     fn count_and_remember(&self, filter: &Filter, source: &Ordered) -> i64 {
-        let total = if filter.q.is_some() {
-            self.matches(filter).len() as i64
+        let total = if let Some(q) = filter.q.as_deref() {
+            let others = Filter {
+                q: None,
+                ..filter.clone()
+            };
+            self.searched(q)
+                .slots()
+                .filter(|s| others.admits(&self.slots.keys(*s), None))
+                .count() as i64
         } else {
             let order = source.order(SortKey::Id);
             order
@@ -983,6 +1042,35 @@ impl Index {
         }
         counts.insert(filter.clone(), total);
         total
+    }
+
+    /// The books whose title or author contains `q` (case-folded): remembered, or found by a
+    /// scan of the packed keys and remembered. Called under the index's read lock, as
+    /// [`Index::count_and_remember`] is.
+    fn searched(&self, q: &str) -> Arc<Bits> {
+        if let Some(bits) = self.searches.lock().unwrap_or_else(|e| e.into_inner()).get(q) {
+            return bits.clone();
+        }
+        let only_q = Filter {
+            q: Some(q.to_owned()),
+            author: None,
+            genre: None,
+            year_from: i16::MIN,
+            year_to: i16::MAX,
+        };
+        let mut bits = Bits::default();
+        self.matches(&only_q)
+            .into_iter()
+            .for_each(|slot| bits.set(slot, true));
+        let bits = Arc::new(bits);
+        let mut searches = self.searches.lock().unwrap_or_else(|e| e.into_inner());
+        if searches.len() >= SEARCHES_KEPT
+            && let Some(evicted) = searches.keys().next().cloned()
+        {
+            searches.remove(&evicted);
+        }
+        searches.insert(q.to_owned(), bits.clone());
+        bits
     }
 
     /// Every matching slot, in slot order: one pass over the packed keys.
