@@ -219,18 +219,9 @@ async fn request_logs_are_json_lines_with_the_route_and_request_id() {
         .send()
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let entry = loop {
-        let line = server
-            .logs
-            .recv_timeout(Duration::from_secs(5))
-            .expect("a request log line");
-        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        if entry["span"]["request_id"] == "trace-me-42" && entry["message"] == "finished processing request" {
-            break entry;
-        }
-        assert!(Instant::now() < deadline, "no log line for the request");
-    };
+    let entry = log_line(&server, |e| {
+        e["span"]["request_id"] == "trace-me-42" && e["message"] == "finished processing request"
+    });
     assert_eq!(entry["span"]["route"], "/books/{id}");
     assert_eq!(entry["status"], 404);
 }
@@ -273,16 +264,15 @@ async fn a_request_joins_the_callers_trace_returns_it_and_logs_its_trace_id() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 401);
-    let back = answer.headers()["traceparent"].to_str().unwrap().to_owned();
-    let parts: Vec<&str> = back.split('-').collect();
-    assert_eq!(parts.len(), 4, "{back}");
+    let parts = traceparent_parts(&answer);
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert_eq!(
-        (parts[0], parts[1], parts[3]),
+        (parts[0].as_str(), parts[1].as_str(), parts[3].as_str()),
         ("00", "0af7651916cd43dd8448eb211c80319c", "01")
     );
     assert!(
         parts[2].len() == 16 && parts[2] != "b7ad6b7169203331",
-        "this server's own span: {back}"
+        "this server's own span: {parts:?}"
     );
     let entry = log_line(&server, |e| e["level"] == "WARN");
     assert_eq!(entry["trace_id"], "0af7651916cd43dd8448eb211c80319c", "{entry}");
@@ -290,8 +280,7 @@ async fn a_request_joins_the_callers_trace_returns_it_and_logs_its_trace_id() {
     // Without one (or with one that does not parse), the request starts its own trace.
     for traceparent in [None, Some("00-NOT-A-TRACE-01")] {
         let answer = refused(traceparent).await.unwrap();
-        let back = answer.headers()["traceparent"].to_str().unwrap().to_owned();
-        let trace_id = back.split('-').nth(1).unwrap().to_owned();
+        let trace_id = traceparent_parts(&answer).swap_remove(1);
         assert_eq!(trace_id.len(), 32);
         assert_ne!(trace_id, "0af7651916cd43dd8448eb211c80319c");
         let entry = log_line(&server, |e| e["level"] == "WARN");
@@ -1096,14 +1085,14 @@ fn attribute<'a>(span: &'a Value, key: &str) -> &'a Value {
     &found.unwrap_or_else(|| panic!("no attribute {key} in {span}"))["value"]
 }
 
-fn span_id_of(answer: &reqwest::Response) -> String {
+/// The fields of an answer's `traceparent`: version, trace id, span id, flags.
+fn traceparent_parts(answer: &reqwest::Response) -> Vec<String> {
     answer.headers()["traceparent"]
         .to_str()
         .unwrap()
         .split('-')
-        .nth(2)
-        .unwrap()
-        .to_owned()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -1138,13 +1127,7 @@ async fn with_an_otlp_endpoint_every_sampled_request_becomes_a_span_at_the_colle
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let created_trace = created.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let created_trace = traceparent_parts(&created).swap_remove(1);
     // The caller decided not to sample this trace: it is not exported.
     let unsampled = client
         .get(server.url("/books"))
@@ -1192,7 +1175,7 @@ async fn with_an_otlp_endpoint_every_sampled_request_becomes_a_span_at_the_colle
     assert_eq!(span["parentSpanId"], "b7ad6b7169203331");
     assert_eq!(
         span["spanId"],
-        span_id_of(&joined).as_str(),
+        traceparent_parts(&joined)[2].as_str(),
         "the span the answer named"
     );
     assert_eq!(span["kind"], 2, "a server span");
@@ -1248,7 +1231,7 @@ async fn spans_still_queued_are_sent_when_the_server_stops() {
     );
     server.wait_ready().await;
     let answer = reqwest::get(server.url("/books?q=last")).await.unwrap();
-    let span_id = span_id_of(&answer);
+    let span_id = traceparent_parts(&answer).swap_remove(2);
     assert!(
         collector.spans(Duration::from_millis(300)).is_empty(),
         "nothing is sent before the batch is due"

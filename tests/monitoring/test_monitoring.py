@@ -224,13 +224,17 @@ class AgainstRealPrometheus(unittest.TestCase):
         return f"http://127.0.0.1:{cls.prometheus_port}{path}{query}"
 
     @classmethod
-    def query_class(cls, expr: str) -> list:
+    def query_answer(cls, expr: str) -> tuple[int, dict]:
         status, body = get(cls.prometheus_url("/api/v1/query", query=expr))
-        return json.loads(body)["data"]["result"] if status == 200 else []
+        return status, json.loads(body)
+
+    @classmethod
+    def query_class(cls, expr: str) -> list:
+        status, answer = cls.query_answer(expr)
+        return answer["data"]["result"] if status == 200 else []
 
     def query(self, expr: str) -> list:
-        status, body = get(self.prometheus_url("/api/v1/query", query=expr))
-        answer = json.loads(body)
+        status, answer = self.query_answer(expr)
         self.assertEqual((status, answer["status"]), (200, "success"), f"{expr}: {answer.get('error')}")
         return answer["data"]["result"]
 

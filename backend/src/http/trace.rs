@@ -77,16 +77,6 @@ impl TraceContext {
             u8::from(self.sampled)
         )
     }
-
-    pub fn trace_id_bytes(&self) -> [u8; 16] {
-        self.trace_id.0.to_be_bytes()
-    }
-}
-
-impl SpanId {
-    pub fn bytes(&self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
 }
 
 /// Reads a `traceparent`: `VERSION-TRACEID-PARENTID-FLAGS`, lowercase hex. Version `ff` is
