@@ -23,6 +23,7 @@ pub const AUTH_FAILURES: &str = "bookstore_auth_failures_total";
 pub const BACKUP_LAST_SUCCESS: &str = "bookstore_backup_last_success_timestamp_seconds";
 pub const BACKUP_FAILURES: &str = "bookstore_backup_failures_total";
 pub const BACKUP_INTERVAL: &str = "bookstore_backup_interval_seconds";
+pub const LISTING_ORDERS_READY: &str = "bookstore_listing_orders_ready";
 /// The `reason`s of [`AUTH_FAILURES`] (see `auth::Refusal`).
 pub const AUTH_FAILURE_REASONS: [&str; 4] = ["missing", "invalid", "forbidden", "limited"];
 
@@ -87,6 +88,10 @@ impl Metrics {
         describe_gauge!(REQUESTS_IN_FLIGHT, "HTTP requests being answered now.");
         describe_gauge!(BOOKS, "Books stored.");
         describe_gauge!(
+            LISTING_ORDERS_READY,
+            "SQLite: 1 once the listing orders are built after start-up, 0 while listings scan every book."
+        );
+        describe_gauge!(
             POOL_CONNECTIONS,
             "Database connections, by state (idle or in_use)."
         );
@@ -120,6 +125,9 @@ impl Metrics {
         self.process.collect();
         if let Some(books) = store.book_count().await {
             gauge!(BOOKS).set(books as f64);
+        }
+        if let Some(ready) = store.listing_orders_ready() {
+            gauge!(LISTING_ORDERS_READY).set(if ready { 1.0 } else { 0.0 });
         }
         let pool = store.pool_use();
         gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));

@@ -773,6 +773,23 @@ async fn metric(server: &Server, name: &str) -> Option<f64> {
         .map(|value| value.parse().unwrap())
 }
 
+#[tokio::test]
+async fn the_listing_orders_gauge_turns_to_one_once_they_are_built() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &[]);
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match metric(&server, "bookstore_listing_orders_ready").await {
+            Some(1.0) => break,
+            Some(ready) => assert_eq!(ready, 0.0, "0 until built"),
+            None => panic!("no bookstore_listing_orders_ready on SQLite"),
+        }
+        assert!(Instant::now() < deadline, "the orders were not built within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The scheduled backups in `dir`, by name.
 fn scheduled_backups(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

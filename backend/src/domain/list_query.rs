@@ -186,9 +186,16 @@ impl ListQuery {
             (SortKey::Title | SortKey::Author, Some(text)) if !text.chars().any(char::is_control) => {
                 SortValue::Text(text.to_owned())
             }
-            (SortKey::Year | SortKey::CreatedAt, Some(number)) => {
+            (SortKey::Year, Some(number)) => {
                 SortValue::Number(i64::from_str(number).map_err(|_| AFTER_RULE)?)
             }
+            // Seconds since 1970, from year 1 to year 9999 (what a timestamp can hold).
+            (SortKey::CreatedAt, Some(number)) => SortValue::Number(
+                i64::from_str(number)
+                    .ok()
+                    .filter(|n| (-62_135_596_800..=253_402_300_799).contains(n))
+                    .ok_or(AFTER_RULE)?,
+            ),
             _ => return Err(AFTER_RULE.into()),
         };
         Ok(After { id, value })
@@ -401,6 +408,7 @@ mod tests {
             ("id:x", "id"),
             ("id:1:x", "id"),
             ("title:1", "title"),
+            ("created_at:1:99999999999999", "created_at"),
             ("nonsense", "id"),
         ] {
             let errors = parse(&[("after", after), ("sort", sort)]).unwrap_err();

@@ -244,6 +244,15 @@ impl Store {
         }
     }
 
+    /// Whether the listing orders are built (SQLite; until then listings scan every book).
+    /// `None` on PostgreSQL, whose indexes are always there.
+    pub fn listing_orders_ready(&self) -> Option<bool> {
+        match self {
+            Self::Sqlite(store) => Some(store.listing_orders_ready()),
+            Self::Postgres(_) => None,
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Self::Sqlite(store) => store.close().await,

@@ -187,6 +187,7 @@ contract_test! {
             "?after=id%3Aseven",
             "?after=title%3A3%3Adune",
             "?after=year%3A3%3Anineteen&sort=year",
+            "?after=created_at%3A3%3A99999999999999&sort=created_at",
             "?after=-title%3A3%3Adune&sort=title",
             "?after=id%3A3&offset=2",
         ] {

@@ -21,9 +21,11 @@ use crate::domain::ListQuery;
 use crate::store::stored::{BookRef, Page};
 
 /// Memory for cached books and for cached pages: together well under the service's memory
-/// budget, and enough for every book of a 10,000-book catalogue.
-const BOOKS_BYTES: u64 = 8 << 20;
-const PAGES_BYTES: u64 = 4 << 20;
+/// budget, and enough for every book of a 10,000-book catalogue (about 250 bytes each), or
+/// for the books of the first pages of a big catalogue's busiest listings. (Listings fill it
+/// too: a write retires every cached page, not the books on them.)
+const BOOKS_BYTES: u64 = 4 << 20;
+const PAGES_BYTES: u64 = 2 << 20;
 
 pub struct BookCache {
     books: Cache<i64, BookRef, BookWeight>,

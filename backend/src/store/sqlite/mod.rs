@@ -281,6 +281,10 @@ impl SqliteStore {
     }
 
     /// The read pool's connections plus the writer's one.
+    pub fn listing_orders_ready(&self) -> bool {
+        self.shared.search.orders_built()
+    }
+
     pub fn pool_use(&self) -> PoolUse {
         let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
         let reading = self.read.size().saturating_sub(idle);
@@ -410,38 +414,6 @@ mod tests {
             "Anon",
         ];
         let genres = [None, Some("Fiction"), Some("fiction"), Some("Poetry")];
-        let writes: Vec<_> = (0..2600)
-            .map(|i| {
-                let store = store.clone();
-                let book = new_book(
-                    &format!("{} {}", titles[i % titles.len()], i / 7),
-                    authors[i % authors.len()],
-                    -3000 + (i as i64 * 37) % 5000,
-                    genres[i % genres.len()],
-                );
-                tokio::spawn(async move { store.create_book(book, None, &Deadline::none()).await.unwrap() })
-            })
-            .collect();
-        for write in writes {
-            write.await.unwrap();
-        }
-        for id in [5, 1024, 1025, 2000] {
-            store
-                .delete_book(id, Precondition::default(), &Deadline::none())
-                .await
-                .unwrap();
-        }
-        for id in [7, 1500] {
-            let patch = BookPatch {
-                title: Some(Title::parse("Renamed dune").unwrap()),
-                ..BookPatch::default()
-            };
-            store
-                .update_book(id, Precondition::default(), Edit::Patch(patch), &Deadline::none())
-                .await
-                .unwrap();
-        }
-
         let mut queries = Vec::new();
         for q in [
             None,
@@ -482,6 +454,59 @@ mod tests {
                 }
             }
         }
+        // While the writes below go on, every page the orders give is the page the scan gives
+        // at the same moment.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checker = tokio::spawn({
+            let (store, queries, stop) = (store.clone(), queries.clone(), stop.clone());
+            async move {
+                let mut checked = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for query in &queries {
+                        if let Some((walked, scanned)) = store.shared.search.walked_and_scanned(query) {
+                            assert_eq!(walked, scanned, "{query:?}");
+                            checked += 1;
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+                checked
+            }
+        });
+        let writes: Vec<_> = (0..2600)
+            .map(|i| {
+                let store = store.clone();
+                let book = new_book(
+                    &format!("{} {}", titles[i % titles.len()], i / 7),
+                    authors[i % authors.len()],
+                    -3000 + (i as i64 * 37) % 5000,
+                    genres[i % genres.len()],
+                );
+                tokio::spawn(async move { store.create_book(book, None, &Deadline::none()).await.unwrap() })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap();
+        }
+        for id in [5, 1024, 1025, 2000] {
+            store
+                .delete_book(id, Precondition::default(), &Deadline::none())
+                .await
+                .unwrap();
+        }
+        for id in [7, 1500] {
+            let patch = BookPatch {
+                title: Some(Title::parse("Renamed dune").unwrap()),
+                ..BookPatch::default()
+            };
+            store
+                .update_book(id, Precondition::default(), Edit::Patch(patch), &Deadline::none())
+                .await
+                .unwrap();
+        }
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(checker.await.unwrap() > 0);
         store.shared.search.orders_ready().await;
         store.shared.search.check_orders();
         for query in &queries {

@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 /// Slots per block once built; a block splits in two at twice this.
 const BLOCK: usize = 1024;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Order {
     /// Never an empty block.
     blocks: Vec<Vec<u32>>,
@@ -25,6 +25,11 @@ impl Order {
     pub fn push_back(&mut self, slot: u32) {
         match self.blocks.last_mut() {
             Some(block) if block.len() < BLOCK => block.push(slot),
+            // A full block keeps no spare room: only the last one grows.
+            Some(block) if block.len() == BLOCK => {
+                block.shrink_to_fit();
+                self.blocks.push(vec![slot]);
+            }
             // Grown as needed: most authors' orders hold a handful of books.
             _ => self.blocks.push(vec![slot]),
         }
@@ -53,7 +58,9 @@ impl Order {
 
     /// Puts `slot` in its place by `cmp`.
     pub fn insert(&mut self, slot: u32, cmp: impl Fn(u32, u32) -> Ordering) {
-        if self.blocks.is_empty() {
+        let last = self.blocks.last().map(|block| block[block.len() - 1]);
+        if last.is_none_or(|last| cmp(last, slot) == Ordering::Less) {
+            // After every other (a new book in the id and creation orders): no search.
             self.push_back(slot);
             return;
         }
@@ -66,6 +73,8 @@ impl Order {
         block.insert(at, slot);
         if block.len() >= 2 * BLOCK {
             let tail = block.split_off(BLOCK);
+            // The first half keeps the whole block's capacity otherwise.
+            block.shrink_to_fit();
             self.blocks.insert(k + 1, tail);
         }
         self.len += 1;

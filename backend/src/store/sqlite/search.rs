@@ -11,10 +11,13 @@
 //!   smallest of them that covers the exact filters, testing the other filters as it goes,
 //!   and stops when the page is full: its cost is `(offset + limit) / selectivity`, not the
 //!   catalogue's size. A year range sorted by year is a contiguous stretch of the year order.
+//! - **Searches.** The books a `q` matches are found once by a scan of the packed keys, then
+//!   kept by the writer as a bit per slot ([`SEARCHES_KEPT`] searches at most), so that a
+//!   search's page walks its order testing bits, not text.
 //! - **Counts.** `X-Total-Count` without a `q` and without both `author` and `genre` is read
 //!   off the orders (an order's length, or the width of a year range in the year order).
-//!   The others are counted once (a scan) and then kept exact by the writer, which adjusts
-//!   every remembered count as it applies each change ([`COUNTS_KEPT`] filters at most).
+//!   The others are counted once and then kept exact by the writer, which adjusts every
+//!   remembered count as it applies each change ([`COUNTS_KEPT`] filters at most).
 //! - **Cursors.** A page may start after a given book (`after`, a keyset cursor): the walk
 //!   starts at that key's place in the order, so deep pages cost what the first page costs.
 //!
@@ -47,6 +50,14 @@ const COUNTS_KEPT: usize = 4096;
 /// Searches (`q`) whose matching books the writer keeps, a bit per slot (125 KB each for a
 /// million books): a walk tests a bit instead of searching the book's text.
 const SEARCHES_KEPT: usize = 64;
+/// An author or genre with more books than this keeps its own five orders; one with fewer
+/// keeps only the list of its books, which a page sorts (a few hundred books at most, well
+/// under a millisecond), saving most of the orders' memory and writes for most authors.
+#[cfg(not(test))]
+const GROUP_ORDERED_AT: usize = 256;
+/// (Lower in tests, so that groups cross it both ways while their catalogues change.)
+#[cfg(test)]
+const GROUP_ORDERED_AT: usize = 64;
 /// A book without a genre.
 const NO_GENRE: u32 = u32::MAX;
 
@@ -118,8 +129,11 @@ impl SearchIndex {
             .name("listing-orders".into())
             .spawn(build)
         {
-            // Listings stay exact without the orders, only dearer.
+            // Listings stay exact without the orders, only dearer; nothing is noted for them.
             tracing::error!(%error, "could not start building the listing orders");
+            if let Some(index) = self.write().as_mut() {
+                index.pending = None;
+            }
         }
     }
 
@@ -180,7 +194,12 @@ impl SearchIndex {
         index.as_ref().map(|index| index.page(query))
     }
 
-    /// Waits until the orders are built (tests, and the benchmark's start-up figure).
+    /// Whether the orders are built (listings no longer scan).
+    pub fn orders_built(&self) -> bool {
+        *self.ordered.borrow()
+    }
+
+    /// Waits until the orders are built.
     #[cfg(test)]
     pub async fn orders_ready(&self) {
         let _ = self.ordered.subscribe().wait_for(|ready| *ready).await;
@@ -200,6 +219,8 @@ pub struct Index {
     counts: Mutex<HashMap<Filter, i64>>,
     /// The books (slots) each remembered `q` matches, kept by the writer.
     searches: Mutex<HashMap<String, Arc<Bits>>>,
+    /// The highest id ever added.
+    newest: i64,
     generation: u64,
 }
 
@@ -471,7 +492,7 @@ impl Slots {
 }
 
 /// The five orders of one set of books (all of them, one author's or one genre's).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ordered {
     by: [Order; 5],
 }
@@ -502,27 +523,108 @@ fn key_index(key: SortKey) -> usize {
     KEYS.iter().position(|k| *k == key).unwrap_or(0)
 }
 
+/// The books of one author or genre: their own orders once there are many of them, else
+/// just their slots.
+enum Group {
+    Few(Vec<u32>),
+    Many(Ordered),
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Self::Few(Vec::new())
+    }
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        match self {
+            Self::Few(members) => members.len(),
+            Self::Many(ordered) => ordered.len(),
+        }
+    }
+
+    fn insert(&mut self, slots: &Slots, slot: u32) {
+        match self {
+            Self::Many(ordered) => ordered.insert(slots, slot),
+            Self::Few(members) => {
+                members.push(slot);
+                if members.len() > GROUP_ORDERED_AT {
+                    *self = Self::Many(Ordered::of(slots, members));
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, slots: &Slots, slot: u32) {
+        match self {
+            Self::Many(ordered) => ordered.remove(slots, slot),
+            Self::Few(members) => {
+                if let Some(at) = members.iter().position(|s| *s == slot) {
+                    members.swap_remove(at);
+                }
+            }
+        }
+    }
+
+    /// The group's orders: its own, or made now from its few books.
+    fn ordered(&self, slots: &Slots) -> Cow<'_, Ordered> {
+        match self {
+            Self::Many(ordered) => Cow::Borrowed(ordered),
+            Self::Few(members) => Cow::Owned(Ordered::of(slots, members)),
+        }
+    }
+}
+
+impl Ordered {
+    /// The five orders of a few books.
+    fn of(slots: &Slots, members: &[u32]) -> Self {
+        let mut ordered = Self::default();
+        for key in KEYS {
+            let mut sorted = members.to_vec();
+            sorted.sort_unstable_by(|a, b| slots.compare(key, *a, *b));
+            sorted
+                .into_iter()
+                .for_each(|slot| ordered.by[key_index(key)].push_back(slot));
+        }
+        ordered
+    }
+}
+
 /// Every order: of the whole catalogue, and within each author and each genre (indexed by
 /// the interned name).
 #[derive(Default)]
 struct Orders {
     all: Ordered,
-    authors: Vec<Ordered>,
-    genres: Vec<Ordered>,
+    authors: Vec<Group>,
+    genres: Vec<Group>,
 }
 
 impl Orders {
-    /// Sorts every book five ways and deals each order out to the authors and genres, which
-    /// keeps theirs sorted without sorting again; the keys are shared between two threads.
+    /// Sorts every book five ways and deals each order out to the authors and genres with
+    /// many books, which keeps theirs sorted without sorting again; the keys are shared
+    /// between two threads. The others get the list of their books.
     fn build(slots: &Slots) -> Self {
         let live: Vec<u32> = slots.live_slots().collect();
+        let (mut authors, mut genres) = (Vec::<Group>::new(), Vec::<Group>::new());
+        for slot in &live {
+            let keys = slots.keys(*slot);
+            if let Group::Few(members) = group(&mut authors, keys.author_name) {
+                members.push(*slot);
+            }
+            if keys.genre_name != NO_GENRE
+                && let Group::Few(members) = group(&mut genres, keys.genre_name)
+            {
+                members.push(*slot);
+            }
+        }
+        let many =
+            |groups: &[Group]| -> Vec<bool> { groups.iter().map(|g| g.len() > GROUP_ORDERED_AT).collect() };
+        let (many_authors, many_genres) = (many(&authors), many(&genres));
+        let one = |key: SortKey| Self::one(slots, &live, key, &many_authors, &many_genres);
         let (mut first, mut second) = std::thread::scope(|scope| {
-            let live = &live;
-            let second = scope.spawn(move || {
-                [SortKey::Author, SortKey::CreatedAt].map(|key| (key, Self::one(slots, live, key)))
-            });
-            let first =
-                [SortKey::Title, SortKey::Id, SortKey::Year].map(|key| (key, Self::one(slots, live, key)));
+            let second = scope.spawn(|| [SortKey::Author, SortKey::CreatedAt].map(|key| (key, one(key))));
+            let first = [SortKey::Title, SortKey::Id, SortKey::Year].map(|key| (key, one(key)));
             (
                 Vec::from(first),
                 Vec::from(second.join().expect("sorting does not panic")),
@@ -531,43 +633,67 @@ impl Orders {
         first.append(&mut second);
         first.sort_by_key(|(key, _)| key_index(*key));
 
-        let mut orders = Self::default();
-        for (k, (_, (all, authors, genres))) in first.into_iter().enumerate() {
+        let mut orders = Self {
+            authors,
+            genres,
+            ..Self::default()
+        };
+        for (k, (_, (all, author_orders, genre_orders))) in first.into_iter().enumerate() {
             orders.all.by[k] = all;
-            for (groups, orders) in [(&mut orders.authors, authors), (&mut orders.genres, genres)] {
-                for (name, order) in orders.into_iter().enumerate() {
-                    group(groups, name as u32).by[k] = order;
+            for (groups, dealt) in [
+                (&mut orders.authors, author_orders),
+                (&mut orders.genres, genre_orders),
+            ] {
+                for (name, order) in dealt.into_iter().enumerate() {
+                    if let Some(order) = order {
+                        if let Group::Few(_) = groups[name] {
+                            groups[name] = Group::Many(Ordered::default());
+                        }
+                        if let Group::Many(ordered) = &mut groups[name] {
+                            ordered.by[k] = order;
+                        }
+                    }
                 }
             }
         }
         orders
     }
 
-    /// One key's order of every book, and of each author's and each genre's books.
-    fn one(slots: &Slots, live: &[u32], key: SortKey) -> (Order, Vec<Order>, Vec<Order>) {
+    /// One key's order of every book, and of each author's and each genre's books where that
+    /// author or genre has many.
+    fn one(
+        slots: &Slots,
+        live: &[u32],
+        key: SortKey,
+        many_authors: &[bool],
+        many_genres: &[bool],
+    ) -> (Order, Vec<Option<Order>>, Vec<Option<Order>>) {
         let sorted: Vec<u32> = match key {
             SortKey::Id => sort_by(live, |s| slots.id(s)),
             SortKey::Year => sort_by(live, |s| (slots.keys(s).year, slots.id(s))),
             SortKey::CreatedAt => sort_by(live, |s| (slots.keys(s).created, slots.id(s))),
             SortKey::Title | SortKey::Author => sort_text(slots, live, key),
         };
-        let (mut all, mut authors, mut genres) = (Order::default(), Vec::<Order>::new(), Vec::<Order>::new());
-        let push = |groups: &mut Vec<Order>, name: u32, slot: u32| {
-            let name = name as usize;
-            if groups.len() <= name {
-                groups.resize_with(name + 1, Order::default);
-            }
-            groups[name].push_back(slot);
-        };
+        let dealt =
+            |many: &[bool]| -> Vec<Option<Order>> { many.iter().map(|m| m.then(Order::default)).collect() };
+        let (mut all, mut authors, mut genres) = (Order::default(), dealt(many_authors), dealt(many_genres));
         for slot in sorted {
             let keys = slots.keys(slot);
             all.push_back(slot);
-            push(&mut authors, keys.author_name, slot);
-            if keys.genre_name != NO_GENRE {
-                push(&mut genres, keys.genre_name, slot);
+            if let Some(order) = &mut authors[keys.author_name as usize] {
+                order.push_back(slot);
+            }
+            if keys.genre_name != NO_GENRE
+                && let Some(order) = &mut genres[keys.genre_name as usize]
+            {
+                order.push_back(slot);
             }
         }
-        authors.iter_mut().chain(&mut genres).for_each(Order::shrink);
+        authors
+            .iter_mut()
+            .chain(&mut genres)
+            .flatten()
+            .for_each(Order::shrink);
         (all, authors, genres)
     }
 
@@ -590,11 +716,11 @@ impl Orders {
     }
 }
 
-/// The orders of one author or genre, made on first use.
-fn group(groups: &mut Vec<Ordered>, name: u32) -> &mut Ordered {
+/// The books of one author or genre, made on first use.
+fn group(groups: &mut Vec<Group>, name: u32) -> &mut Group {
     let name = name as usize;
     if groups.len() <= name {
-        groups.resize_with(name + 1, Ordered::default);
+        groups.resize_with(name + 1, Group::default);
     }
     &mut groups[name]
 }
@@ -689,33 +815,27 @@ impl Filter {
         self.q.is_none() && self.author.is_none() && self.genre.is_none() && !self.has_years()
     }
 
-    /// Whether a book with these keys is listed. `q` uses `finder` when given (it must be
-    /// made from the same `q`).
-    fn admits(&self, k: &Keys, finder: Option<&memmem::Finder>) -> bool {
+    /// Whether a book with these keys is listed.
+    fn admits(&self, k: &Keys) -> bool {
         self.author.is_none_or(|a| k.author_name == a)
             && self.genre.is_none_or(|g| k.genre_name == g)
             && (self.year_from..=self.year_to).contains(&k.year)
-            && self.q.as_deref().is_none_or(|q| match finder {
-                Some(finder) => {
-                    finder.find(k.title.as_bytes()).is_some() || finder.find(k.author.as_bytes()).is_some()
-                }
-                None => k.title.contains(q) || k.author.contains(q),
-            })
+            && self
+                .q
+                .as_deref()
+                .is_none_or(|q| k.title.contains(q) || k.author.contains(q))
     }
 
     fn admits_old(&self, k: &OwnedKeys) -> bool {
-        self.admits(
-            &Keys {
-                id: 0,
-                title: &k.title,
-                author: &k.author,
-                author_name: k.author_name,
-                genre_name: k.genre_name,
-                year: k.year,
-                created: 0,
-            },
-            None,
-        )
+        self.admits(&Keys {
+            id: 0,
+            title: &k.title,
+            author: &k.author,
+            author_name: k.author_name,
+            genre_name: k.genre_name,
+            year: k.year,
+            created: 0,
+        })
     }
 }
 
@@ -770,6 +890,7 @@ impl Index {
     pub fn push(&mut self, entry: &Entry) {
         let keys = self.keys_of(entry);
         self.slots.add(&keys);
+        self.newest = self.newest.max(entry.id);
     }
 
     fn keys_of<'e>(&mut self, entry: &'e Entry) -> Keys<'e> {
@@ -838,7 +959,10 @@ impl Index {
                 self.slots.remove(slot);
                 Some(slot)
             }
-            (None, Some(keys)) => Some(self.slots.add(keys)),
+            (None, Some(keys)) => {
+                self.newest = self.newest.max(keys.id);
+                Some(self.slots.add(keys))
+            }
             (None, None) => None,
         };
         let Some(slot) = slot else { return };
@@ -861,7 +985,7 @@ impl Index {
         let counts = self.counts.get_mut().unwrap_or_else(|e| e.into_inner());
         for (filter, count) in counts.iter_mut() {
             let was = old.as_ref().is_some_and(|k| filter.admits_old(k));
-            let is = new.as_ref().is_some_and(|k| filter.admits(k, None));
+            let is = new.as_ref().is_some_and(|k| filter.admits(k));
             *count += i64::from(is) - i64::from(was);
         }
     }
@@ -869,6 +993,10 @@ impl Index {
     /// The slot of book `id`: found in the id order, or (while the orders are built) by a
     /// scan of the slots.
     fn slot_of(&self, id: i64) -> Option<u32> {
+        if id > self.newest {
+            // A new book (ids only grow): nothing to find.
+            return None;
+        }
         match &self.orders {
             Some(orders) => {
                 let order = orders.all.order(SortKey::Id);
@@ -897,21 +1025,23 @@ impl Index {
     /// from the page's start, testing the remaining filters, until the page is full.
     fn walk(&self, orders: &Orders, query: &ListQuery, filter: &Filter) -> Hits {
         let slots = &self.slots;
-        let empty = Ordered::default();
+        let empty = Group::default();
         // The books to walk: all, or one author's or genre's, whichever are fewest; `rest`
         // is what the walk must still test.
-        let (mut source, mut rest) = (&orders.all, filter.clone());
+        let (mut group, mut rest) = (None, filter.clone());
         if let Some(author) = filter.author {
-            source = orders.authors.get(author as usize).unwrap_or(&empty);
+            group = Some(orders.authors.get(author as usize).unwrap_or(&empty));
             rest.author = None;
         }
         if let Some(genre) = filter.genre {
             let books = orders.genres.get(genre as usize).unwrap_or(&empty);
-            if books.len() < source.len() {
-                (source, rest) = (books, filter.clone());
+            if group.is_none_or(|g| books.len() < g.len()) {
+                (group, rest) = (Some(books), filter.clone());
                 rest.genre = None;
             }
         }
+        let source = group.map_or(Cow::Borrowed(&orders.all), |g| g.ordered(slots));
+        let source = source.as_ref();
         // A year range is a stretch of the year order: its width is its count, and sorted
         // by year it is all the walk covers.
         let years = source.order(SortKey::Year);
@@ -978,7 +1108,7 @@ impl Index {
             let others = (!others.is_empty()).then_some(others);
             let admits = |s: &u32| {
                 searched.as_ref().is_none_or(|bits| bits.has(*s))
-                    && others.as_ref().is_none_or(|f| f.admits(&slots.keys(*s), None))
+                    && others.as_ref().is_none_or(|f| f.admits(&slots.keys(*s)))
             };
             if query.descending {
                 order
@@ -1025,13 +1155,13 @@ impl Index {
             };
             self.searched(q)
                 .slots()
-                .filter(|s| others.admits(&self.slots.keys(*s), None))
+                .filter(|s| others.admits(&self.slots.keys(*s)))
                 .count() as i64
         } else {
             let order = source.order(SortKey::Id);
             order
                 .forward(0)
-                .filter(|s| filter.admits(&self.slots.keys(*s), None))
+                .filter(|s| filter.admits(&self.slots.keys(*s)))
                 .count() as i64
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -1080,7 +1210,7 @@ impl Index {
         for (c, chunk) in self.slots.chunks.iter().enumerate() {
             let base = (c * CHUNK) as u32;
             let mut take = |i: usize| {
-                if chunk.live[i] && filter.admits(&chunk.keys(i), None) {
+                if chunk.live[i] && filter.admits(&chunk.keys(i)) {
                     found.push(base + i as u32);
                 }
             };
@@ -1186,19 +1316,44 @@ impl SearchIndex {
         }
     }
 
+    /// The page by the orders and by the scan, under one read lock (so that no change comes
+    /// between them); `None` while the index loads.
+    pub fn walked_and_scanned(&self, query: &ListQuery) -> Option<(Hits, Hits)> {
+        let index = self.index.read().unwrap();
+        let index = index.as_ref()?;
+        let walked = index.page(query);
+        let scanned = match Filter::resolve(query, &index.authors, &index.genres) {
+            Some(filter) => index.scan(query, &filter),
+            None => index.page(query),
+        };
+        Some((walked, scanned))
+    }
+
+    /// How many authors have their own orders.
+    pub fn authors_with_orders(&self) -> usize {
+        let index = self.index.read().unwrap();
+        let orders = index.as_ref().unwrap().orders.as_ref().unwrap();
+        orders
+            .authors
+            .iter()
+            .filter(|g| matches!(g, Group::Many(_)))
+            .count()
+    }
+
     /// Whether every order holds exactly the books, in order (a consistency check).
     pub fn check_orders(&self) {
         let index = self.index.read().unwrap();
         let index = index.as_ref().unwrap();
         let orders = index.orders.as_ref().expect("orders built");
         let slots = &index.slots;
-        // (set, which field names its members, the name)
-        let mut groups: Vec<(&Ordered, Option<(bool, u32)>)> = vec![(&orders.all, None)];
-        for (name, ordered) in orders.authors.iter().enumerate() {
-            groups.push((ordered, Some((true, name as u32))));
+        // (its orders, and which field names its members and the name: none for all books)
+        type Set<'a> = (Cow<'a, Ordered>, Option<(bool, u32)>);
+        let mut groups: Vec<Set<'_>> = vec![(Cow::Borrowed(&orders.all), None)];
+        for (name, group) in orders.authors.iter().enumerate() {
+            groups.push((group.ordered(slots), Some((true, name as u32))));
         }
-        for (name, ordered) in orders.genres.iter().enumerate() {
-            groups.push((ordered, Some((false, name as u32))));
+        for (name, group) in orders.genres.iter().enumerate() {
+            groups.push((group.ordered(slots), Some((false, name as u32))));
         }
         let member = |group: Option<(bool, u32)>, k: &Keys| match group {
             None => true,
@@ -1365,7 +1520,12 @@ mod tests {
         Book {
             id,
             title: format!("{} {}", words[dice.roll(7) as usize], dice.roll(50)),
-            author: format!("Author {}", dice.roll(30)),
+            // A quarter by one author (who has many books); the rest among forty, who start
+            // with few and cross GROUP_ORDERED_AT as books are added.
+            author: match dice.roll(4) {
+                0 => "Author 0".to_owned(),
+                _ => format!("Author {}", 1 + dice.roll(40)),
+            },
             year: 1990 + dice.roll(20) as i64,
             genre: [None, Some("Fiction"), Some("Poetry"), Some("fiction")][dice.roll(4) as usize]
                 .map(str::to_owned),
@@ -1400,7 +1560,8 @@ mod tests {
             offset: [0, 0, 3, 50, 400][dice.roll(5) as usize],
             q: [None, None, Some("dune"), Some("e"), Some("9"), Some("author 1")][dice.roll(6) as usize]
                 .map(str::to_owned),
-            author: [None, None, Some("AUTHOR 3"), Some("nobody")][dice.roll(4) as usize].map(str::to_owned),
+            author: [None, None, Some("AUTHOR 3"), Some("author 0"), Some("nobody")][dice.roll(5) as usize]
+                .map(str::to_owned),
             genre: [None, Some("FICTION"), Some("poetry")][dice.roll(3) as usize].map(str::to_owned),
             year_from: [None, Some(1995), Some(2010)][dice.roll(3) as usize],
             year_to: [None, Some(2003)][dice.roll(2) as usize],
@@ -1457,18 +1618,23 @@ mod tests {
     #[test]
     fn the_orders_and_the_kept_counts_follow_every_change() {
         let mut dice = Dice(11);
-        let mut next_id = 2000;
+        let mut next_id = 3000;
         let index = SearchIndex::loading();
         let mut loaded = Index::default();
         for id in 1..=next_id {
             loaded.push(&Entry::of(&random_book(&mut dice, id)));
         }
         index.install_unordered(loaded)();
+        let ordered_authors = index.authors_with_orders();
         for _ in 0..20 {
             // Counts remembered by these listings must be kept exact by the next changes.
             assert_walks_match_scans(&index, &mut dice, 50);
             index.apply(&random_changes(&mut dice, &mut next_id, 200));
         }
+        assert!(
+            index.authors_with_orders() > ordered_authors,
+            "authors grew past GROUP_ORDERED_AT ({ordered_authors} had orders at first)"
+        );
         index.check_orders();
         assert_walks_match_scans(&index, &mut dice, 200);
     }
