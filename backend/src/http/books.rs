@@ -38,6 +38,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// List books, filtered, sorted and paginated.
+///
+/// The `Link` header's `next` is a keyset link: its `after` parameter (`SORT:ID`, or
+/// `SORT:ID:KEY`) is where the last book of this page stands in the listing, and the page it
+/// names starts just after that book, at the cost of a first page however deep it is, and
+/// without repeating or skipping books when others are added or removed before it. Send it
+/// with the same filters and `sort`, and without `offset`; a cursor that is malformed or made
+/// for another sort is a 400. (Described here rather than as a formal parameter: a cursor is
+/// only valid with the listing it came from, which no schema can say.)
 #[utoipa::path(
     get,
     path = "/books",
@@ -55,10 +63,6 @@ pub fn router() -> Router<AppState> {
         ("year_to" = Option<i64>, Query, minimum = -5000, maximum = 2100, description = "Latest year, inclusive."),
         ("sort" = Option<String>, Query, pattern = "^-?(id|title|author|year|created_at)$",
             description = "Sort column, `-` prefix for descending (default `id`); ties are broken by id."),
-        ("after" = Option<String>, Query, max_length = 700,
-            description = "A keyset cursor, as the `next` link carries it (`SORT:ID` or `SORT:ID:KEY`): the page \
-                starts just after that book of the same listing, at the cost of a first page however deep it is. \
-                Sent with the same `sort`; not with `offset`."),
     ),
     responses(
         (status = 200, description = "A page of books", body = [Book],

@@ -30,7 +30,7 @@ impl Order {
                 block.shrink_to_fit();
                 self.blocks.push(vec![slot]);
             }
-            // Grown as needed: most authors' orders hold a handful of books.
+            // Grown as needed: a small author's or genre's order holds a few hundred.
             _ => self.blocks.push(vec![slot]),
         }
         self.len += 1;

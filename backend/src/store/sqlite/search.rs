@@ -349,6 +349,17 @@ impl Chunk {
         }
     }
 
+    fn shrink(&mut self) {
+        self.ids.shrink_to_fit();
+        self.live.shrink_to_fit();
+        self.years.shrink_to_fit();
+        self.created.shrink_to_fit();
+        self.authors.shrink_to_fit();
+        self.genres.shrink_to_fit();
+        self.fields.shrink_to_fit();
+        self.text.shrink_to_fit();
+    }
+
     /// Puts `keys` in slot `i` (or frees it, for `None`).
     fn set(&mut self, i: usize, keys: Option<&Keys>) {
         let (start, end) = (self.fields[2 * i] as usize, self.fields[2 * i + 2] as usize);
@@ -424,6 +435,11 @@ impl Slots {
         let last = self.chunks.len() - 1;
         let chunk = Arc::make_mut(&mut self.chunks[last]);
         chunk.push(keys);
+        if chunk.len() == CHUNK {
+            // Full: it grows no more, so it gives back what doubling left spare (up to half
+            // of its text).
+            chunk.shrink();
+        }
         u32::try_from(last * CHUNK + chunk.len() - 1).expect("fewer than 4 billion books")
     }
 
