@@ -22,6 +22,7 @@ use clap::ValueEnum;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use sqlite::OrdersState;
 pub use stored::{BookRef, Page, StoredBook};
 
 use crate::deadline::Deadline;
@@ -244,11 +245,12 @@ impl Store {
         }
     }
 
-    /// Whether the listing orders are built (SQLite; until then listings scan every book).
-    /// `None` on PostgreSQL, whose indexes are always there.
-    pub fn listing_orders_ready(&self) -> Option<bool> {
+    /// How many listing orders are built, and whether more are being built (SQLite, which
+    /// builds each the first time a listing needs it and scans meanwhile). `None` on
+    /// PostgreSQL, whose indexes are always there.
+    pub fn listing_orders(&self) -> Option<OrdersState> {
         match self {
-            Self::Sqlite(store) => Some(store.listing_orders_ready()),
+            Self::Sqlite(store) => Some(store.listing_orders()),
             Self::Postgres(_) => None,
         }
     }

@@ -62,11 +62,16 @@ impl BookCache {
         Epoch(self.item_epoch.load(Ordering::Acquire))
     }
 
-    /// Caches a book read from the database, unless a change was applied since `seen`.
-    pub fn fill_book(&self, seen: Epoch, book: BookRef) {
+    /// Caches books read from the database, unless a change was applied since `seen`.
+    pub fn fill_books(&self, seen: Epoch, books: &[BookRef]) {
+        if books.is_empty() {
+            return;
+        }
         let _apply = self.apply.lock().unwrap_or_else(|e| e.into_inner());
         if self.item_epoch.load(Ordering::Acquire) == seen.0 {
-            self.books.insert(book.id, book);
+            for book in books {
+                self.books.insert(book.id, book.clone());
+            }
         }
     }
 
@@ -164,7 +169,7 @@ mod tests {
         let cache = BookCache::new();
         let seen = cache.item_epoch();
         cache.apply(&[Change::Updated(Arc::new(full(1, 2)), book(1, 2))]);
-        cache.fill_book(seen, book(1, 1));
+        cache.fill_books(seen, &[book(1, 1)]);
         assert_eq!(
             cache.book(1).unwrap().version,
             2,
@@ -177,7 +182,7 @@ mod tests {
         let cache = BookCache::new();
         let seen = cache.item_epoch();
         cache.apply(&[Change::Deleted(1)]);
-        cache.fill_book(seen, book(1, 1));
+        cache.fill_books(seen, &[book(1, 1)]);
         assert!(cache.book(1).is_none());
     }
 
@@ -186,7 +191,7 @@ mod tests {
         let cache = BookCache::new();
         let seen = cache.item_epoch();
         cache.apply(&[Change::Created(Arc::new(full(2, 1)))]);
-        cache.fill_book(seen, book(1, 1));
+        cache.fill_books(seen, &[book(1, 1)]);
         assert!(cache.book(1).is_some());
     }
 

@@ -31,6 +31,7 @@ use sqlx::{ConnectOptions, Connection, Executor, SqlitePool};
 
 use cache::BookCache;
 use credentials::SqliteCredentials;
+pub use search::OrdersState;
 use search::SearchIndex;
 use writer::{Change, Op, Writer, Written};
 
@@ -152,7 +153,7 @@ impl SqliteStore {
             return Ok(None);
         };
         let book = StoredBook::of(&book);
-        self.shared.cache.fill_book(seen, book.clone());
+        self.shared.cache.fill_books(seen, std::slice::from_ref(&book));
         Ok(Some(book))
     }
 
@@ -179,21 +180,18 @@ impl SqliteStore {
             .filter(|(_, c)| c.is_none())
             .map(|(id, _)| *id)
             .collect();
-        let mut fetched = sql::select_many(&self.read, &missing)
+        let fetched: Vec<BookRef> = sql::select_many(&self.read, &missing)
             .await?
-            .into_iter()
-            .peekable();
+            .iter()
+            .map(StoredBook::of)
+            .collect();
+        self.shared.cache.fill_books(seen, &fetched);
+        let mut fetched = fetched.into_iter().peekable();
         let mut out = Vec::with_capacity(ids.len());
         for (id, cached) in ids.iter().zip(cached) {
             match cached {
                 Some(book) => out.push(book),
-                None => {
-                    if let Some(book) = fetched.next_if(|b| b.id == *id) {
-                        let book = StoredBook::of(&book);
-                        self.shared.cache.fill_book(seen, book.clone());
-                        out.push(book);
-                    }
-                }
+                None => out.extend(fetched.next_if(|b| b.id == *id)),
             }
         }
         Ok(out)
@@ -280,11 +278,12 @@ impl SqliteStore {
         self.shared.books.load(Ordering::Relaxed)
     }
 
-    /// The read pool's connections plus the writer's one.
-    pub fn listing_orders_ready(&self) -> bool {
-        self.shared.search.orders_built()
+    /// How many listing orders are built, and whether more are being built.
+    pub fn listing_orders(&self) -> OrdersState {
+        self.shared.search.orders_state()
     }
 
+    /// The read pool's connections plus the writer's one.
     pub fn pool_use(&self) -> PoolUse {
         let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
         let reading = self.read.size().saturating_sub(idle);
@@ -454,8 +453,10 @@ mod tests {
                 }
             }
         }
-        // While the writes below go on, every page the orders give is the page the scan gives
-        // at the same moment.
+        // While the writes below go on, and the orders are built meanwhile (from a snapshot,
+        // the writes made since replayed into them), every page the orders give is the page
+        // the scan gives at the same moment.
+        store.shared.search.want_every_order();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checker = tokio::spawn({
             let (store, queries, stop) = (store.clone(), queries.clone(), stop.clone());
@@ -507,7 +508,7 @@ mod tests {
 
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(checker.await.unwrap() > 0);
-        store.shared.search.orders_ready().await;
+        store.shared.search.every_order().await;
         store.shared.search.check_orders();
         for query in &queries {
             // The orders' walk, the scan (the path while orders are built) and, from the

@@ -6,11 +6,14 @@
 //!   and author keys are packed into one string: a substring search (`q`) over a million
 //!   books is one SIMD scan of a few tens of megabytes. A removed book's slot is reused.
 //! - **Orders.** For each sort key (id, title, author, year, created_at) the slots of every
-//!   book in that order ([`Order`]), and the same five orders within each author and within
-//!   each genre: the "composite indexes" of this engine. A filtered, sorted page walks the
+//!   book in that order ([`Order`]), and the same within each author and within each genre:
+//!   the "composite indexes" of this engine, fifteen in all. A filtered, sorted page walks the
 //!   smallest of them that covers the exact filters, testing the other filters as it goes,
 //!   and stops when the page is full: its cost is `(offset + limit) / selectivity`, not the
 //!   catalogue's size. A year range sorted by year is a contiguous stretch of the year order.
+//!   Each order is built the first time a listing needs it (the id order of all books also
+//!   when a change must find a book's slot), so that memory and writes pay only for the
+//!   orders a deployment's listings use.
 //! - **Searches.** The books a `q` matches are found once by a scan of the packed keys, then
 //!   kept by the writer as a bit per slot ([`SEARCHES_KEPT`] searches at most), so that a
 //!   search's page walks its order testing bits, not text.
@@ -22,15 +25,17 @@
 //!   starts at that key's place in the order, so deep pages cost what the first page costs.
 //!
 //! The writer loads the slots at start-up before it takes any write, then applies every
-//! committed change here, as it does to the cache. The orders are built on a thread of their
-//! own once the slots are in (sorting a million titles takes about a second, and readiness
-//! should not wait for it); until then listings are answered by a scan of every book, which
-//! is exact but costs what the catalogue holds. Changes applied meanwhile are noted and
-//! replayed into the orders when they are installed.
+//! committed change here, as it does to the cache. An order asked for is built on a thread of
+//! its own, from a snapshot of the slots (sorting a million titles takes a few hundred
+//! milliseconds, and neither readiness nor the writer should wait for it); until then the
+//! listings that need it are answered by a scan of every book, which is exact but costs what
+//! the catalogue holds. Changes applied meanwhile are noted and replayed into the new orders
+//! when they are installed.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -72,7 +77,10 @@ const KEYS: [SortKey; 5] = [
 pub struct SearchIndex {
     index: Arc<RwLock<Option<Index>>>,
     loaded: watch::Sender<bool>,
-    ordered: Arc<watch::Sender<bool>>,
+    /// The orders built so far.
+    built: Arc<watch::Sender<Parts>>,
+    /// Whether a thread is building orders (there is one at most).
+    building: Arc<AtomicBool>,
 }
 
 /// One book's keys, as the index takes them (borrowed where they can be, as when loading).
@@ -108,73 +116,67 @@ pub struct Hits {
     pub last: Option<After>,
 }
 
+impl Hits {
+    fn none() -> Self {
+        Self {
+            ids: Vec::new(),
+            total: 0,
+            last: None,
+        }
+    }
+}
+
+/// The state of the listing orders, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrdersState {
+    /// How many of the fifteen orders are built.
+    pub built: u32,
+    /// Whether some are being built (listings that need them scan meanwhile).
+    pub building: bool,
+}
+
+/// One round of building: the orders asked for, from a snapshot of the slots.
+struct Round {
+    parts: Parts,
+    snapshot: Slots,
+    generation: u64,
+}
+
 impl SearchIndex {
     pub fn loading() -> Self {
         Self {
             index: Arc::new(RwLock::new(None)),
             loaded: watch::Sender::new(false),
-            ordered: Arc::new(watch::Sender::new(false)),
+            built: Arc::new(watch::Sender::new(Parts::default())),
+            building: Arc::new(AtomicBool::new(false)),
         }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Option<Index>> {
-        self.index.write().unwrap_or_else(|e| e.into_inner())
+        write(&self.index)
     }
 
-    /// Installs the loaded index (listings waiting for it go on) and starts building its
-    /// orders on a thread of their own.
-    pub fn install(&self, index: Index) {
-        let build = self.install_unordered(index);
-        if let Err(error) = std::thread::Builder::new()
-            .name("listing-orders".into())
-            .spawn(build)
+    /// Installs the loaded index: listings waiting for it go on. Its orders are built as
+    /// listings ask for them.
+    pub fn install(&self, mut index: Index) {
         {
-            // Listings stay exact without the orders, only dearer; nothing is noted for them.
-            tracing::error!(%error, "could not start building the listing orders");
-            if let Some(index) = self.write().as_mut() {
-                index.pending = None;
-            }
-        }
-    }
-
-    /// Installs the index without orders, and returns the job that builds them from a
-    /// snapshot of it and installs them.
-    fn install_unordered(&self, mut index: Index) -> impl FnOnce() + Send + 'static {
-        let snapshot = index.slots.clone();
-        index.pending = Some(Vec::new());
-        let generation = {
             let mut installed = self.write();
-            let generation = installed.as_ref().map_or(0, |old| old.generation + 1);
-            index.generation = generation;
+            index.generation = installed.as_ref().map_or(0, |old| old.generation + 1);
             *installed = Some(index);
-            generation
-        };
-        self.loaded.send_replace(true);
-        self.ordered.send_replace(false);
-        let (shared, ordered) = (self.index.clone(), self.ordered.clone());
-        move || {
-            let started = Instant::now();
-            let orders = Orders::build(&snapshot);
-            let mut installed = shared.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(index) = installed.as_mut().filter(|i| i.generation == generation) {
-                let replayed = index.install_orders(orders, &snapshot);
-                tracing::info!(
-                    books = index.slots.live,
-                    replayed,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "listing orders ready"
-                );
-                drop(installed);
-                ordered.send_replace(true);
-            }
         }
+        self.loaded.send_replace(true);
+        self.built.send_replace(Parts::default());
     }
 
     /// Applies committed changes. The writer only writes once the index is installed, so
     /// there is always an index to apply them to.
     pub fn apply(&self, changes: &[Change]) {
-        if let Some(index) = self.write().as_mut() {
+        let wanted = self.write().as_mut().is_some_and(|index| {
             changes.iter().for_each(|change| index.apply(change));
+            index.wants_orders()
+        });
+        if wanted {
+            self.build_wanted_orders();
         }
     }
 
@@ -190,31 +192,99 @@ impl SearchIndex {
 
     /// The page now, or `None` while the index loads.
     pub fn try_page(&self, query: &ListQuery) -> Option<Hits> {
-        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        index.as_ref().map(|index| index.page(query))
+        let (hits, wanted) = {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            let index = index.as_ref()?;
+            (index.page(query), index.wants_orders())
+        };
+        if wanted {
+            self.build_wanted_orders();
+        }
+        Some(hits)
     }
 
-    /// Whether the orders are built (listings no longer scan).
-    pub fn orders_built(&self) -> bool {
-        *self.ordered.borrow()
+    pub fn orders_state(&self) -> OrdersState {
+        OrdersState {
+            built: self.built.borrow().count(),
+            building: self.building.load(AtomicOrdering::Acquire),
+        }
     }
 
-    /// Waits until the orders are built.
-    #[cfg(test)]
-    pub async fn orders_ready(&self) {
-        let _ = self.ordered.subscribe().wait_for(|ready| *ready).await;
+    /// Starts a thread that builds the orders asked for, unless one runs (it builds them).
+    fn build_wanted_orders(&self) {
+        if self.building.swap(true, AtomicOrdering::AcqRel) {
+            return;
+        }
+        let (index, built, building) = (self.index.clone(), self.built.clone(), self.building.clone());
+        let job = move || {
+            while let Some(round) = begin_round(&index, &building) {
+                let started = Instant::now();
+                let orders = Orders::build(&round.snapshot, round.parts);
+                finish_round(&index, &built, round, orders, started);
+            }
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("listing-orders".into())
+            .spawn(job)
+        {
+            // Listings stay exact without the orders, only dearer; the next one tries again.
+            tracing::error!(%error, "could not start building the listing orders");
+            self.building.store(false, AtomicOrdering::Release);
+        }
     }
 }
 
-/// Every book's keys in slots, with the orders over them once built. Build one with
+fn write(index: &RwLock<Option<Index>>) -> RwLockWriteGuard<'_, Option<Index>> {
+    index.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the orders asked for and a snapshot to build them from, and notes the changes made
+/// from now on for replay; `None` (and no longer building) when none are asked for. Both
+/// under the write lock, so that a listing asking for an order after the builder looked
+/// finds it gone and starts another.
+fn begin_round(index: &RwLock<Option<Index>>, building: &AtomicBool) -> Option<Round> {
+    let mut installed = write(index);
+    let round = installed.as_mut().and_then(Index::begin_round);
+    if round.is_none() {
+        building.store(false, AtomicOrdering::Release);
+    }
+    round
+}
+
+/// Installs the orders built in a round, unless the index they were built for was replaced
+/// meanwhile.
+fn finish_round(
+    index: &RwLock<Option<Index>>,
+    built: &watch::Sender<Parts>,
+    round: Round,
+    orders: Orders,
+    started: Instant,
+) {
+    let mut installed = write(index);
+    if let Some(index) = installed.as_mut().filter(|i| i.generation == round.generation) {
+        let replayed = index.install_orders(orders, &round.snapshot);
+        tracing::info!(
+            books = index.slots.live,
+            orders = round.parts.count(),
+            replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "listing orders ready"
+        );
+        built.send_replace(index.orders.built());
+    }
+}
+
+/// Every book's keys in slots, with the orders over them built so far. Build one with
 /// `Default` and [`Index::push`].
 #[derive(Default)]
 pub struct Index {
     slots: Slots,
     authors: Names,
     genres: Names,
-    orders: Option<Orders>,
-    /// Slots changed while the orders were being built (from a snapshot), to replay.
+    orders: Orders,
+    /// Orders a listing needed that are not built (listings set it under the read lock).
+    wanted: AtomicU16,
+    /// Slots changed while orders are being built (from a snapshot), to replay.
     pending: Option<Vec<u32>>,
     counts: Mutex<HashMap<Filter, i64>>,
     /// The books (slots) each remembered `q` matches, kept by the writer.
@@ -224,10 +294,12 @@ pub struct Index {
     generation: u64,
 }
 
-/// Interned author or genre keys: a filter compares numbers, not strings.
+/// Interned author or genre keys (a filter compares numbers, not strings), and how many books
+/// have each.
 #[derive(Default)]
 struct Names {
     ids: HashMap<Box<str>, u32>,
+    books: Vec<u32>,
 }
 
 impl Names {
@@ -237,11 +309,27 @@ impl Names {
         }
         let id = u32::try_from(self.ids.len()).expect("fewer than 4 billion names");
         self.ids.insert(name.into(), id);
+        self.books.push(0);
         id
     }
 
     fn find(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()
+    }
+
+    /// Counts a book in (`true`) or out of name `id` (none for [`NO_GENRE`]).
+    fn count(&mut self, id: u32, book_in: bool) {
+        if let Some(books) = self.books.get_mut(id as usize) {
+            *books = if book_in {
+                *books + 1
+            } else {
+                books.saturating_sub(1)
+            };
+        }
+    }
+
+    fn books(&self, id: u32) -> u32 {
+        self.books.get(id as usize).copied().unwrap_or(0)
     }
 }
 
@@ -507,31 +595,45 @@ impl Slots {
     }
 }
 
-/// The five orders of one set of books (all of them, one author's or one genre's).
-#[derive(Default, Clone)]
-struct Ordered {
-    by: [Order; 5],
+/// Which books a set of orders covers: every book, or each author's, or each genre's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Within {
+    All = 0,
+    Authors = 1,
+    Genres = 2,
 }
 
-impl Ordered {
-    fn order(&self, key: SortKey) -> &Order {
-        &self.by[key_index(key)]
+/// A set of the fifteen orders (five sort keys, each within all books, authors and genres),
+/// a bit each: those built, those asked for.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Parts(u16);
+
+impl Parts {
+    #[cfg(test)]
+    const EVERY: Self = Self((1 << 15) - 1);
+
+    fn of(key: SortKey, within: Within) -> Self {
+        Self(1 << (key_index(key) * 3 + within as usize))
     }
 
-    fn len(&self) -> usize {
-        self.by[0].len()
+    fn has(self, key: SortKey, within: Within) -> bool {
+        self.0 & Self::of(key, within).0 != 0
     }
 
-    fn insert(&mut self, slots: &Slots, slot: u32) {
-        for key in KEYS {
-            self.by[key_index(key)].insert(slot, |a, b| slots.compare(key, a, b));
-        }
+    fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
     }
 
-    fn remove(&mut self, slots: &Slots, slot: u32) {
-        for key in KEYS {
-            self.by[key_index(key)].remove(slot, |a, b| slots.compare(key, a, b));
-        }
+    fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn count(self) -> u32 {
+        self.0.count_ones()
     }
 }
 
@@ -539,11 +641,11 @@ fn key_index(key: SortKey) -> usize {
     KEYS.iter().position(|k| *k == key).unwrap_or(0)
 }
 
-/// The books of one author or genre: their own orders once there are many of them, else
-/// just their slots.
+/// The books of one author or genre in one key's order: their own order once there are
+/// many of them, else just their slots (sorted when a page needs them).
 enum Group {
     Few(Vec<u32>),
-    Many(Ordered),
+    Many(Order),
 }
 
 impl Default for Group {
@@ -553,28 +655,23 @@ impl Default for Group {
 }
 
 impl Group {
-    fn len(&self) -> usize {
+    fn insert(&mut self, slots: &Slots, key: SortKey, slot: u32) {
         match self {
-            Self::Few(members) => members.len(),
-            Self::Many(ordered) => ordered.len(),
-        }
-    }
-
-    fn insert(&mut self, slots: &Slots, slot: u32) {
-        match self {
-            Self::Many(ordered) => ordered.insert(slots, slot),
+            Self::Many(order) => order.insert(slot, |a, b| slots.compare(key, a, b)),
             Self::Few(members) => {
                 members.push(slot);
                 if members.len() > GROUP_ORDERED_AT {
-                    *self = Self::Many(Ordered::of(slots, members));
+                    *self = Self::Many(sorted(slots, key, members));
                 }
             }
         }
     }
 
-    fn remove(&mut self, slots: &Slots, slot: u32) {
+    fn remove(&mut self, slots: &Slots, key: SortKey, slot: u32) {
         match self {
-            Self::Many(ordered) => ordered.remove(slots, slot),
+            Self::Many(order) => {
+                order.remove(slot, |a, b| slots.compare(key, a, b));
+            }
             Self::Few(members) => {
                 if let Some(at) = members.iter().position(|s| *s == slot) {
                     members.swap_remove(at);
@@ -583,151 +680,261 @@ impl Group {
         }
     }
 
-    /// The group's orders: its own, or made now from its few books.
-    fn ordered(&self, slots: &Slots) -> Cow<'_, Ordered> {
+    /// The group's order: its own, or made now from its few books.
+    fn order(&self, slots: &Slots, key: SortKey) -> Cow<'_, Order> {
         match self {
-            Self::Many(ordered) => Cow::Borrowed(ordered),
-            Self::Few(members) => Cow::Owned(Ordered::of(slots, members)),
+            Self::Many(order) => Cow::Borrowed(order),
+            Self::Few(members) => Cow::Owned(sorted(slots, key, members)),
         }
     }
 }
 
-impl Ordered {
-    /// The five orders of a few books.
-    fn of(slots: &Slots, members: &[u32]) -> Self {
-        let mut ordered = Self::default();
-        for key in KEYS {
-            let mut sorted = members.to_vec();
-            sorted.sort_unstable_by(|a, b| slots.compare(key, *a, *b));
-            sorted
-                .into_iter()
-                .for_each(|slot| ordered.by[key_index(key)].push_back(slot));
-        }
-        ordered
-    }
+/// A few books in one key's order.
+fn sorted(slots: &Slots, key: SortKey, members: &[u32]) -> Order {
+    let mut members = members.to_vec();
+    members.sort_unstable_by(|a, b| slots.compare(key, *a, *b));
+    let mut order = Order::default();
+    members.into_iter().for_each(|slot| order.push_back(slot));
+    order
 }
 
-/// Every order: of the whole catalogue, and within each author and each genre (indexed by
-/// the interned name).
+/// One sort key's orders: of every book, and within each author and each genre (indexed by
+/// the interned name). Each is built the first time a listing needs it.
 #[derive(Default)]
-struct Orders {
-    all: Ordered,
-    authors: Vec<Group>,
-    genres: Vec<Group>,
+struct KeyOrders {
+    all: Option<Order>,
+    authors: Option<Vec<Group>>,
+    genres: Option<Vec<Group>>,
 }
 
-impl Orders {
-    /// Sorts every book five ways and deals each order out to the authors and genres with
-    /// many books, which keeps theirs sorted without sorting again; the keys are shared
-    /// between two threads. The others get the list of their books.
-    fn build(slots: &Slots) -> Self {
-        let live: Vec<u32> = slots.live_slots().collect();
-        let (mut authors, mut genres) = (Vec::<Group>::new(), Vec::<Group>::new());
-        for slot in &live {
-            let keys = slots.keys(*slot);
-            if let Group::Few(members) = group(&mut authors, keys.author_name) {
-                members.push(*slot);
-            }
-            if keys.genre_name != NO_GENRE
-                && let Group::Few(members) = group(&mut genres, keys.genre_name)
-            {
-                members.push(*slot);
-            }
-        }
-        let many =
-            |groups: &[Group]| -> Vec<bool> { groups.iter().map(|g| g.len() > GROUP_ORDERED_AT).collect() };
-        let (many_authors, many_genres) = (many(&authors), many(&genres));
-        let one = |key: SortKey| Self::one(slots, &live, key, &many_authors, &many_genres);
-        let (mut first, mut second) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| [SortKey::Author, SortKey::CreatedAt].map(|key| (key, one(key))));
-            let first = [SortKey::Title, SortKey::Id, SortKey::Year].map(|key| (key, one(key)));
-            (
-                Vec::from(first),
-                Vec::from(second.join().expect("sorting does not panic")),
-            )
-        });
-        first.append(&mut second);
-        first.sort_by_key(|(key, _)| key_index(*key));
-
-        let mut orders = Self {
-            authors,
-            genres,
-            ..Self::default()
-        };
-        for (k, (_, (all, author_orders, genre_orders))) in first.into_iter().enumerate() {
-            orders.all.by[k] = all;
-            for (groups, dealt) in [
-                (&mut orders.authors, author_orders),
-                (&mut orders.genres, genre_orders),
-            ] {
-                for (name, order) in dealt.into_iter().enumerate() {
-                    if let Some(order) = order {
-                        if let Group::Few(_) = groups[name] {
-                            groups[name] = Group::Many(Ordered::default());
-                        }
-                        if let Group::Many(ordered) = &mut groups[name] {
-                            ordered.by[k] = order;
-                        }
-                    }
-                }
-            }
-        }
-        orders
+impl KeyOrders {
+    fn built(&self, key: SortKey) -> Parts {
+        [
+            (self.all.is_some(), Within::All),
+            (self.authors.is_some(), Within::Authors),
+            (self.genres.is_some(), Within::Genres),
+        ]
+        .into_iter()
+        .filter(|(built, _)| *built)
+        .fold(Parts::default(), |parts, (_, within)| {
+            parts.with(Parts::of(key, within))
+        })
     }
 
-    /// One key's order of every book, and of each author's and each genre's books where that
-    /// author or genre has many.
-    fn one(
-        slots: &Slots,
-        live: &[u32],
-        key: SortKey,
-        many_authors: &[bool],
-        many_genres: &[bool],
-    ) -> (Order, Vec<Option<Order>>, Vec<Option<Order>>) {
+    fn insert(&mut self, slots: &Slots, key: SortKey, slot: u32) {
+        let k = slots.keys(slot);
+        if let Some(all) = &mut self.all {
+            all.insert(slot, |a, b| slots.compare(key, a, b));
+        }
+        if let Some(authors) = &mut self.authors {
+            group(authors, k.author_name).insert(slots, key, slot);
+        }
+        if let Some(genres) = &mut self.genres
+            && k.genre_name != NO_GENRE
+        {
+            group(genres, k.genre_name).insert(slots, key, slot);
+        }
+    }
+
+    fn remove(&mut self, slots: &Slots, key: SortKey, slot: u32) {
+        let k = slots.keys(slot);
+        if let Some(all) = &mut self.all {
+            all.remove(slot, |a, b| slots.compare(key, a, b));
+        }
+        if let Some(authors) = &mut self.authors {
+            group(authors, k.author_name).remove(slots, key, slot);
+        }
+        if let Some(genres) = &mut self.genres
+            && k.genre_name != NO_GENRE
+        {
+            group(genres, k.genre_name).remove(slots, key, slot);
+        }
+    }
+
+    /// Sorts the books once by `key` and deals them out to the orders asked for: every
+    /// book's, and each author's and genre's (an order for those with many books, which then
+    /// needs no sorting of its own; the list of their books for the others).
+    fn build(slots: &Slots, live: &[u32], sizes: &Sizes, key: SortKey, parts: Parts) -> Self {
         let sorted: Vec<u32> = match key {
             SortKey::Id => sort_by(live, |s| slots.id(s)),
             SortKey::Year => sort_by(live, |s| (slots.keys(s).year, slots.id(s))),
             SortKey::CreatedAt => sort_by(live, |s| (slots.keys(s).created, slots.id(s))),
             SortKey::Title | SortKey::Author => sort_text(slots, live, key),
         };
-        let dealt =
-            |many: &[bool]| -> Vec<Option<Order>> { many.iter().map(|m| m.then(Order::default)).collect() };
-        let (mut all, mut authors, mut genres) = (Order::default(), dealt(many_authors), dealt(many_genres));
+        let groups = |within: Within, sizes: &[u32]| -> Option<Vec<Group>> {
+            parts.has(key, within).then(|| {
+                sizes
+                    .iter()
+                    .map(|n| match *n as usize {
+                        n if n > GROUP_ORDERED_AT => Group::Many(Order::default()),
+                        n => Group::Few(Vec::with_capacity(n)),
+                    })
+                    .collect()
+            })
+        };
+        let mut built = Self {
+            all: parts.has(key, Within::All).then(Order::default),
+            authors: groups(Within::Authors, &sizes.authors),
+            genres: groups(Within::Genres, &sizes.genres),
+        };
+        let deal = |group: &mut Group, slot: u32| match group {
+            Group::Many(order) => order.push_back(slot),
+            Group::Few(members) => members.push(slot),
+        };
         for slot in sorted {
-            let keys = slots.keys(slot);
-            all.push_back(slot);
-            if let Some(order) = &mut authors[keys.author_name as usize] {
-                order.push_back(slot);
+            let k = slots.keys(slot);
+            if let Some(all) = &mut built.all {
+                all.push_back(slot);
             }
-            if keys.genre_name != NO_GENRE
-                && let Some(order) = &mut genres[keys.genre_name as usize]
+            if let Some(authors) = &mut built.authors {
+                deal(&mut authors[k.author_name as usize], slot);
+            }
+            if let Some(genres) = &mut built.genres
+                && k.genre_name != NO_GENRE
             {
-                order.push_back(slot);
+                deal(&mut genres[k.genre_name as usize], slot);
             }
         }
-        authors
-            .iter_mut()
-            .chain(&mut genres)
-            .flatten()
-            .for_each(Order::shrink);
-        (all, authors, genres)
+        for groups in [&mut built.authors, &mut built.genres].into_iter().flatten() {
+            for group in groups {
+                if let Group::Many(order) = group {
+                    order.shrink();
+                }
+            }
+        }
+        built
+    }
+}
+
+/// How many books each author and each genre has, by interned name.
+struct Sizes {
+    authors: Vec<u32>,
+    genres: Vec<u32>,
+}
+
+impl Sizes {
+    fn of(slots: &Slots, live: &[u32]) -> Self {
+        let mut sizes = Self {
+            authors: Vec::new(),
+            genres: Vec::new(),
+        };
+        let count = |sizes: &mut Vec<u32>, name: u32| {
+            let name = name as usize;
+            if sizes.len() <= name {
+                sizes.resize(name + 1, 0);
+            }
+            sizes[name] += 1;
+        };
+        for slot in live {
+            let k = slots.keys(*slot);
+            count(&mut sizes.authors, k.author_name);
+            if k.genre_name != NO_GENRE {
+                count(&mut sizes.genres, k.genre_name);
+            }
+        }
+        sizes
+    }
+}
+
+/// Every order built so far, by sort key.
+#[derive(Default)]
+struct Orders {
+    by: [KeyOrders; 5],
+}
+
+impl Orders {
+    fn of(&self, key: SortKey) -> &KeyOrders {
+        &self.by[key_index(key)]
+    }
+
+    fn built(&self) -> Parts {
+        KEYS.iter().fold(Parts::default(), |parts, key| {
+            parts.with(self.of(*key).built(*key))
+        })
+    }
+
+    /// Builds the orders asked for, the keys shared between two threads.
+    fn build(slots: &Slots, parts: Parts) -> Self {
+        let live: Vec<u32> = slots.live_slots().collect();
+        let sizes = Sizes::of(slots, &live);
+        let keys: Vec<SortKey> = KEYS
+            .into_iter()
+            .filter(|key| {
+                [Within::All, Within::Authors, Within::Genres]
+                    .iter()
+                    .any(|w| parts.has(*key, *w))
+            })
+            .collect();
+        let one = |key: &SortKey| (*key, KeyOrders::build(slots, &live, &sizes, *key, parts));
+        let (theirs, mine) = keys.split_at(keys.len() / 2);
+        let built: Vec<(SortKey, KeyOrders)> = std::thread::scope(|scope| {
+            let other =
+                (!theirs.is_empty()).then(|| scope.spawn(|| theirs.iter().map(one).collect::<Vec<_>>()));
+            let mut built: Vec<_> = mine.iter().map(one).collect();
+            if let Some(other) = other {
+                built.extend(other.join().expect("sorting does not panic"));
+            }
+            built
+        });
+        let mut orders = Self::default();
+        for (key, key_orders) in built {
+            orders.by[key_index(key)] = key_orders;
+        }
+        orders
+    }
+
+    /// Takes in the orders of `built` (which this set lacks).
+    fn merge(&mut self, built: Self) {
+        for (mine, new) in self.by.iter_mut().zip(built.by) {
+            mine.all = mine.all.take().or(new.all);
+            mine.authors = mine.authors.take().or(new.authors);
+            mine.genres = mine.genres.take().or(new.genres);
+        }
     }
 
     fn insert(&mut self, slots: &Slots, slot: u32) {
-        let keys = slots.keys(slot);
-        self.all.insert(slots, slot);
-        group(&mut self.authors, keys.author_name).insert(slots, slot);
-        if keys.genre_name != NO_GENRE {
-            group(&mut self.genres, keys.genre_name).insert(slots, slot);
+        for key in KEYS {
+            self.by[key_index(key)].insert(slots, key, slot);
         }
     }
 
     fn remove(&mut self, slots: &Slots, slot: u32) {
-        let keys = slots.keys(slot);
-        self.all.remove(slots, slot);
-        group(&mut self.authors, keys.author_name).remove(slots, slot);
-        if keys.genre_name != NO_GENRE {
-            group(&mut self.genres, keys.genre_name).remove(slots, slot);
+        for key in KEYS {
+            self.by[key_index(key)].remove(slots, key, slot);
+        }
+    }
+
+    /// The order by `key` of the books of `source`, if built.
+    fn order<'s>(&'s self, slots: &Slots, source: Source, key: SortKey) -> Option<Cow<'s, Order>> {
+        let of = self.of(key);
+        let member = |groups: &'s Option<Vec<Group>>, name: u32| {
+            groups.as_ref().map(|groups| match groups.get(name as usize) {
+                Some(group) => group.order(slots, key),
+                None => Cow::Owned(Order::default()),
+            })
+        };
+        match source {
+            Source::All => of.all.as_ref().map(Cow::Borrowed),
+            Source::Author(name) => member(&of.authors, name),
+            Source::Genre(name) => member(&of.genres, name),
+        }
+    }
+}
+
+/// The books a page walks: all, or one author's, or one genre's.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    All,
+    Author(u32),
+    Genre(u32),
+}
+
+impl Source {
+    fn within(self) -> Within {
+        match self {
+            Self::All => Within::All,
+            Self::Author(_) => Within::Authors,
+            Self::Genre(_) => Within::Genres,
         }
     }
 }
@@ -741,8 +948,13 @@ fn group(groups: &mut Vec<Group>, name: u32) -> &mut Group {
     &mut groups[name]
 }
 
-/// Slots sorted by a key read once per slot (not once per comparison).
+/// Slots sorted by a key read once per slot (not once per comparison); as they are, if they
+/// are in order already (as by id or creation time, until books are deleted and their slots
+/// reused), which needs no room to sort in.
 fn sort_by<K: Ord + Copy>(live: &[u32], key: impl Fn(u32) -> K) -> Vec<u32> {
+    if live.is_sorted_by_key(|s| key(*s)) {
+        return live.to_vec();
+    }
     let mut keyed: Vec<(K, u32)> = live.iter().map(|s| (key(*s), *s)).collect();
     keyed.sort_unstable();
     keyed.into_iter().map(|(_, s)| s).collect()
@@ -905,8 +1117,43 @@ impl Index {
     /// Adds a book (at load: no orders yet).
     pub fn push(&mut self, entry: &Entry) {
         let keys = self.keys_of(entry);
+        self.count(keys.author_name, keys.genre_name, true);
         self.slots.add(&keys);
         self.newest = self.newest.max(entry.id);
+    }
+
+    /// Counts a book in or out of its author's and genre's.
+    fn count(&mut self, author: u32, genre: u32, book_in: bool) {
+        self.authors.count(author, book_in);
+        if genre != NO_GENRE {
+            self.genres.count(genre, book_in);
+        }
+    }
+
+    /// Whether a listing needed orders that are not built.
+    fn wants_orders(&self) -> bool {
+        !Parts(self.wanted.load(AtomicOrdering::Relaxed))
+            .without(self.orders.built())
+            .is_empty()
+    }
+
+    /// Asks for orders to be built.
+    fn want(&self, parts: Parts) {
+        self.wanted.fetch_or(parts.0, AtomicOrdering::Relaxed);
+    }
+
+    /// Starts a round of building the orders asked for (see [`begin_round`]).
+    fn begin_round(&mut self) -> Option<Round> {
+        let parts = Parts(std::mem::take(self.wanted.get_mut())).without(self.orders.built());
+        if parts.is_empty() {
+            return None;
+        }
+        self.pending = Some(Vec::new());
+        Some(Round {
+            parts,
+            snapshot: self.slots.clone(),
+            generation: self.generation,
+        })
     }
 
     fn keys_of<'e>(&mut self, entry: &'e Entry) -> Keys<'e> {
@@ -942,7 +1189,7 @@ impl Index {
                 orders.insert(&self.slots, *slot);
             }
         }
-        self.orders = Some(orders);
+        self.orders.merge(orders);
         changed.len()
     }
 
@@ -962,10 +1209,16 @@ impl Index {
                 year: k.year,
             }
         });
-        if let (Some(slot), Some(orders)) = (slot, self.orders.as_mut()) {
-            orders.remove(&self.slots, slot);
+        if let Some(slot) = slot {
+            self.orders.remove(&self.slots, slot);
+        }
+        if let Some(old) = &old {
+            self.count(old.author_name, old.genre_name, false);
         }
         let new = entry.as_ref().map(|entry| self.keys_of(entry));
+        if let Some(new) = &new {
+            self.count(new.author_name, new.genre_name, true);
+        }
         let slot = match (slot, &new) {
             (Some(slot), Some(keys)) => {
                 self.slots.set(slot, Some(keys));
@@ -982,10 +1235,8 @@ impl Index {
             (None, None) => None,
         };
         let Some(slot) = slot else { return };
-        if new.is_some()
-            && let Some(orders) = self.orders.as_mut()
-        {
-            orders.insert(&self.slots, slot);
+        if new.is_some() {
+            self.orders.insert(&self.slots, slot);
         }
         if let Some(pending) = self.pending.as_mut() {
             pending.push(slot);
@@ -1006,62 +1257,71 @@ impl Index {
         }
     }
 
-    /// The slot of book `id`: found in the id order, or (while the orders are built) by a
-    /// scan of the slots.
+    /// The slot of book `id`: found in the id order, or (until that is built, which this
+    /// asks for) by a scan of the slots.
     fn slot_of(&self, id: i64) -> Option<u32> {
         if id > self.newest {
             // A new book (ids only grow): nothing to find.
             return None;
         }
-        match &self.orders {
-            Some(orders) => {
-                let order = orders.all.order(SortKey::Id);
+        match &self.orders.of(SortKey::Id).all {
+            Some(order) => {
                 let at = order.partition_point(|s| self.slots.id(s) < id);
                 order.forward(at).next().filter(|s| self.slots.id(*s) == id)
             }
-            None => self.slots.live_slots().find(|s| self.slots.id(*s) == id),
-        }
-    }
-
-    fn page(&self, query: &ListQuery) -> Hits {
-        let Some(filter) = Filter::resolve(query, &self.authors, &self.genres) else {
-            return Hits {
-                ids: Vec::new(),
-                total: 0,
-                last: None,
-            };
-        };
-        match &self.orders {
-            Some(orders) => self.walk(orders, query, &filter),
-            None => self.scan(query, &filter),
-        }
-    }
-
-    /// A page read off the orders: the smallest order that covers an exact filter, walked
-    /// from the page's start, testing the remaining filters, until the page is full.
-    fn walk(&self, orders: &Orders, query: &ListQuery, filter: &Filter) -> Hits {
-        let slots = &self.slots;
-        let empty = Group::default();
-        // The books to walk: all, or one author's or genre's, whichever are fewest; `rest`
-        // is what the walk must still test.
-        let (mut group, mut rest) = (None, filter.clone());
-        if let Some(author) = filter.author {
-            group = Some(orders.authors.get(author as usize).unwrap_or(&empty));
-            rest.author = None;
-        }
-        if let Some(genre) = filter.genre {
-            let books = orders.genres.get(genre as usize).unwrap_or(&empty);
-            if group.is_none_or(|g| books.len() < g.len()) {
-                (group, rest) = (Some(books), filter.clone());
-                rest.genre = None;
+            None => {
+                self.want(Parts::of(SortKey::Id, Within::All));
+                self.slots.live_slots().find(|s| self.slots.id(*s) == id)
             }
         }
-        let source = group.map_or(Cow::Borrowed(&orders.all), |g| g.ordered(slots));
-        let source = source.as_ref();
+    }
+
+    /// A page: walked along the orders it needs once they are built; until then (asking for
+    /// them) by a scan.
+    fn page(&self, query: &ListQuery) -> Hits {
+        let Some(filter) = Filter::resolve(query, &self.authors, &self.genres) else {
+            return Hits::none();
+        };
+        let (source, rest) = self.source(&filter);
+        self.walk(query, &filter, source, rest).unwrap_or_else(|| {
+            let mut needed = Parts::of(query.sort, source.within());
+            if filter.has_years() {
+                needed = needed.with(Parts::of(SortKey::Year, source.within()));
+            }
+            self.want(needed);
+            self.scan(query, &filter)
+        })
+    }
+
+    /// The books to walk for a filter: all, or one author's or genre's, whichever are fewest;
+    /// and the filter the walk must still test.
+    fn source(&self, filter: &Filter) -> (Source, Filter) {
+        let (mut source, mut rest) = (Source::All, filter.clone());
+        if let Some(author) = filter.author {
+            source = Source::Author(author);
+            rest.author = None;
+        }
+        if let Some(genre) = filter.genre
+            && filter
+                .author
+                .is_none_or(|author| self.genres.books(genre) < self.authors.books(author))
+        {
+            (source, rest) = (Source::Genre(genre), filter.clone());
+            rest.genre = None;
+        }
+        (source, rest)
+    }
+
+    /// A page read off the orders: the order of the source's books, walked from the page's
+    /// start, testing the remaining filters, until the page is full. `None` if an order it
+    /// needs is not built.
+    fn walk(&self, query: &ListQuery, filter: &Filter, source: Source, rest: Filter) -> Option<Hits> {
+        let slots = &self.slots;
+        let order = self.orders.order(slots, source, query.sort)?;
         // A year range is a stretch of the year order: its width is its count, and sorted
         // by year it is all the walk covers.
-        let years = source.order(SortKey::Year);
         let (year_low, year_high) = if filter.has_years() {
+            let years = self.orders.order(slots, source, SortKey::Year)?;
             let low = years.partition_point(|s| slots.keys(s).year < filter.year_from);
             // (An empty range when year_from is after year_to.)
             (
@@ -1071,7 +1331,7 @@ impl Index {
                     .max(low),
             )
         } else {
-            (0, years.len())
+            (0, order.len())
         };
         let not_years = Filter {
             year_from: i16::MIN,
@@ -1083,10 +1343,9 @@ impl Index {
         } else {
             match self.remembered_count(filter) {
                 Some(total) => total,
-                None => self.count_and_remember(filter, source),
+                None => self.count_and_remember(filter, &order),
             }
         };
-        let order = source.order(query.sort);
         let (low, high, tested) = if query.sort == SortKey::Year {
             (year_low, year_high, not_years)
         } else {
@@ -1144,7 +1403,7 @@ impl Index {
                     .collect()
             }
         };
-        self.hits(query, &picked, total)
+        Some(self.hits(query, &picked, total))
     }
 
     fn hits(&self, query: &ListQuery, picked: &[u32], total: i64) -> Hits {
@@ -1161,9 +1420,10 @@ impl Index {
     }
 
     /// Counts a filter's books (a scan when there is a `q`, else a walk of the smallest
-    /// group) and remembers the count, which the writer keeps exact from then on. Called
-    /// under the index's read lock, so no change can come between the count and the note.
-    fn count_and_remember(&self, filter: &Filter, source: &Ordered) -> i64 {
+    /// group, `source`) and remembers the count, which the writer keeps exact from then on.
+    /// Called under the index's read lock, so no change can come between the count and the
+    /// note.
+    fn count_and_remember(&self, filter: &Filter, source: &Order) -> i64 {
         let total = if let Some(q) = filter.q.as_deref() {
             let others = Filter {
                 q: None,
@@ -1174,8 +1434,7 @@ impl Index {
                 .filter(|s| others.admits(&self.slots.keys(*s)))
                 .count() as i64
         } else {
-            let order = source.order(SortKey::Id);
-            order
+            source
                 .forward(0)
                 .filter(|s| filter.admits(&self.slots.keys(*s)))
                 .count() as i64
@@ -1320,71 +1579,98 @@ impl SearchIndex {
 
     /// The page as the scan (the path without orders) gives it, for comparison.
     pub fn scanned_page(&self, query: &ListQuery) -> Hits {
-        let index = self.index.read().unwrap();
-        let index = index.as_ref().unwrap();
-        match Filter::resolve(query, &index.authors, &index.genres) {
-            Some(filter) => index.scan(query, &filter),
-            None => Hits {
-                ids: Vec::new(),
-                total: 0,
-                last: None,
-            },
-        }
+        self.walked_and_scanned(query).expect("installed").1
     }
 
-    /// The page by the orders and by the scan, under one read lock (so that no change comes
-    /// between them); `None` while the index loads.
+    /// The page by the orders (if built) and by the scan, under one read lock (so that no
+    /// change comes between them); `None` while the index loads.
     pub fn walked_and_scanned(&self, query: &ListQuery) -> Option<(Hits, Hits)> {
         let index = self.index.read().unwrap();
         let index = index.as_ref()?;
         let walked = index.page(query);
         let scanned = match Filter::resolve(query, &index.authors, &index.genres) {
             Some(filter) => index.scan(query, &filter),
-            None => index.page(query),
+            None => Hits::none(),
         };
         Some((walked, scanned))
     }
 
-    /// How many authors have their own orders.
+    /// Asks for every order, as if listings had needed each (built on a thread).
+    pub fn want_every_order(&self) {
+        if let Some(index) = self.write().as_ref() {
+            index.want(Parts::EVERY);
+        }
+        self.build_wanted_orders();
+    }
+
+    /// Asks for every order and waits until all are built.
+    pub async fn every_order(&self) {
+        self.want_every_order();
+        let _ = self
+            .built
+            .subscribe()
+            .wait_for(|built| *built == Parts::EVERY)
+            .await;
+    }
+
+    /// Asks for every order and takes their snapshot now, on this thread (no builder thread
+    /// starts meanwhile); the job returned builds and installs them.
+    fn build_by_hand(&self) -> impl FnOnce() + '_ {
+        self.building.store(true, AtomicOrdering::Release);
+        self.write().as_ref().expect("installed").want(Parts::EVERY);
+        let round = begin_round(&self.index, &self.building).expect("orders asked for");
+        move || {
+            let orders = Orders::build(&round.snapshot, round.parts);
+            finish_round(&self.index, &self.built, round, orders, Instant::now());
+            self.building.store(false, AtomicOrdering::Release);
+        }
+    }
+
+    fn built(&self) -> Parts {
+        *self.built.borrow()
+    }
+
+    /// How many authors have their own orders (by id).
     pub fn authors_with_orders(&self) -> usize {
         let index = self.index.read().unwrap();
-        let orders = index.as_ref().unwrap().orders.as_ref().unwrap();
+        let orders = index.as_ref().unwrap().orders.of(SortKey::Id);
         orders
             .authors
             .iter()
+            .flatten()
             .filter(|g| matches!(g, Group::Many(_)))
             .count()
     }
 
-    /// Whether every order holds exactly the books, in order (a consistency check).
+    /// Whether every order built holds exactly its books, in order (a consistency check).
     pub fn check_orders(&self) {
         let index = self.index.read().unwrap();
         let index = index.as_ref().unwrap();
-        let orders = index.orders.as_ref().expect("orders built");
         let slots = &index.slots;
-        // (its orders, and which field names its members and the name: none for all books)
-        type Set<'a> = (Cow<'a, Ordered>, Option<(bool, u32)>);
-        let mut groups: Vec<Set<'_>> = vec![(Cow::Borrowed(&orders.all), None)];
-        for (name, group) in orders.authors.iter().enumerate() {
-            groups.push((group.ordered(slots), Some((true, name as u32))));
-        }
-        for (name, group) in orders.genres.iter().enumerate() {
-            groups.push((group.ordered(slots), Some((false, name as u32))));
-        }
-        let member = |group: Option<(bool, u32)>, k: &Keys| match group {
-            None => true,
-            Some((true, name)) => k.author_name == name,
-            Some((false, name)) => k.genre_name == name,
-        };
-        for (ordered, group) in groups {
-            for key in KEYS {
-                let got: Vec<u32> = ordered.order(key).forward(0).collect();
+        for key in KEYS {
+            let orders = index.orders.of(key);
+            // (an order, and which field names its members and the name: none for all books)
+            type Set<'a> = (Cow<'a, Order>, Option<(bool, u32)>);
+            let mut sets: Vec<Set<'_>> = Vec::new();
+            sets.extend(orders.all.as_ref().map(|all| (Cow::Borrowed(all), None)));
+            for (groups, by_author) in [(&orders.authors, true), (&orders.genres, false)] {
+                for (name, group) in groups.iter().flatten().enumerate() {
+                    sets.push((group.order(slots, key), Some((by_author, name as u32))));
+                }
+            }
+            let member = |set: Option<(bool, u32)>, k: &Keys| match set {
+                None => true,
+                Some((true, name)) => k.author_name == name,
+                Some((false, name)) => k.genre_name == name,
+            };
+            for (order, set) in sets {
+                let got: Vec<u32> = order.forward(0).collect();
                 let mut expected: Vec<u32> = slots
                     .live_slots()
-                    .filter(|s| member(group, &slots.keys(*s)))
+                    .filter(|s| member(set, &slots.keys(*s)))
                     .collect();
                 expected.sort_by(|a, b| slots.compare(key, *a, *b));
-                assert_eq!(got, expected, "{key:?}");
+                assert_eq!(got, expected, "{key:?} {set:?}");
             }
         }
     }
@@ -1475,7 +1761,7 @@ mod tests {
         index.finish_loading([Entry::of(&book(1, "Dune")), Entry::of(&book(2, "Other"))]);
         for ordered in [false, true] {
             if ordered {
-                index.orders_ready().await;
+                index.every_order().await;
             }
             // The keys are stored as "dune" + "some author": "dunesome" spans both.
             assert!(search(&index, "dunesome").is_empty());
@@ -1490,7 +1776,7 @@ mod tests {
     async fn many_chunks_survive_edits_and_deletions() {
         let index = SearchIndex::loading();
         index.finish_loading((1..=3000).map(|id| Entry::of(&book(id, &format!("Book {id}")))));
-        index.orders_ready().await;
+        index.every_order().await;
         let renamed = book(1500, "Renamed");
         let updated = Change::Updated(Arc::new(renamed.clone()), StoredBook::of(&renamed));
         index.apply(&[
@@ -1607,16 +1893,79 @@ mod tests {
         }
     }
 
+    /// An index of books 1..=`books`, random.
+    fn random_index(dice: &mut Dice, books: i64) -> Index {
+        let mut index = Index::default();
+        for id in 1..=books {
+            index.push(&Entry::of(&random_book(dice, id)));
+        }
+        index
+    }
+
+    #[tokio::test]
+    async fn an_order_is_built_the_first_time_a_listing_needs_it() {
+        let mut dice = Dice(3);
+        let mut next_id = 2000;
+        let index = SearchIndex::loading();
+        index.install(random_index(&mut dice, next_id));
+        let none = OrdersState {
+            built: 0,
+            building: false,
+        };
+        assert_eq!(index.orders_state(), none);
+        let created: Vec<Change> = (0..50)
+            .map(|_| {
+                next_id += 1;
+                Change::Created(Arc::new(random_book(&mut dice, next_id)))
+            })
+            .collect();
+        index.apply(&created);
+        assert_eq!(index.orders_state(), none, "new books need no order");
+
+        // The first listing by title within a genre is the scan's, and asks for that order.
+        let mut built = index.built.subscribe();
+        let by_title = ListQuery {
+            genre: Some("fiction".into()),
+            sort: SortKey::Title,
+            ..ListQuery::default()
+        };
+        assert_eq!(index.try_page(&by_title).unwrap(), index.scanned_page(&by_title));
+        let _ = built.wait_for(|parts| !parts.is_empty()).await;
+        assert_eq!(index.built(), Parts::of(SortKey::Title, Within::Genres));
+        // A year range needs the year order too.
+        let in_years = ListQuery {
+            year_from: Some(1995),
+            ..by_title.clone()
+        };
+        assert_eq!(index.try_page(&in_years).unwrap(), index.scanned_page(&in_years));
+        let _ = built
+            .wait_for(|parts| parts.has(SortKey::Year, Within::Genres))
+            .await;
+        // An edit finds its book by the id order.
+        let edited = random_book(&mut dice, 7);
+        index.apply(&[Change::Updated(Arc::new(edited.clone()), StoredBook::of(&edited))]);
+        let _ = built.wait_for(|parts| parts.has(SortKey::Id, Within::All)).await;
+        assert_eq!(
+            index.built().count(),
+            3,
+            "only the orders needed: {:?}",
+            index.built()
+        );
+
+        index.check_orders();
+        for query in [by_title, in_years] {
+            let (walked, scanned) = index.walked_and_scanned(&query).unwrap();
+            assert_eq!(walked, scanned);
+        }
+    }
+
     #[test]
     fn changes_made_while_the_orders_are_built_are_replayed_into_them() {
         let mut dice = Dice(7);
         let mut next_id = 5000;
         let index = SearchIndex::loading();
-        let mut loaded = Index::default();
-        for id in 1..=next_id {
-            loaded.push(&Entry::of(&random_book(&mut dice, id)));
-        }
-        let build = index.install_unordered(loaded);
+        index.install(random_index(&mut dice, next_id));
+        let build = index.build_by_hand();
         // Changes land between the snapshot and the orders' installation: listings meanwhile
         // come from the scan, and stay exact.
         index.apply(&random_changes(&mut dice, &mut next_id, 3000));
@@ -1636,11 +1985,8 @@ mod tests {
         let mut dice = Dice(11);
         let mut next_id = 3000;
         let index = SearchIndex::loading();
-        let mut loaded = Index::default();
-        for id in 1..=next_id {
-            loaded.push(&Entry::of(&random_book(&mut dice, id)));
-        }
-        index.install_unordered(loaded)();
+        index.install(random_index(&mut dice, next_id));
+        index.build_by_hand()();
         let ordered_authors = index.authors_with_orders();
         for _ in 0..20 {
             // Counts remembered by these listings must be kept exact by the next changes.
