@@ -121,9 +121,10 @@ impl SqliteStore {
             .max_lifetime(None)
             // An in-memory database is shared through the cache, which a read-only
             // connection cannot open.
-            // Readers keep a small page cache each: the hot data (books, pages, search keys)
-            // is cached above SQLite, once, rather than in every connection.
-            .connect_with(options.read_only(!in_memory).pragma("cache_size", "-1024"))
+            // Readers keep a small page cache each (256 KB): the hot data (books, pages,
+            // search keys) is cached above SQLite, once, rather than in every connection, and
+            // a page SQLite does not hold is a read from the operating system's cache.
+            .connect_with(options.read_only(!in_memory).pragma("cache_size", "-256"))
             .await?;
 
         let shared = Arc::new(Shared {
