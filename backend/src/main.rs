@@ -14,6 +14,14 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     ignore_file_size_signal();
     let cli = Cli::parse();
+    // init-secrets sets its own files' modes (some are for other services to read); the
+    // alert log and the health check hold no catalogue data.
+    if !matches!(
+        cli.command,
+        Some(Command::InitSecrets(_) | Command::AlertLog(_) | Command::Healthcheck(_))
+    ) {
+        private_files();
+    }
     match cli.command {
         Some(Command::Healthcheck(args)) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
@@ -386,6 +394,21 @@ static TUNE_ALLOCATOR: extern "C" fn() = {
     }
     tune
 };
+
+/// The files that hold the catalogue (the database, its journal, backups) are made readable
+/// by their user alone: they hold the hashes of API tokens and sessions, and nobody else on
+/// the host needs them, nor a neighbouring container that mounts the data volume
+/// (node-exporter measures its disk).
+#[cfg(unix)]
+fn private_files() {
+    // SAFETY: umask only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+#[cfg(not(unix))]
+fn private_files() {}
 
 /// glibc's malloc still serves SQLite's own allocations (page caches, statements), made on
 /// one thread per database connection. It gives every thread that allocates its own arena,

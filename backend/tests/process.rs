@@ -32,6 +32,9 @@ async fn the_binary_creates_its_database_becomes_ready_and_serves() {
     let server = Server::start(&db, &["--demo-data", "false"]);
     server.wait_ready().await;
     assert!(db.exists(), "the file and its folder are created");
+    for made in [&db, db.parent().unwrap()] {
+        assert_eq!(mode(made) & 0o077, 0, "{} is its user's alone", made.display());
+    }
     let (status, books) = get_json(&server.url("/books")).await;
     assert_eq!((status, books), (200, json!([])));
     let (status, health) = get_json(&server.url("/healthz")).await;
@@ -640,9 +643,15 @@ async fn a_backup_under_write_load_holds_every_acknowledged_book_and_restores_in
     );
 
     // Restored into a new place, it serves exactly what it holds.
+    assert_eq!(mode(&copy) & 0o077, 0, "the backup is its user's alone");
     let fresh = dir.path().join("restored").join("bookstore.db");
     let (code, stdout, stderr) = command_on(&fresh, &["restore", copy.to_str().unwrap()], None);
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        mode(&fresh) & 0o077,
+        0,
+        "the restored database is its user's alone"
+    );
     assert!(
         stdout.contains(&format!("restored {} books", saved.len())),
         "{stdout}"
@@ -760,6 +769,12 @@ async fn a_backup_that_cannot_be_written_fails_loudly_and_leaves_nothing() {
     assert_eq!(status, 200, "serving went on");
 }
 
+/// A file's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode()
+}
+
 /// The value of an unlabelled series in the server's /metrics.
 async fn metric(server: &Server, name: &str) -> Option<f64> {
     let text = reqwest::get(server.url("/metrics"))
@@ -862,6 +877,7 @@ async fn scheduled_backups_run_rotate_and_are_exported() {
             12,
             "{name} holds the catalogue"
         );
+        assert_eq!(mode(&backups.join(name)) & 0o077, 0, "{name} is its user's alone");
     }
     let last = metric(&server, "bookstore_backup_last_success_timestamp_seconds")
         .await
