@@ -6,6 +6,7 @@
 
 pub mod alert_log;
 pub mod auth;
+pub mod backups;
 pub mod config;
 pub mod deadline;
 pub mod domain;

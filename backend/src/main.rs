@@ -247,7 +247,7 @@ fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
 fn token(command: bookstore::config::TokenCommand) -> ExitCode {
     use bookstore::auth::commands;
     use bookstore::config::TokenCommand;
-    use bookstore::store::credentials::{CreateError, CredentialStore};
+    use bookstore::store::credentials::CreateError;
 
     let database = match &command {
         TokenCommand::Create(args) => &args.database,
@@ -262,7 +262,7 @@ fn token(command: bookstore::config::TokenCommand) -> ExitCode {
         }
     };
     let run = async {
-        let store = match CredentialStore::open(&url).await {
+        let store = match bookstore::store::open_credentials(&url).await {
             Ok(store) => store,
             Err(error) => {
                 eprintln!(

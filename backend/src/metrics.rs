@@ -23,8 +23,6 @@ pub const AUTH_FAILURES: &str = "bookstore_auth_failures_total";
 pub const BACKUP_LAST_SUCCESS: &str = "bookstore_backup_last_success_timestamp_seconds";
 pub const BACKUP_FAILURES: &str = "bookstore_backup_failures_total";
 pub const BACKUP_INTERVAL: &str = "bookstore_backup_interval_seconds";
-pub const LISTING_ORDERS_BUILT: &str = "bookstore_listing_orders_built";
-pub const LISTING_ORDERS_BUILDING: &str = "bookstore_listing_orders_building";
 /// The `reason`s of [`AUTH_FAILURES`] (see `auth::Refusal`).
 pub const AUTH_FAILURE_REASONS: [&str; 4] = ["missing", "invalid", "forbidden", "limited"];
 
@@ -89,14 +87,6 @@ impl Metrics {
         describe_gauge!(REQUESTS_IN_FLIGHT, "HTTP requests being answered now.");
         describe_gauge!(BOOKS, "Books stored.");
         describe_gauge!(
-            LISTING_ORDERS_BUILT,
-            "SQLite: listing orders built (of 15: five sort keys, within all books, each author and each genre), each the first time a listing needs it."
-        );
-        describe_gauge!(
-            LISTING_ORDERS_BUILDING,
-            "SQLite: 1 while listing orders are being built (listings that need them scan every book meanwhile)."
-        );
-        describe_gauge!(
             POOL_CONNECTIONS,
             "Database connections, by state (idle or in_use)."
         );
@@ -130,10 +120,6 @@ impl Metrics {
         self.process.collect();
         if let Some(books) = store.book_count().await {
             gauge!(BOOKS).set(books as f64);
-        }
-        if let Some(orders) = store.listing_orders() {
-            gauge!(LISTING_ORDERS_BUILT).set(f64::from(orders.built));
-            gauge!(LISTING_ORDERS_BUILDING).set(if orders.building { 1.0 } else { 0.0 });
         }
         let pool = store.pool_use();
         gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));

@@ -8,13 +8,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
+use crate::backups::Schedule;
 use crate::config::ServeArgs;
 use crate::http::{self, AppState, Docs, HttpConfig};
 use crate::metrics::Metrics;
 use crate::otlp::{OtlpConfig, Spans};
 use crate::server::{self, ConnectionLimits};
-use crate::store::sqlite::backup::Schedule;
-use crate::store::{Engine, Store};
+use crate::store::{self, Engine, Store};
 
 /// How long a stopping server waits for its last spans to be exported.
 const EXPORT_AT_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -61,13 +61,12 @@ impl Application {
                  (docs/scaling.md#backups-on-postgresql) and unset it"
             ),
         };
-        let opened = Store::open(&config)
+        let opened = store::open(&config)
             .await
             .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
         let store = opened.store;
         if opened.fresh && args.demo_data {
-            let added = store
-                .seed_demo_catalogue()
+            let added = store::seed_demo_catalogue(store.as_ref())
                 .await
                 .context("cannot add the sample books")?;
             tracing::info!(books = added, "new database: added the sample catalogue");

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use validator::{ValidateLength, ValidateRange};
 
@@ -157,6 +159,11 @@ impl Year {
         year.validate_range(Some(YEAR_MIN), Some(YEAR_MAX), None, None)
             .then_some(Self(year))
             .ok_or(YEAR_RULE)
+    }
+
+    /// As PostgreSQL's `integer` column holds it.
+    pub fn get_i32(self) -> i32 {
+        i32::try_from(self.0).expect("a valid year (-5000 to 2100) fits an i32")
     }
 
     /// Accepts a JSON number with no fractional part (`1965`, `1965.0` or `1.965e3`, as JSON
@@ -394,7 +401,8 @@ impl Errors {
     }
 }
 
-/// A stored book, as the API returns it.
+/// A stored book, as the API returns it (and as both engines' rows read: PostgreSQL's year
+/// is an `integer` and its times `timestamptz`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
     "id": 42, "title": "Dune", "author": "Frank Herbert", "year": 1965,
@@ -410,19 +418,63 @@ pub struct Book {
     #[schema(min_length = 1, max_length = 50)]
     pub author: String,
     #[schema(minimum = -5000, maximum = 2100)]
+    #[sqlx(try_from = "i32")]
     pub year: i64,
     #[schema(min_length = 1, max_length = 50)]
     pub genre: Option<String>,
     /// RFC 3339, UTC.
     #[schema(format = DateTime)]
+    #[sqlx(try_from = "Timestamp")]
     pub created_at: String,
     /// RFC 3339, UTC.
     #[schema(format = DateTime)]
+    #[sqlx(try_from = "Timestamp")]
     pub updated_at: String,
     /// Bumped by every change; the `ETag` is derived from it.
     #[serde(skip)]
     #[schema(ignore)]
     pub version: i64,
+}
+
+/// A time as the API writes it: RFC 3339, UTC, whole seconds. (Each engine's `dialect.rs`
+/// says how its database stores one: SQLite as this text, PostgreSQL as `timestamptz`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::of(OffsetDateTime::now_utc())
+    }
+
+    pub fn of(at: OffsetDateTime) -> Self {
+        let at = at
+            .to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .expect("zero nanoseconds is a valid time");
+        Self(
+            at.format(&Rfc3339)
+                .expect("a time a database or this process holds formats as RFC 3339"),
+        )
+    }
+
+    /// Text already in this form (as SQLite stores it, or a cursor carries it).
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn parse(&self) -> Result<OffsetDateTime, time::error::Parse> {
+        OffsetDateTime::parse(&self.0, &Rfc3339)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(stamp: Timestamp) -> Self {
+        stamp.0
+    }
 }
 
 #[cfg(test)]

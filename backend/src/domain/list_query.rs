@@ -2,20 +2,32 @@
 
 use std::str::FromStr;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::FieldError;
-use super::book::{YEAR_MAX, YEAR_MIN};
+use super::book::{Book, YEAR_MAX, YEAR_MIN};
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 /// Longest `q`, `author` or `genre` filter, in characters. Stored values are at most 50
 /// characters, so a longer filter could never match; the bound keeps search work small.
 pub const MAX_FILTER_CHARS: usize = 200;
+/// Deepest page by offset. Past it a page is reached by its cursor (the `next` link), which
+/// costs what a first page costs at any depth, where an offset costs the rows it skips.
+pub const MAX_OFFSET: i64 = 10_000;
+/// A `q` shorter than this (once folded) matches the start of a title or author; from this
+/// length on, anywhere in them. A trigram index finds substrings of three characters or more;
+/// a shorter one could only be found by reading every book.
+pub const SUBSTRING_CHARS: usize = 3;
 
 const SORT_RULE: &str = "must be one of id, title, author, year, created_at, each optionally prefixed with -";
-const AFTER_RULE: &str = "must be a cursor from a `next` link: SORT:ID, or SORT:ID:KEY";
-/// Longest cursor: a sort name, an id and a case-folded title or author (at most 50
+const OFFSET_RULE: &str =
+    "must be an integer from 0 to 10000; past that, follow the `next` link (its cursor)";
+const CURSOR_RULE: &str = "must be the cursor of a `next` link, unchanged";
+/// Longest cursor: base64 of a sort name, an id and a case-folded title or author (at most 50
 /// characters, each at most 3 folded characters of 4 bytes).
-const MAX_AFTER_CHARS: usize = 700;
+const MAX_CURSOR_CHARS: usize = 1000;
 
 /// The column a listing is ordered by; ties are always broken by `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +60,10 @@ impl SortKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub limit: i64,
+    /// At most [`MAX_OFFSET`].
     pub offset: i64,
-    /// Case-insensitive substring of the title or the author.
+    /// Case-insensitive: a substring of the title or the author, or for one or two
+    /// characters, their start (see [`ListQuery::text_match`]).
     pub q: Option<String>,
     /// Case-insensitive exact author.
     pub author: Option<String>,
@@ -61,31 +75,23 @@ pub struct ListQuery {
     pub descending: bool,
     /// Keyset pagination: the page starts after this book of the same listing, however far
     /// in that is (the `next` link carries it).
-    pub after: Option<After>,
+    pub cursor: Option<Cursor>,
+}
+
+/// What `q` matches, in case-folded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextMatch {
+    /// Anywhere in the title or the author (three characters or more).
+    Substring(String),
+    /// The start of the title or the author (one or two characters).
+    Prefix(String),
 }
 
 /// Where a keyset page starts: just after the book with this id and this sort value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct After {
+pub struct Cursor {
     pub id: i64,
     pub value: SortValue,
-}
-
-impl After {
-    /// Where `book` stands in a listing sorted by `sort`.
-    pub fn of(book: &super::Book, sort: SortKey) -> Self {
-        let value = match sort {
-            SortKey::Id => SortValue::Id,
-            SortKey::Title => SortValue::Text(fold_case(&book.title)),
-            SortKey::Author => SortValue::Text(fold_case(&book.author)),
-            SortKey::Year => SortValue::Number(book.year),
-            SortKey::CreatedAt => SortValue::Number(
-                time::OffsetDateTime::parse(&book.created_at, &time::format_description::well_known::Rfc3339)
-                    .map_or(0, |t| t.unix_timestamp()),
-            ),
-        };
-        Self { id: book.id, value }
-    }
 }
 
 /// A book's value of the sort key, as listings compare it.
@@ -95,8 +101,68 @@ pub enum SortValue {
     Id,
     /// The case-folded title or author ([`fold_case`]), compared byte by byte.
     Text(String),
-    /// The year, or `created_at` as seconds since 1970.
-    Number(i64),
+    Year(i64),
+    /// `created_at`, RFC 3339 as the API writes it.
+    Time(String),
+}
+
+impl Cursor {
+    /// Where `book` stands in a listing sorted by `sort`.
+    pub fn after(book: &Book, sort: SortKey) -> Self {
+        let value = match sort {
+            SortKey::Id => SortValue::Id,
+            SortKey::Title => SortValue::Text(fold_case(&book.title)),
+            SortKey::Author => SortValue::Text(fold_case(&book.author)),
+            SortKey::Year => SortValue::Year(book.year),
+            SortKey::CreatedAt => SortValue::Time(book.created_at.clone()),
+        };
+        Self { id: book.id, value }
+    }
+
+    /// The opaque form a `next` link carries: base64 of the sort, the id and the value, so
+    /// that a client treats it as a token rather than something to edit.
+    fn encode(&self, sort: &str) -> String {
+        let value = match &self.value {
+            SortValue::Id => String::new(),
+            SortValue::Text(text) | SortValue::Time(text) => text.clone(),
+            SortValue::Year(year) => year.to_string(),
+        };
+        URL_SAFE_NO_PAD.encode(format!("{sort}\n{}\n{value}", self.id))
+    }
+
+    /// Reads a cursor made by [`Cursor::encode`] for a listing sorted by `sort`.
+    fn decode(text: &str, sort: SortKey, sort_name: &str) -> Result<Self, String> {
+        if text.len() > MAX_CURSOR_CHARS {
+            return Err(CURSOR_RULE.into());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| CURSOR_RULE)?;
+        let plain = String::from_utf8(bytes).map_err(|_| CURSOR_RULE)?;
+        let mut parts = plain.splitn(3, '\n');
+        let (made_for, id, value) = (parts.next(), parts.next(), parts.next().ok_or(CURSOR_RULE)?);
+        if made_for != Some(sort_name) {
+            return Err(format!(
+                "belongs to another sort order; send it with sort={}",
+                made_for.unwrap_or("")
+            ));
+        }
+        let id = id.and_then(|id| i64::from_str(id).ok()).ok_or(CURSOR_RULE)?;
+        let value = match sort {
+            SortKey::Id if value.is_empty() => SortValue::Id,
+            SortKey::Title | SortKey::Author if !value.chars().any(char::is_control) => {
+                SortValue::Text(value.to_owned())
+            }
+            SortKey::Year => SortValue::Year(year(value).map_err(|_| CURSOR_RULE)?),
+            // Checked here, so that the database is never handed a time it cannot read.
+            SortKey::CreatedAt
+                if time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                    .is_ok() =>
+            {
+                SortValue::Time(value.to_owned())
+            }
+            _ => return Err(CURSOR_RULE.into()),
+        };
+        Ok(Self { id, value })
+    }
 }
 
 impl Default for ListQuery {
@@ -111,7 +177,7 @@ impl Default for ListQuery {
             year_to: None,
             sort: SortKey::Id,
             descending: false,
-            after: None,
+            cursor: None,
         }
     }
 }
@@ -128,12 +194,21 @@ impl ListQuery {
         let mut query = Self::default();
         let mut errors = Vec::new();
         let mut seen: Vec<String> = Vec::new();
-        let mut after = None;
+        let mut cursor = None;
         for (key, value) in pairs {
             let (key, value) = (key.as_ref(), value.as_ref());
             let known = matches!(
                 key,
-                "limit" | "offset" | "q" | "author" | "genre" | "year_from" | "year_to" | "sort" | "after"
+                "limit"
+                    | "offset"
+                    | "q"
+                    | "author"
+                    | "genre"
+                    | "year_from"
+                    | "year_to"
+                    | "sort"
+                    | "cursor"
+                    | "after"
             );
             if !known {
                 continue;
@@ -143,17 +218,33 @@ impl ListQuery {
                 continue;
             }
             seen.push(key.to_owned());
-            if key == "after" {
+            match key {
                 // Read once the sort is known (it may come later in the query string).
-                after = Some(value.to_owned());
-            } else if let Err(message) = query.set(key, value) {
-                errors.push(FieldError::new(key, message));
+                "cursor" => cursor = Some(value.to_owned()),
+                // The keyset parameter of earlier releases: a link made by one of them is
+                // refused rather than silently read as the first page.
+                "after" => errors.push(FieldError::new(
+                    "after",
+                    "is no longer read: follow the `next` link again (it carries `cursor` now)",
+                )),
+                _ => {
+                    if let Err(message) = query.set(key, value) {
+                        errors.push(FieldError::new(key, message));
+                    }
+                }
             }
         }
-        if let Some(after) = after {
-            match query.cursor(&after) {
-                Ok(cursor) => query.after = Some(cursor),
-                Err(message) => errors.push(FieldError::new("after", message)),
+        if let Some(cursor) = cursor {
+            if query.offset > 0 {
+                errors.push(FieldError::new(
+                    "cursor",
+                    "cannot be combined with offset: a cursor already says where the page starts",
+                ));
+            } else {
+                match Cursor::decode(&cursor, query.sort, &query.sort_name()) {
+                    Ok(cursor) => query.cursor = Some(cursor),
+                    Err(message) => errors.push(FieldError::new("cursor", message)),
+                }
             }
         }
         if errors.is_empty() { Ok(query) } else { Err(errors) }
@@ -164,56 +255,20 @@ impl ListQuery {
         format!("{}{}", if self.descending { "-" } else { "" }, self.sort.name())
     }
 
-    /// Reads a cursor made by [`ListQuery::cursor_string`] for this listing's sort.
-    fn cursor(&self, text: &str) -> Result<After, String> {
-        if self.offset > 0 {
-            return Err("cannot be combined with offset: a cursor already says where the page starts".into());
-        }
-        if text.chars().count() > MAX_AFTER_CHARS {
-            return Err(AFTER_RULE.into());
-        }
-        let mut parts = text.splitn(3, ':');
-        let (sort, id, value) = (parts.next(), parts.next(), parts.next());
-        let id = id.and_then(|id| i64::from_str(id).ok()).ok_or(AFTER_RULE)?;
-        if sort != Some(self.sort_name().as_str()) {
-            return Err(format!(
-                "belongs to another sort order; send it with sort={}",
-                sort.unwrap_or("")
-            ));
-        }
-        let value = match (self.sort, value) {
-            (SortKey::Id, None) => SortValue::Id,
-            (SortKey::Title | SortKey::Author, Some(text)) if !text.chars().any(char::is_control) => {
-                SortValue::Text(text.to_owned())
-            }
-            (SortKey::Year, Some(number)) => {
-                SortValue::Number(i64::from_str(number).map_err(|_| AFTER_RULE)?)
-            }
-            // Seconds since 1970, from year 1 to year 9999 (what a timestamp can hold).
-            (SortKey::CreatedAt, Some(number)) => SortValue::Number(
-                i64::from_str(number)
-                    .ok()
-                    .filter(|n| (-62_135_596_800..=253_402_300_799).contains(n))
-                    .ok_or(AFTER_RULE)?,
-            ),
-            _ => return Err(AFTER_RULE.into()),
-        };
-        Ok(After { id, value })
-    }
-
-    /// The `after` parameter that continues this listing after `after`.
-    pub fn cursor_string(&self, after: &After) -> String {
-        match &after.value {
-            SortValue::Id => format!("{}:{}", self.sort_name(), after.id),
-            SortValue::Text(text) => format!("{}:{}:{text}", self.sort_name(), after.id),
-            SortValue::Number(n) => format!("{}:{}:{n}", self.sort_name(), after.id),
-        }
+    /// What `q` matches, folded as stored keys are (`None` without a `q`).
+    pub fn text_match(&self) -> Option<TextMatch> {
+        let needle = fold_case(self.q.as_deref()?);
+        Some(if needle.chars().count() >= SUBSTRING_CHARS {
+            TextMatch::Substring(needle)
+        } else {
+            TextMatch::Prefix(needle)
+        })
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
         match key {
             "limit" => self.limit = integer_in(value, 1, MAX_LIMIT, "must be an integer from 1 to 1000")?,
-            "offset" => self.offset = integer_in(value, 0, i64::MAX, "must be an integer of at least 0")?,
+            "offset" => self.offset = integer_in(value, 0, MAX_OFFSET, OFFSET_RULE)?,
             "year_from" => self.year_from = Some(year(value)?),
             "year_to" => self.year_to = Some(year(value)?),
             "q" => self.q = filter(value)?,
@@ -250,9 +305,9 @@ impl ListQuery {
         self.query_string(&[("offset", offset.to_string())])
     }
 
-    /// The query string of the same listing's page after `after` (a keyset `next` link).
-    pub fn query_string_after(&self, after: &After) -> String {
-        self.query_string(&[("after", self.cursor_string(after))])
+    /// The query string of the same listing's page after `cursor` (a keyset `next` link).
+    pub fn query_string_after(&self, cursor: &Cursor) -> String {
+        self.query_string(&[("cursor", cursor.encode(&self.sort_name()))])
     }
 
     fn query_string(&self, start: &[(&str, String)]) -> String {
@@ -318,6 +373,10 @@ mod tests {
         ListQuery::from_pairs(pairs.iter().copied())
     }
 
+    fn cursor(sort: &str, id: i64, value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{sort}\n{id}\n{value}"))
+    }
+
     #[test]
     fn no_parameters_give_the_first_hundred_by_id() {
         let query = parse(&[]).unwrap();
@@ -336,9 +395,12 @@ mod tests {
     }
 
     #[test]
-    fn offset_must_not_be_negative() {
+    fn offset_goes_from_0_to_10000_and_past_that_points_to_the_cursor() {
         assert_eq!(parse(&[("offset", "40")]).unwrap().offset, 40);
+        assert_eq!(parse(&[("offset", "10000")]).unwrap().offset, 10_000);
         assert!(parse(&[("offset", "-1")]).is_err());
+        let errors = parse(&[("offset", "10001")]).unwrap_err();
+        assert!(errors[0].message.contains("cursor"), "{errors:?}");
     }
 
     #[test]
@@ -379,43 +441,65 @@ mod tests {
     }
 
     #[test]
+    fn q_of_one_or_two_characters_matches_a_start_and_longer_anywhere() {
+        let of = |q: &str| parse(&[("q", q)]).unwrap().text_match().unwrap();
+        assert_eq!(of("DU"), TextMatch::Prefix("du".into()));
+        assert_eq!(of("é"), TextMatch::Prefix("é".into()));
+        assert_eq!(of("Dun"), TextMatch::Substring("dun".into()));
+        // Counted once folded: `İ` folds to two characters.
+        assert_eq!(of("İs"), TextMatch::Substring("i\u{307}s".into()));
+        assert_eq!(parse(&[]).unwrap().text_match(), None);
+    }
+
+    #[test]
     fn a_cursor_is_read_for_its_own_sort_only() {
-        let query = parse(&[("after", "-title:42:the dune"), ("sort", "-title")]).unwrap();
-        let after = query.after.clone().unwrap();
+        let query = parse(&[("cursor", &cursor("-title", 42, "the dune")), ("sort", "-title")]).unwrap();
+        let after = query.cursor.clone().unwrap();
         assert_eq!(
             after,
-            After {
+            Cursor {
                 id: 42,
                 value: SortValue::Text("the dune".into())
             }
         );
-        assert_eq!(query.cursor_string(&after), "-title:42:the dune");
+        assert_eq!(after.encode("-title"), cursor("-title", 42, "the dune"));
         assert_eq!(
-            parse(&[("after", "id:7")]).unwrap().after.unwrap().value,
+            parse(&[("cursor", &cursor("id", 7, ""))])
+                .unwrap()
+                .cursor
+                .unwrap()
+                .value,
             SortValue::Id
         );
         assert_eq!(
-            parse(&[("after", "year:7:1999"), ("sort", "year")])
+            parse(&[("cursor", &cursor("year", 7, "1999")), ("sort", "year")])
                 .unwrap()
-                .after
+                .cursor
                 .unwrap()
                 .value,
-            SortValue::Number(1999)
+            SortValue::Year(1999)
         );
-        for (after, sort) in [
-            ("title:1:x", "-title"),
-            ("year:1:x", "year"),
-            ("id:x", "id"),
-            ("id:1:x", "id"),
-            ("title:1", "title"),
-            ("created_at:1:99999999999999", "created_at"),
-            ("nonsense", "id"),
+        for (text, sort) in [
+            (cursor("title", 1, "x"), "-title"),
+            (cursor("year", 1, "x"), "year"),
+            (cursor("year", 1, "99999"), "year"),
+            (cursor("id", 0, "x").replace('A', "!"), "id"),
+            (cursor("id", 1, "x"), "id"),
+            (cursor("created_at", 1, "yesterday"), "created_at"),
+            ("nonsense".to_owned(), "id"),
+            ("aWQKMQ".to_owned(), "id"),
         ] {
-            let errors = parse(&[("after", after), ("sort", sort)]).unwrap_err();
-            assert_eq!(errors[0].field, "after", "{after} with sort={sort}");
+            let errors = parse(&[("cursor", &text), ("sort", sort)]).unwrap_err();
+            assert_eq!(errors[0].field, "cursor", "{text} with sort={sort}");
         }
-        let errors = parse(&[("after", "id:7"), ("offset", "20")]).unwrap_err();
+        let errors = parse(&[("cursor", &cursor("id", 7, "")), ("offset", "20")]).unwrap_err();
         assert!(errors[0].message.contains("offset"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_keyset_parameter_of_earlier_releases_is_refused() {
+        let errors = parse(&[("after", "id:7")]).unwrap_err();
+        assert_eq!(errors[0].field, "after");
     }
 
     #[test]
@@ -430,12 +514,12 @@ mod tests {
         let again = query.query_string_at(query.offset);
         let reparsed = ListQuery::from_pairs(form_urlencoded::parse(again.as_bytes())).unwrap();
         assert_eq!(reparsed, query);
-        let after = After {
+        let after = Cursor {
             id: 9,
-            value: SortValue::Number(1984),
+            value: SortValue::Year(1984),
         };
         let next = query.query_string_after(&after);
         let reparsed = ListQuery::from_pairs(form_urlencoded::parse(next.as_bytes())).unwrap();
-        assert_eq!(reparsed.after, Some(after));
+        assert_eq!(reparsed.cursor, Some(after));
     }
 }

@@ -11,9 +11,11 @@ mod json;
 mod list_query;
 mod precondition;
 
-pub use book::{Author, Book, BookPatch, DEFAULT_IGNORABLE, Edit, Genre, NewBook, Title, Year, is_invisible};
+pub use book::{
+    Author, Book, BookPatch, DEFAULT_IGNORABLE, Edit, Genre, NewBook, Timestamp, Title, Year, is_invisible,
+};
 pub use field_error::FieldError;
 pub use idempotency::IdempotencyKey;
 pub use json::{JsonObject, NotAnObject};
-pub use list_query::{After, ListQuery, SortKey, SortValue, fold_case};
+pub use list_query::{Cursor, ListQuery, MAX_OFFSET, SortKey, SortValue, TextMatch, fold_case};
 pub use precondition::{Precondition, Tags, tag_of};

@@ -16,11 +16,14 @@ use super::conditional::{etag, none_match_hits};
 use super::input::{BookId, Input};
 use crate::auth::Caller;
 use crate::deadline::Deadline;
-use crate::domain::{Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, NewBook, Precondition};
+use crate::domain::{
+    Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, MAX_OFFSET, NewBook, Precondition,
+};
 use crate::error::{Error, Result};
-use crate::store::{Page, StoredBook, not_found};
+use crate::store::{Page, StoredBook, check, not_found};
 
 pub const X_TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+pub const X_TOTAL_COUNT_RELATION: HeaderName = HeaderName::from_static("x-total-count-relation");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 pub fn router() -> Router<AppState> {
@@ -39,22 +42,30 @@ pub fn router() -> Router<AppState> {
 
 /// List books, filtered, sorted and paginated.
 ///
-/// The `Link` header's `next` is a keyset link: its `after` parameter (`SORT:ID`, or
-/// `SORT:ID:KEY`) is where the last book of this page stands in the listing, and the page it
-/// names starts just after that book, at the cost of a first page however deep it is, and
-/// without repeating or skipping books when others are added or removed before it. Send it
-/// with the same filters and `sort`, and without `offset`; a cursor that is malformed or made
-/// for another sort is a 400. (Described here rather than as a formal parameter: a cursor is
-/// only valid with the listing it came from, which no schema can say.)
+/// Every listing is answered from the database's indexes, at a cost set by the page rather
+/// than by the catalogue. `X-Total-Count` is exact, except for a `q` that matches more than
+/// 10,000 books: then it is 10,000 and `X-Total-Count-Relation` says `gte`.
+///
+/// The `Link` header's `next` carries a `cursor`: where the last book of this page stands in
+/// the listing. The page it names starts just after that book, at the cost of a first page
+/// however deep it is, and without repeating or skipping books when others are added or
+/// removed before it. Send it with the same filters and `sort`, and without `offset`; a
+/// cursor that is malformed or made for another sort is a 400. `offset` reaches the first
+/// 10,000 books (what a UI's page numbers need); past that, follow the cursor. (Described
+/// here rather than as a formal parameter: a cursor is only valid with the listing it came
+/// from, which no schema can say.)
 #[utoipa::path(
     get,
     path = "/books",
     tag = "books",
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
-        ("offset" = Option<i64>, Query, minimum = 0, description = "Books to skip (default 0)."),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 10000,
+            description = "Books to skip (default 0), at most 10,000: deeper pages are reached by the `next` link's cursor."),
         ("q" = Option<String>, Query, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
-            description = "Case-insensitive substring of the title or the author. No control characters."),
+            description = "Case-insensitive search of the title and the author: from three characters on, a substring \
+                anywhere in them; one or two characters match the start of the title or the author (what can be \
+                found without reading every book). No control characters."),
         ("author" = Option<String>, Query, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
             description = "Case-insensitive exact author. No control characters."),
         ("genre" = Option<String>, Query, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
@@ -67,9 +78,12 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "A page of books", body = [Book],
             headers(
-                ("X-Total-Count" = i64, description = "Books matching the filters, over all pages"),
-                ("Link" = String, description = "`rel=\"next\"` (a keyset link: `after` this page's last book) \
-                    and `rel=\"prev\"` (by offset) page links, where they exist"),
+                ("X-Total-Count" = i64, description = "Books matching the filters, over all pages; for a `q` that \
+                    matches more than 10,000 books, 10,000"),
+                ("X-Total-Count-Relation" = String, description = "`gte` when `X-Total-Count` stopped at 10,000 \
+                    (the listing matches at least that many); absent when it is exact"),
+                ("Link" = String, description = "`rel=\"next\"` (a keyset link: its `cursor` is this page's last \
+                    book) and `rel=\"prev\"` (by offset) page links, where they exist"),
             )),
     )
 )]
@@ -77,23 +91,28 @@ pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Resu
     let page = state.store.list_books(&query).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(X_TOTAL_COUNT, HeaderValue::from(page.total));
+    headers.insert(X_TOTAL_COUNT, HeaderValue::from(page.total.count));
+    if page.total.at_least {
+        headers.insert(X_TOTAL_COUNT_RELATION, HeaderValue::from_static("gte"));
+    }
     if let Some(links) = page_links(&query, &page) {
         headers.insert(LINK, links);
     }
-    Ok((headers, page.json.clone()).into_response())
+    Ok((headers, page.json).into_response())
 }
 
 /// The `Link` header of a page. `next`, while books remain after the page, is a keyset link
-/// (`after` the page's last book): it costs what a first page costs however deep it is, and
-/// keeps its place when books are added or removed before it. `prev`, on an offset page past
-/// the first, is the page before it by offset.
+/// (the `cursor` of the page's last book): it costs what a first page costs however deep it
+/// is, and keeps its place when books are added or removed before it. `prev`, on an offset
+/// page past the first, is the page before it by offset.
 fn page_links(query: &ListQuery, page: &Page) -> Option<HeaderValue> {
     let mut links = Vec::new();
-    let more = match query.after {
-        // Past a cursor the remaining count is unknown: a full page may have more after it.
-        Some(_) => page.len as i64 == query.limit,
-        None => query.offset.saturating_add(query.limit) < page.total,
+    let full = page.len as i64 == query.limit;
+    let more = match query.cursor {
+        // Past a cursor, or past a count that stopped early, only a full page says more may follow.
+        Some(_) => full,
+        None if page.total.at_least => full,
+        None => query.offset.saturating_add(query.limit) < page.total.count,
     };
     match &page.last {
         Some(last) if more => links.push(format!(
@@ -101,15 +120,17 @@ fn page_links(query: &ListQuery, page: &Page) -> Option<HeaderValue> {
             query.query_string_after(last)
         )),
         // An empty page before the end (books removed meanwhile): continue by offset.
-        None if more => links.push(format!(
+        None if more && query.offset + query.limit <= MAX_OFFSET => links.push(format!(
             "</books?{}>; rel=\"next\"",
-            query.query_string_at(query.offset.saturating_add(query.limit))
+            query.query_string_at(query.offset + query.limit)
         )),
         _ => {}
     }
-    if query.after.is_none() && query.offset > 0 {
+    if query.cursor.is_none() && query.offset > 0 {
         // Past the end, `prev` is the last full page rather than another empty one.
-        let prev = (query.offset - query.limit).min(page.total - query.limit).max(0);
+        let prev = (query.offset - query.limit)
+            .min(page.total.count - query.limit)
+            .max(0);
         links.push(format!("</books?{}>; rel=\"prev\"", query.query_string_at(prev)));
     }
     (!links.is_empty()).then(|| HeaderValue::from_str(&links.join(", ")).ok())?
@@ -273,7 +294,7 @@ async fn body_or_refusal<T>(
     match body {
         Ok(Input(body)) => Ok(body),
         Err(body_error) => {
-            state.store.check(id, precondition).await?;
+            check(state.store.as_ref(), id, precondition).await?;
             Err(body_error)
         }
     }
@@ -308,7 +329,8 @@ fn book_response(status: StatusCode, book: &StoredBook) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{After, SortValue};
+    use crate::domain::{Cursor, SortValue};
+    use crate::store::Total;
 
     /// The links of a page of `len` books, the last of them book `len + offset`, by id.
     fn links(limit: i64, offset: i64, total: i64) -> String {
@@ -324,9 +346,9 @@ mod tests {
     fn links_of(query: &ListQuery, len: i64, total: i64) -> String {
         let page = Page {
             json: Default::default(),
-            total,
+            total: Total::exact(total),
             len: len as usize,
-            last: (len > 0).then(|| After {
+            last: (len > 0).then(|| Cursor {
                 id: query.offset + len,
                 value: SortValue::Id,
             }),
@@ -334,6 +356,38 @@ mod tests {
         page_links(query, &page)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default()
+    }
+
+    /// The `next` link of a page of ten by id whose last book is `id`.
+    fn next(id: i64) -> String {
+        use base64::Engine as _;
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id\n{id}\n"));
+        format!("</books?limit=10&cursor={cursor}>; rel=\"next\"")
+    }
+
+    #[test]
+    fn a_count_that_stopped_early_links_on_while_pages_are_full() {
+        let query = ListQuery {
+            limit: 10,
+            q: Some("the".into()),
+            ..ListQuery::default()
+        };
+        let page = |len: i64| Page {
+            json: Default::default(),
+            total: Total::at_least(10_000),
+            len: len as usize,
+            last: (len > 0).then(|| Cursor {
+                id: len,
+                value: SortValue::Id,
+            }),
+        };
+        let link = |len| {
+            page_links(&query, &page(len))
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(link(10).contains("rel=\"next\""));
+        assert_eq!(link(3), "");
     }
 
     #[test]
@@ -344,14 +398,14 @@ mod tests {
 
     #[test]
     fn the_first_page_links_only_to_the_next_by_cursor() {
-        assert_eq!(links(10, 0, 25), "</books?limit=10&after=id%3A10>; rel=\"next\"");
+        assert_eq!(links(10, 0, 25), next(10));
     }
 
     #[test]
     fn a_middle_page_links_both_ways() {
         assert_eq!(
             links(10, 10, 25),
-            "</books?limit=10&after=id%3A20>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+            format!("{}, </books?limit=10&offset=0>; rel=\"prev\"", next(20))
         );
     }
 
@@ -360,7 +414,7 @@ mod tests {
         assert_eq!(links(10, 100, 25), "</books?limit=10&offset=15>; rel=\"prev\"");
         assert_eq!(
             links(10, 5, 25),
-            "</books?limit=10&after=id%3A15>; rel=\"next\", </books?limit=10&offset=0>; rel=\"prev\""
+            format!("{}, </books?limit=10&offset=0>; rel=\"prev\"", next(15))
         );
     }
 
@@ -368,16 +422,13 @@ mod tests {
     fn a_cursor_page_links_on_while_it_is_full_and_never_back() {
         let query = ListQuery {
             limit: 10,
-            after: Some(After {
+            cursor: Some(Cursor {
                 id: 40,
                 value: SortValue::Id,
             }),
             ..ListQuery::default()
         };
-        assert_eq!(
-            links_of(&query, 10, 25),
-            "</books?limit=10&after=id%3A10>; rel=\"next\""
-        );
+        assert_eq!(links_of(&query, 10, 25), next(10));
         assert_eq!(links_of(&query, 3, 25), "");
     }
 

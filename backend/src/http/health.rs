@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::error::{Error, Problem, Result};
+use crate::store::NotReady;
 
 /// A readiness probe that cannot get an answer this fast treats the database as down.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,25 +48,29 @@ pub struct Readiness {
     pub database: &'static str,
 }
 
-/// Readiness: the database answers, and a write could commit now (on SQLite, also: the
-/// search index has loaded). What orchestrators, load balancers and health checks use.
+/// Readiness: the database answers, and a write could commit now. What orchestrators, load
+/// balancers and health checks use.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "Not ready; `detail` names what (the database, the writer, the search index)",
+        (status = 503, description = "Not ready; `detail` names the check that failed (the database does not \
+            answer, or a write cannot commit); why is in the server's log",
             body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.not_ready()).await {
-        Ok(None) => Ok(Json(Readiness {
-            status: "ok",
-            database: state.store.engine().name(),
-        })),
-        Ok(Some(problem)) => Err(Error::NotReady(problem)),
-        Err(_) => Err(Error::NotReady(
-            "the database did not answer within 2 s".to_owned(),
-        )),
-    }
+    let problem = match tokio::time::timeout(READY_TIMEOUT, state.store.not_ready()).await {
+        Ok(None) => {
+            return Ok(Json(Readiness {
+                status: "ok",
+                database: state.store.engine().name(),
+            }));
+        }
+        Ok(Some(problem)) => problem,
+        Err(_) => NotReady::database("no answer within 2 s"),
+    };
+    // The database's own words stay in the log: they can name hosts, users and files.
+    tracing::warn!(check = problem.check, cause = %problem.cause, "not ready");
+    Err(Error::NotReady(problem.check.to_owned()))
 }
 
 /// Prometheus metrics, in the text exposition format.

@@ -3,11 +3,15 @@
 //!
 //! Only hashes are stored: a token or a session cookie cannot be read back out of the
 //! database, its backups or its logs. What a credential allows is decided in `auth`; this
-//! is the SQL behind it, one small function per statement, in each engine's folder.
+//! is the SQL behind it, written once for both engines.
 
-use super::Engine;
-use super::postgres::credentials::PgCredentials;
-use super::sqlite::credentials::SqliteCredentials;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::sql::{Arg, Engine};
 
 /// An API token as stored (its hash is never read back out).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -53,21 +57,12 @@ pub struct FoundSession {
     pub token_revoked: bool,
 }
 
-/// A session joined with its token's revocation, as both engines read it.
+/// A session joined with its token's revocation.
 #[derive(sqlx::FromRow)]
-pub(crate) struct SessionRow {
+pub struct SessionRow {
     #[sqlx(flatten)]
     session: SessionRecord,
     revoked_at: Option<i64>,
-}
-
-impl From<SessionRow> for FoundSession {
-    fn from(row: SessionRow) -> Self {
-        Self {
-            session: row.session,
-            token_revoked: row.revoked_at.is_some(),
-        }
-    }
 }
 
 /// Why a token could not be stored.
@@ -81,7 +76,7 @@ pub enum CreateError {
 
 impl CreateError {
     /// A unique-index violation is the name (hashes of random tokens do not collide).
-    pub(crate) fn of(error: sqlx::Error, name: &str) -> Self {
+    fn of(error: sqlx::Error, name: &str) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::NameTaken(name.to_owned()),
             _ => Self::Database(error),
@@ -89,109 +84,226 @@ impl CreateError {
     }
 }
 
-/// The credential tables of one database.
-#[derive(Clone)]
-pub enum CredentialStore {
-    Sqlite(SqliteCredentials),
-    Postgres(PgCredentials),
-}
+/// The credential tables of one database, whichever engine holds it.
+pub type CredentialStore = Arc<dyn Credentials>;
 
-impl CredentialStore {
-    /// Opens the credentials of the database at `url` on their own, for the `token` commands
-    /// (which may run while a server uses the database). Migrates it; a SQLite file must
-    /// exist already (the server creates it), so that a mistyped path is not a new database.
-    pub async fn open(url: &str) -> Result<Self, sqlx::Error> {
-        match Engine::of(url) {
-            Some(Engine::Sqlite) => Ok(Self::Sqlite(SqliteCredentials::open(url).await?)),
-            Some(Engine::Postgres) => Ok(Self::Postgres(PgCredentials::open(url).await?)),
-            None => Err(sqlx::Error::Configuration(
-                "the database URL must start with sqlite:// or postgres://".into(),
-            )),
-        }
-    }
+type Answer<'a, T> = BoxFuture<'a, Result<T, sqlx::Error>>;
 
+/// What `auth` and the `token` commands do with credentials.
+pub trait Credentials: Send + Sync {
     /// The token whose hash this is, revoked or expired ones included.
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.token_by_hash(hash).await,
-            Self::Postgres(store) => store.token_by_hash(hash).await,
-        }
-    }
-
-    pub async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, CreateError> {
-        match self {
-            Self::Sqlite(store) => store.create_token(token).await,
-            Self::Postgres(store) => store.create_token(token).await,
-        }
-    }
-
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> Answer<'a, Option<TokenRecord>>;
+    fn create_token<'a>(&'a self, token: &'a NewToken) -> BoxFuture<'a, Result<TokenRecord, CreateError>>;
     /// Stores `token` only if the database has never held a token: at most one first-start
     /// token, however many replicas start together. `true` if it was stored.
-    pub async fn create_first_token(&self, token: &NewToken) -> Result<bool, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.create_first_token(token).await,
-            Self::Postgres(store) => store.create_first_token(token).await,
-        }
-    }
-
+    fn create_first_token<'a>(&'a self, token: &'a NewToken) -> Answer<'a, bool>;
     /// Every token, oldest first.
-    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.list_tokens().await,
-            Self::Postgres(store) => store.list_tokens().await,
-        }
-    }
-
+    fn list_tokens(&self) -> Answer<'_, Vec<TokenRecord>>;
     /// Revokes the active token named `name` and ends its sessions; `false` if there is none.
-    pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.revoke_token(name, now).await,
-            Self::Postgres(store) => store.revoke_token(name, now).await,
-        }
-    }
-
+    fn revoke_token<'a>(&'a self, name: &'a str, now: i64) -> Answer<'a, bool>;
     /// Records that token `id` was used at `now`.
-    pub async fn touch_token(&self, id: i64, now: i64) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.touch_token(id, now).await,
-            Self::Postgres(store) => store.touch_token(id, now).await,
-        }
-    }
-
-    pub async fn create_session(&self, session: &SessionRecord) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.create_session(session).await,
-            Self::Postgres(store) => store.create_session(session).await,
-        }
-    }
-
-    pub async fn find_session(&self, id_hash: &str) -> Result<Option<FoundSession>, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.find_session(id_hash).await,
-            Self::Postgres(store) => store.find_session(id_hash).await,
-        }
-    }
-
-    pub async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.delete_session(id_hash).await,
-            Self::Postgres(store) => store.delete_session(id_hash).await,
-        }
-    }
-
+    fn touch_token(&self, id: i64, now: i64) -> Answer<'_, ()>;
+    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> Answer<'a, ()>;
+    fn find_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, Option<FoundSession>>;
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, ()>;
     /// Deletes the sessions that expired before `now`; returns how many.
-    pub async fn purge_sessions(&self, now: i64) -> Result<u64, sqlx::Error> {
-        match self {
-            Self::Sqlite(store) => store.purge_sessions(now).await,
-            Self::Postgres(store) => store.purge_sessions(now).await,
+    fn purge_sessions(&self, now: i64) -> Answer<'_, u64>;
+    /// Closes what `store::open_credentials` opened (a server's store closes its own).
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The tables, read through one pool and changed through another (on SQLite, changes take
+/// a connection of their own rather than the book writer's; on PostgreSQL both are the same
+/// pool).
+pub struct Tables<DB: Database> {
+    pub engine: Engine,
+    pub read: Pool<DB>,
+    pub write: Pool<DB>,
+}
+
+const TOKEN_COLUMNS: &str = "id, name, can_write, created_at, expires_at, last_used_at, revoked_at";
+
+// The bounds of `store::sql::Sql` again: what sqlx must do with the driver for the SQL
+// below (Rust does not carry a trait's `where` clause to the code that uses the trait).
+impl<DB> Credentials for Tables<DB>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> Arg: Encode<'q, DB> + Type<DB>,
+    for<'r> TokenRecord: FromRow<'r, <DB as Database>::Row>,
+    for<'r> SessionRow: FromRow<'r, <DB as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <DB as Database>::Row>,
+{
+    fn token_by_hash<'a>(&'a self, hash: &'a str) -> Answer<'a, Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        async move {
+            sqlx::query_as(&sql)
+                .bind(Arg::Text(hash.to_owned()))
+                .fetch_optional(&self.read)
+                .await
         }
+        .boxed()
     }
 
-    /// Closes what [`Self::open`] opened.
-    pub async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            Self::Postgres(store) => store.close().await,
+    fn create_token<'a>(&'a self, token: &'a NewToken) -> BoxFuture<'a, Result<TokenRecord, CreateError>> {
+        let sql = format!(
+            "INSERT INTO api_tokens (name, token_hash, can_write, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+        );
+        async move {
+            let mut query = sqlx::query_as(&sql);
+            for arg in token_args(token) {
+                query = query.bind(arg);
+            }
+            query
+                .fetch_one(&self.write)
+                .await
+                .map_err(|error| CreateError::of(error, &token.name))
         }
+        .boxed()
     }
+
+    /// The check and the insert are one statement, in a transaction that (on PostgreSQL)
+    /// first locks the table against other writers: replicas starting together store one
+    /// first-start token between them.
+    fn create_first_token<'a>(&'a self, token: &'a NewToken) -> Answer<'a, bool> {
+        async move {
+            let mut tx = self.write.begin().await?;
+            if let Some(lock) = self.engine.lock_table("api_tokens") {
+                sqlx::query(&lock).execute(&mut *tx).await?;
+            }
+            let mut insert = sqlx::query_as(
+                "INSERT INTO api_tokens (name, token_hash, can_write, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM api_tokens) RETURNING id",
+            );
+            for arg in token_args(token) {
+                insert = insert.bind(arg);
+            }
+            let stored: Option<(i64,)> = insert.fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(stored.is_some())
+        }
+        .boxed()
+    }
+
+    fn list_tokens(&self) -> Answer<'_, Vec<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
+        async move { sqlx::query_as(&sql).fetch_all(&self.read).await }.boxed()
+    }
+
+    fn revoke_token<'a>(&'a self, name: &'a str, now: i64) -> Answer<'a, bool> {
+        async move {
+            let mut tx = self.write.begin().await?;
+            let revoked: Option<(i64,)> = sqlx::query_as(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(Arg::Int(now))
+            .bind(Arg::Text(name.to_owned()))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((id,)) = revoked {
+                sqlx::query("DELETE FROM sessions WHERE token_id = $1")
+                    .bind(Arg::Int(id))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(revoked.is_some())
+        }
+        .boxed()
+    }
+
+    fn touch_token(&self, id: i64, now: i64) -> Answer<'_, ()> {
+        async move {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(Arg::Int(now))
+                .bind(Arg::Int(id))
+                .execute(&self.write)
+                .await
+                .map(drop)
+        }
+        .boxed()
+    }
+
+    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> Answer<'a, ()> {
+        async move {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, token_id, operator_fingerprint, name, can_write, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Arg::Text(session.id_hash.clone()))
+            .bind(Arg::OptionalInt(session.token_id))
+            .bind(Arg::OptionalText(session.operator_fingerprint.clone()))
+            .bind(Arg::Text(session.name.clone()))
+            .bind(Arg::Bool(session.can_write))
+            .bind(Arg::Int(session.created_at))
+            .bind(Arg::Int(session.expires_at))
+            .execute(&self.write)
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn find_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, Option<FoundSession>> {
+        async move {
+            let row: Option<SessionRow> = sqlx::query_as(
+                "SELECT s.id_hash, s.token_id, s.operator_fingerprint, s.name, s.can_write, s.created_at, \
+                        s.expires_at, t.revoked_at \
+                 FROM sessions s LEFT JOIN api_tokens t ON t.id = s.token_id \
+                 WHERE s.id_hash = $1",
+            )
+            .bind(Arg::Text(id_hash.to_owned()))
+            .fetch_optional(&self.read)
+            .await?;
+            Ok(row.map(|row| FoundSession {
+                session: row.session,
+                token_revoked: row.revoked_at.is_some(),
+            }))
+        }
+        .boxed()
+    }
+
+    fn delete_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, ()> {
+        async move {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(Arg::Text(id_hash.to_owned()))
+                .execute(&self.write)
+                .await
+                .map(drop)
+        }
+        .boxed()
+    }
+
+    fn purge_sessions(&self, now: i64) -> Answer<'_, u64> {
+        async move {
+            let purged: Vec<(i64,)> =
+                sqlx::query_as("DELETE FROM sessions WHERE expires_at <= $1 RETURNING expires_at")
+                    .bind(Arg::Int(now))
+                    .fetch_all(&self.write)
+                    .await?;
+            Ok(purged.len() as u64)
+        }
+        .boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            self.read.close().await;
+            self.write.close().await;
+        }
+        .boxed()
+    }
+}
+
+/// A new token's columns, in the order both inserts name them.
+fn token_args(token: &NewToken) -> [Arg; 5] {
+    [
+        Arg::Text(token.name.clone()),
+        Arg::Text(token.hash.clone()),
+        Arg::Bool(token.can_write),
+        Arg::Int(token.created_at),
+        Arg::OptionalInt(token.expires_at),
+    ]
 }

@@ -1,7 +1,7 @@
 //! The sample catalogue a brand-new database starts with, so a newcomer's first screen is
 //! not empty. `--demo-data false` (or `BOOKSTORE_DEMO_DATA=false`) turns it off.
 
-use super::Store;
+use super::Catalogue;
 use crate::deadline::Deadline;
 use crate::domain::{Author, Genre, NewBook, Title, Year};
 use crate::error::{Error, Result};
@@ -45,16 +45,14 @@ const CATALOGUE: [(&str, &str, i64, &str); 12] = [
     ("Kafka on the Shore", "Haruki Murakami", 2002, "Magical realism"),
 ];
 
-impl Store {
-    /// Adds the sample catalogue. Called only for a database that was just created.
-    pub async fn seed_demo_catalogue(&self) -> Result<usize> {
-        for (title, author, year, genre) in CATALOGUE {
-            let book = sample(title, author, year, genre)
-                .map_err(|rule| Error::Internal(format!("sample book {title:?}: {rule}").into()))?;
-            self.create_book(book, None, &Deadline::none()).await?;
-        }
-        Ok(CATALOGUE.len())
+/// Adds the sample catalogue. Called only for a database that was just created.
+pub async fn seed_demo_catalogue(store: &dyn Catalogue) -> Result<usize> {
+    for (title, author, year, genre) in CATALOGUE {
+        let book = sample(title, author, year, genre)
+            .map_err(|rule| Error::Internal(format!("sample book {title:?}: {rule}").into()))?;
+        store.create_book(book, None, &Deadline::none()).await?;
     }
+    Ok(CATALOGUE.len())
 }
 
 #[cfg(test)]

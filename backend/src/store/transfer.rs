@@ -11,10 +11,10 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgConnection, PgPool, QueryBuilder, SqliteConnection, SqlitePool};
+use sqlx::{Executor, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
-use super::Engine;
-use crate::domain::{Book, fold_case};
+use super::sql::{Arg, Engine, Sql, Statement, book_columns};
+use crate::domain::{Book, Timestamp, fold_case};
 
 /// Books read and written per batch.
 const BATCH: i64 = 1000;
@@ -142,16 +142,8 @@ impl Database {
 
     async fn count(&self) -> Result<i64, sqlx::Error> {
         match self {
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT count(*) FROM books")
-                    .fetch_one(pool)
-                    .await
-            }
-            Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT count(*) FROM books")
-                    .fetch_one(pool)
-                    .await
-            }
+            Self::Sqlite(pool) => Sqlite::count_books(pool).await,
+            Self::Postgres(pool) => Postgres::count_books(pool).await,
         }
     }
 
@@ -163,7 +155,8 @@ impl Database {
     }
 }
 
-/// What a copy does with one side, in that engine's SQL.
+/// What a copy does with one side: the engines differ in how they take a snapshot or keep
+/// other writers out, and in how they remember the highest id ever assigned.
 trait Side {
     async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error>;
     async fn begin_write(&mut self) -> Result<(), sqlx::Error>;
@@ -180,71 +173,81 @@ trait Side {
     async fn mark_created(&mut self) -> Result<(), sqlx::Error>;
 }
 
+/// The statements both engines share: books by id, and books written with their ids.
+fn read_after(after: i64, limit: i64) -> Statement {
+    let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id > "));
+    statement
+        .bind(Arg::Int(after))
+        .push(" ORDER BY id LIMIT ")
+        .bind(Arg::Int(limit));
+    statement
+}
+
+fn write(books: &[Book]) -> Statement {
+    let mut statement = Statement::new(
+        "INSERT INTO books (id, title, author, year, genre, created_at, updated_at, version, \
+         title_key, author_key, genre_key) VALUES ",
+    );
+    for (i, book) in books.iter().enumerate() {
+        statement.push(if i == 0 { "(" } else { ", (" });
+        let values = [
+            Arg::Int(book.id),
+            Arg::Text(book.title.clone()),
+            Arg::Text(book.author.clone()),
+            Arg::Year(i32::try_from(book.year).unwrap_or(i32::MAX)),
+            Arg::OptionalText(book.genre.clone()),
+            Arg::Time(Timestamp::from_stored(book.created_at.clone())),
+            Arg::Time(Timestamp::from_stored(book.updated_at.clone())),
+            Arg::Int(book.version),
+            Arg::Text(fold_case(&book.title)),
+            Arg::Text(fold_case(&book.author)),
+            Arg::OptionalText(book.genre.as_deref().map(fold_case)),
+        ];
+        for (j, value) in values.into_iter().enumerate() {
+            statement.push(if j == 0 { "" } else { ", " }).bind(value);
+        }
+        statement.push(")");
+    }
+    statement
+}
+
+const COUNT: &str = "SELECT count(*) FROM books";
+
 impl Side for SqliteConnection {
     async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN").execute(&mut *self).await.map(drop)
+        self.execute("BEGIN").await.map(drop)
     }
 
     async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *self).await.map(drop)
+        self.execute("BEGIN IMMEDIATE").await.map(drop)
     }
 
     async fn commit(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("COMMIT").execute(&mut *self).await.map(drop)
+        self.execute("COMMIT").await.map(drop)
     }
 
     async fn read_after(&mut self, after: i64, limit: i64) -> Result<Vec<Book>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, title, author, year, genre, created_at, updated_at, version FROM books \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *self)
-        .await
+        Sqlite::books(self, read_after(after, limit)).await
     }
 
     async fn clear(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM books")
-            .execute(&mut *self)
-            .await
-            .map(drop)
+        self.execute("DELETE FROM books").await.map(drop)
     }
 
     async fn write(&mut self, books: &[Book]) -> Result<(), sqlx::Error> {
-        let mut sql = QueryBuilder::new(
-            "INSERT INTO books (id, title, author, year, genre, created_at, updated_at, version, \
-             title_key, author_key, genre_key) ",
-        );
-        sql.push_values(books, |mut row, book| {
-            row.push_bind(book.id)
-                .push_bind(&book.title)
-                .push_bind(&book.author)
-                .push_bind(book.year)
-                .push_bind(&book.genre)
-                .push_bind(&book.created_at)
-                .push_bind(&book.updated_at)
-                .push_bind(book.version)
-                .push_bind(fold_case(&book.title))
-                .push_bind(fold_case(&book.author))
-                .push_bind(book.genre.as_deref().map(fold_case));
-        });
-        sql.build().execute(&mut *self).await.map(drop)
+        Sqlite::execute(self, write(books)).await.map(drop)
     }
 
     async fn count(&mut self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM books")
-            .fetch_one(&mut *self)
-            .await
+        Sqlite::number(self, Statement::new(COUNT)).await
     }
 
     async fn id_floor(&mut self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
+        let statement = Statement::new(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'books'), 0), \
                         coalesce((SELECT max(id) FROM books), 0))",
-        )
-        .fetch_one(&mut *self)
-        .await
+        );
+        Sqlite::number(self, statement).await
     }
 
     async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error> {
@@ -252,13 +255,11 @@ impl Side for SqliteConnection {
         // once any book has been inserted).
         let current = self.id_floor().await?;
         if floor > current {
-            sqlx::query("DELETE FROM sqlite_sequence WHERE name = 'books'")
-                .execute(&mut *self)
+            self.execute("DELETE FROM sqlite_sequence WHERE name = 'books'")
                 .await?;
-            sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('books', ?)")
-                .bind(floor)
-                .execute(&mut *self)
-                .await?;
+            let mut statement = Statement::new("INSERT INTO sqlite_sequence (name, seq) VALUES ('books', ");
+            statement.bind(Arg::Int(floor)).push(")");
+            Sqlite::execute(self, statement).await?;
         }
         Ok(())
     }
@@ -271,100 +272,62 @@ impl Side for SqliteConnection {
 
 impl Side for PgConnection {
     async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *self)
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map(drop)
     }
 
     async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN").execute(&mut *self).await?;
-        // No server may write while the copy runs in this transaction.
-        sqlx::query("LOCK TABLE books IN EXCLUSIVE MODE")
-            .execute(&mut *self)
-            .await
-            .map(drop)
+        self.execute("BEGIN").await?;
+        // No server may write while the copy runs in this transaction, and the copy may take
+        // longer than a request's statement time limit.
+        self.execute("SET LOCAL statement_timeout = 0").await?;
+        self.execute("LOCK TABLE books IN EXCLUSIVE MODE").await.map(drop)
     }
 
     async fn commit(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("COMMIT").execute(&mut *self).await.map(drop)
+        self.execute("COMMIT").await.map(drop)
     }
 
     async fn read_after(&mut self, after: i64, limit: i64) -> Result<Vec<Book>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, title, author, year::bigint AS year, genre, \
-             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, \
-             to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at, \
-             version FROM books WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *self)
-        .await
+        Postgres::books(self, read_after(after, limit)).await
     }
 
     async fn clear(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM books")
-            .execute(&mut *self)
-            .await
-            .map(drop)
+        self.execute("DELETE FROM books").await.map(drop)
     }
 
     async fn write(&mut self, books: &[Book]) -> Result<(), sqlx::Error> {
-        let mut sql = QueryBuilder::new(
-            "INSERT INTO books (id, title, author, year, genre, created_at, updated_at, version, \
-             title_key, author_key, genre_key) ",
-        );
-        sql.push_values(books, |mut row, book| {
-            row.push_bind(book.id)
-                .push_bind(&book.title)
-                .push_bind(&book.author)
-                .push_bind(i32::try_from(book.year).unwrap_or(i32::MAX))
-                .push_bind(&book.genre)
-                .push_bind(&book.created_at)
-                .push_unseparated("::timestamptz")
-                .push_bind(&book.updated_at)
-                .push_unseparated("::timestamptz")
-                .push_bind(book.version)
-                .push_bind(fold_case(&book.title))
-                .push_bind(fold_case(&book.author))
-                .push_bind(book.genre.as_deref().map(fold_case));
-        });
-        sql.build().execute(&mut *self).await.map(drop)
+        Postgres::execute(self, write(books)).await.map(drop)
     }
 
     async fn count(&mut self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM books")
-            .fetch_one(&mut *self)
-            .await
+        Postgres::number(self, Statement::new(COUNT)).await
     }
 
     async fn id_floor(&mut self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
+        let statement = Statement::new(
             "SELECT greatest(\
                 coalesce(pg_sequence_last_value(pg_get_serial_sequence('books', 'id')::regclass), 0), \
                 (SELECT coalesce(max(id), 0) FROM books))",
-        )
-        .fetch_one(&mut *self)
-        .await
+        );
+        Postgres::number(self, statement).await
     }
 
     async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error> {
         let floor = floor.max(self.id_floor().await?);
         if floor > 0 {
-            sqlx::query("SELECT setval(pg_get_serial_sequence('books', 'id'), $1, true)")
-                .bind(floor)
-                .execute(&mut *self)
-                .await?;
+            let mut statement = Statement::new("SELECT setval(pg_get_serial_sequence('books', 'id'), ");
+            statement.bind(Arg::Int(floor)).push(", true)");
+            Postgres::number(self, statement).await?;
         }
         Ok(())
     }
 
     async fn mark_created(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO bookstore_meta (key, value) VALUES ('created', now()::text) ON CONFLICT (key) DO NOTHING",
         )
-        .execute(&mut *self)
         .await
         .map(drop)
     }
@@ -375,7 +338,7 @@ mod tests {
     use super::*;
     use crate::deadline::Deadline;
     use crate::domain::{Author, NewBook, Precondition, Title, Year};
-    use crate::store::{Durability, Store, StoreConfig};
+    use crate::store::{Durability, StoreConfig};
 
     fn config(url: &str) -> StoreConfig {
         StoreConfig {
@@ -392,7 +355,7 @@ mod tests {
             format!("sqlite://{}", dir.path().join("a.db").display()),
             format!("sqlite://{}", dir.path().join("b.db").display()),
         );
-        let store = Store::open(&config(&from)).await.unwrap().store;
+        let store = crate::store::open(&config(&from)).await.unwrap().store;
         for title in ["One", "Two", "Three"] {
             let book = NewBook {
                 title: Title::parse(title).unwrap(),
@@ -422,7 +385,7 @@ mod tests {
         ));
         assert_eq!(copy(&from, &to, true).await.unwrap().books, 2);
 
-        let store = Store::open(&config(&to)).await.unwrap().store;
+        let store = crate::store::open(&config(&to)).await.unwrap().store;
         let book = NewBook {
             title: Title::parse("Four").unwrap(),
             author: Author::parse("A").unwrap(),

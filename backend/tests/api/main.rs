@@ -2,8 +2,9 @@
 //! application on a free port with its own fresh database and talks to it over HTTP.
 //!
 //! Every test runs on both engines: `NAME::sqlite` on a new SQLite file, and `NAME::postgres`
-//! on a new database of the PostgreSQL server `BOOKSTORE_TEST_POSTGRES` names (skipped, with a
-//! note, when it is not set).
+//! on a new database of the PostgreSQL server `BOOKSTORE_TEST_POSTGRES` names. The PostgreSQL
+//! runs are marked ignored, so that a plain `cargo test` reports them as not run rather than
+//! passed; `scripts/test.sh postgres` starts a server and runs them with `--include-ignored`.
 
 /// A test of the contract, run once per database engine. The body gets the engine as
 /// `$engine` and starts the app with it.
@@ -21,10 +22,9 @@ macro_rules! contract_test {
             }
 
             #[$test]
+            #[ignore = "needs a PostgreSQL server: BOOKSTORE_TEST_POSTGRES (scripts/test.sh postgres sets it)"]
             async fn postgres() {
-                let Some($engine) = crate::helpers::Engine::postgres() else {
-                    return;
-                };
+                let $engine = crate::helpers::Engine::Postgres;
                 $body
             }
         }
@@ -44,4 +44,5 @@ mod docs;
 mod errors;
 mod health;
 mod idempotency;
+mod listings;
 mod metrics;

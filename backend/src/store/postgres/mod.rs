@@ -2,46 +2,47 @@
 //!
 //! Nothing here answers from process memory: every read asks the database, so every answer
 //! reflects every write acknowledged before the request arrived, whichever replica served
-//! either. Listings are served by indexes (trigram indexes for `q`, one per sort order), and
-//! conditions are decided by the database: a change locks the book's row (`FOR UPDATE`),
-//! checks its version, and updates `WHERE id = $1 AND version = $2`, so two replicas never
-//! both accept a change to the same version.
+//! either. Conditions are decided by the database: a change locks the book's row (`FOR
+//! UPDATE`), checks its version, and updates `WHERE id = $1 AND version = $2`, so two
+//! replicas never both accept a change to the same version.
 //!
 //! Writes follow the outcome rules of the SQLite engine: a request that gave up before its
 //! transaction began writes nothing; a transaction that fails before `COMMIT` is rolled
 //! back (503, safe to retry); a connection lost during `COMMIT` leaves the outcome unknown,
 //! and is answered so.
 
-pub mod credentials;
-mod sql;
+mod dialect;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 
+use super::catalogue::{Catalogue, Created, KEY_LIFETIME_SECS, NotReady, PoolUse, not_found, unix_now};
+use super::credentials::{CredentialStore, Tables};
+use super::sql::{Engine, Sql};
 use super::stored::{BookRef, Page, StoredBook};
-use super::{Created, PoolUse, not_found, now};
 use crate::deadline::Deadline;
-use crate::domain::{After, Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
+use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition, Timestamp};
 use crate::error::{Error, Result};
 
 /// How long a request waits for a pooled connection (also: to connect) before a 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any statement may run (a lock held elsewhere, a slow disk) before a 503.
 const STATEMENT_TIMEOUT: &str = "5s";
-/// How long a client's `Idempotency-Key` is remembered.
-const KEY_LIFETIME_SECS: i64 = 24 * 60 * 60;
 /// How often this replica deletes forgotten keys (any replica may; deleting twice is harmless).
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How long start-up waits for the database to answer before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     max_connections: u32,
+    credentials: Arc<Tables<Postgres>>,
 }
 
 impl PostgresStore {
@@ -49,9 +50,6 @@ impl PostgresStore {
     /// many replicas start together: sqlx holds an advisory lock), and returns the store and
     /// whether this process is the first to start on the database.
     pub async fn open(url: &str, max_connections: u32) -> Result<(Self, bool), sqlx::Error> {
-        let options = PgConnectOptions::from_str(url)?
-            .application_name("bookstore")
-            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
@@ -61,12 +59,12 @@ impl PostgresStore {
             // the server fails its next query, which answers 503 (safe to retry), and is
             // dropped from the pool.
             .test_before_acquire(false)
-            .connect_lazy_with(options);
+            .connect_lazy_with(connect_options(url, "bookstore")?);
         wait_for_database(&pool).await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        migrate(&pool).await?;
         // Fresh: the first process to start on it, and nothing in it (a database filled by
         // copy-database or a restore is marked created, or at least holds books).
-        let first = sql::claim_creation(&pool).await? && sql::count_all(&pool).await? == 0;
+        let first = claim_creation(&pool).await? && Postgres::count_books(&pool).await? == 0;
         let purger = pool.clone();
         tokio::spawn(async move {
             loop {
@@ -74,49 +72,25 @@ impl PostgresStore {
                 if purger.is_closed() {
                     return;
                 }
-                if let Err(error) = sql::purge_keys(&purger, KEY_LIFETIME_SECS).await {
+                if let Err(error) = Postgres::purge_keys(&purger, unix_now() - KEY_LIFETIME_SECS).await {
                     tracing::warn!(%error, "purging old idempotency keys failed");
                 }
             }
         });
-        Ok((
-            Self {
-                pool,
-                max_connections,
-            },
-            first,
-        ))
-    }
-
-    pub async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
-        Ok(sql::select(&self.pool, id).await?.as_ref().map(StoredBook::of))
-    }
-
-    pub async fn list_books(&self, query: &ListQuery) -> Result<Page> {
-        let books = sql::select_page(&self.pool, query).await?;
-        // A first page that is not full holds every match: no need to count them.
-        let complete = query.offset == 0 && query.after.is_none() && (books.len() as i64) < query.limit;
-        let total = if complete {
-            books.len() as i64
-        } else {
-            sql::count(&self.pool, query).await?
+        let credentials = Arc::new(Tables {
+            engine: Engine::Postgres,
+            read: pool.clone(),
+            write: pool.clone(),
+        });
+        let store = Self {
+            pool,
+            max_connections,
+            credentials,
         };
-        let last = books.last().map(|book| After::of(book, query.sort));
-        Ok(Page::of_books(&books, total).ending_at(last))
+        Ok((store, first))
     }
 
-    /// The plan PostgreSQL chooses for a listing's page (`EXPLAIN`, a line per node): what
-    /// the test that holds every filtered, sorted listing to an index reads.
-    pub async fn listing_plan(&self, query: &ListQuery) -> Result<Vec<String>> {
-        Ok(sql::page_plan(&self.pool, query).await?)
-    }
-
-    /// The connection pool, for tests that set up data in bulk.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    pub async fn create_book(
+    async fn create(
         &self,
         book: NewBook,
         key: Option<IdempotencyKey>,
@@ -124,10 +98,10 @@ impl PostgresStore {
     ) -> Result<Created> {
         let mut tx = self.begin(deadline).await?;
         if let Some(key) = &key {
-            if !sql::try_lock_key(&mut tx, key).await? {
+            if !try_lock_key(&mut tx, key).await? {
                 return Err(Error::key_in_progress());
             }
-            if let Some(earlier) = sql::select_key(&mut tx, key, KEY_LIFETIME_SECS).await? {
+            if let Some(earlier) = Postgres::select_key(&mut tx, key, unix_now() - KEY_LIFETIME_SECS).await? {
                 return if earlier.fingerprint == book.fingerprint() {
                     Ok(Created::replayed(earlier.response()))
                 } else {
@@ -135,16 +109,21 @@ impl PostgresStore {
                 };
             }
         }
-        let now = now();
-        let created = StoredBook::of(&sql::insert(&mut tx, &book, &now).await?);
+        let mut created =
+            Postgres::insert_books(&mut tx, std::slice::from_ref(&book), &Timestamp::now()).await?;
+        let created = StoredBook::of(
+            &created
+                .pop()
+                .ok_or(Error::Internal("an insert returned no row".into()))?,
+        );
         if let Some(key) = &key {
-            sql::insert_key(&mut tx, key, &book.fingerprint(), &created).await?;
+            Postgres::insert_key(&mut tx, key, &book.fingerprint(), &created, unix_now()).await?;
         }
         commit(tx).await?;
         Ok(Created::new(created))
     }
 
-    pub async fn update_book(
+    async fn update(
         &self,
         id: i64,
         precondition: Precondition,
@@ -152,7 +131,7 @@ impl PostgresStore {
         deadline: &Deadline,
     ) -> Result<BookRef> {
         let mut tx = self.begin(deadline).await?;
-        let current = sql::select_for_change(&mut tx, id)
+        let current = Postgres::select_for_change(&mut tx, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         if !precondition.admits(current.id, current.version) {
@@ -163,36 +142,25 @@ impl PostgresStore {
             // Nothing changes, so nothing is written: the version stays.
             return Ok(StoredBook::of(&current));
         }
-        let updated = sql::update(&mut tx, id, current.version, &next, &now())
+        let updated = Postgres::update_book(&mut tx, id, current.version, &next, &Timestamp::now())
             .await?
             .ok_or(Error::PreconditionFailed)?;
         commit(tx).await?;
         Ok(StoredBook::of(&updated))
     }
 
-    pub async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
+    async fn delete(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
         let mut tx = self.begin(deadline).await?;
-        let current = sql::select_for_change(&mut tx, id)
+        let current = Postgres::select_for_change(&mut tx, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         if !precondition.admits(current.id, current.version) {
             return Err(Error::PreconditionFailed);
         }
-        if !sql::delete(&mut tx, id, current.version).await? {
+        if !Postgres::delete_book(&mut tx, id, current.version).await? {
             return Err(Error::PreconditionFailed);
         }
         commit(tx).await
-    }
-
-    /// 404 or 412 if a change to book `id` under `precondition` would be refused for that
-    /// reason alone.
-    pub async fn check(&self, id: i64, precondition: &Precondition) -> Result<()> {
-        let book = self.get_book(id).await?.ok_or_else(|| not_found(id))?;
-        if precondition.admits(book.id, book.version) {
-            Ok(())
-        } else {
-            Err(Error::PreconditionFailed)
-        }
     }
 
     /// A transaction for a write, if the request has not given up (once begun, the request
@@ -204,25 +172,79 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// `None` when the database answers and accepts writes; otherwise what is not ready.
-    pub async fn not_ready(&self) -> Option<String> {
-        match sql::writable(&self.pool).await {
+    /// `None` when the database answers and accepts writes.
+    async fn readiness(&self) -> Option<NotReady> {
+        let writable = sqlx::query_scalar::<_, bool>("SELECT NOT pg_is_in_recovery()")
+            .fetch_one(&self.pool)
+            .await;
+        match writable {
             Ok(true) => None,
-            Ok(false) => Some("the database is a read-only standby; writes cannot commit".to_owned()),
-            Err(error) => Some(format!("the database does not answer: {error}")),
+            Ok(false) => Some(NotReady::writes("the database is a read-only standby")),
+            Err(error) => Some(NotReady::database(error)),
         }
     }
+}
 
-    /// Books stored (asked of the database, for the gauge).
-    pub async fn book_count(&self) -> Option<i64> {
-        sql::count_all(&self.pool).await.ok()
+impl Catalogue for PostgresStore {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
     }
 
-    pub fn credentials(&self) -> credentials::PgCredentials {
-        credentials::PgCredentials::new(self.pool.clone())
+    fn get_book(&self, id: i64) -> BoxFuture<'_, Result<Option<BookRef>>> {
+        async move {
+            Ok(Postgres::select_book(&self.pool, id)
+                .await?
+                .as_ref()
+                .map(StoredBook::of))
+        }
+        .boxed()
     }
 
-    pub fn pool_use(&self) -> PoolUse {
+    fn list_books<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Page>> {
+        async move { Ok(Postgres::list_books(&self.pool, query).await?) }.boxed()
+    }
+
+    fn create_book<'a>(
+        &'a self,
+        book: NewBook,
+        key: Option<IdempotencyKey>,
+        deadline: &'a Deadline,
+    ) -> BoxFuture<'a, Result<Created>> {
+        self.create(book, key, deadline).boxed()
+    }
+
+    fn update_book<'a>(
+        &'a self,
+        id: i64,
+        precondition: Precondition,
+        edit: Edit,
+        deadline: &'a Deadline,
+    ) -> BoxFuture<'a, Result<BookRef>> {
+        self.update(id, precondition, edit, deadline).boxed()
+    }
+
+    fn delete_book<'a>(
+        &'a self,
+        id: i64,
+        precondition: Precondition,
+        deadline: &'a Deadline,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.delete(id, precondition, deadline).boxed()
+    }
+
+    fn not_ready(&self) -> BoxFuture<'_, Option<NotReady>> {
+        self.readiness().boxed()
+    }
+
+    fn book_count(&self) -> BoxFuture<'_, Option<i64>> {
+        async move { Postgres::count_books(&self.pool).await.ok() }.boxed()
+    }
+
+    fn credentials(&self) -> CredentialStore {
+        self.credentials.clone()
+    }
+
+    fn pool_use(&self) -> PoolUse {
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
         let open = self.pool.size();
         PoolUse {
@@ -231,9 +253,70 @@ impl PostgresStore {
         }
     }
 
-    pub async fn close(&self) {
-        self.pool.close().await;
+    fn listing_plans<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Vec<Vec<String>>>> {
+        async move { Ok(Postgres::listing_plans(&self.pool, query).await?) }.boxed()
     }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.pool.close().boxed()
+    }
+}
+
+/// The credentials of the PostgreSQL database at `url` on their own (the `token` commands):
+/// one connection, and the migrations.
+pub async fn credentials(url: &str) -> Result<Tables<Postgres>, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(connect_options(url, "bookstore token")?)
+        .await?;
+    migrate(&pool).await?;
+    Ok(Tables {
+        engine: Engine::Postgres,
+        read: pool.clone(),
+        write: pool,
+    })
+}
+
+fn connect_options(url: &str, application: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name(application)
+        .options([("statement_timeout", STATEMENT_TIMEOUT)]))
+}
+
+/// Applies the migrations. A migration that builds indexes or counts on a big catalogue may
+/// run longer than the statement time limit, which is for requests: lifted while migrating.
+async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = sqlx::migrate!("./migrations/postgres").run(&mut *conn).await;
+    sqlx::query(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(migrated?)
+}
+
+/// Takes the transaction-scoped advisory lock of an `Idempotency-Key`, if no other
+/// transaction (on any replica) holds it: `false` means its first request is still running.
+async fn try_lock_key(conn: &mut sqlx::PgConnection, key: &IdempotencyKey) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 0))")
+        .bind(key.scope())
+        .bind(key.key())
+        .fetch_one(conn)
+        .await
+}
+
+/// Marks the database as created, if no replica has yet: `true` for the one that did.
+async fn claim_creation(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO bookstore_meta (key, value) VALUES ('created', now()::text) \
+         ON CONFLICT (key) DO NOTHING RETURNING key",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(claimed.is_some())
 }
 
 /// Commits, telling apart a transaction the database refused (rolled back: nothing

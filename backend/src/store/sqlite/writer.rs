@@ -24,25 +24,25 @@
 //! a one-row probe write every second) commits again, [`WriterHealth`] says so, and
 //! `/readyz` answers 503.
 //!
-//! Before it takes the first write, the writer loads the search index (retrying until it
-//! can): while it loads nothing else writes, so the index needs no replay of changes.
+//! The database keeps its own indexes, text index and counts in step with each change (its
+//! triggers, in the same transaction); the writer only tells the book cache what changed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, Sqlite, SqliteConnection};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::Shared;
-use super::sql;
+use super::cache::{BookCache, Change};
 use crate::deadline::Deadline;
-use crate::domain::{Book, Edit, IdempotencyKey, NewBook, Precondition};
+use crate::domain::{Book, Edit, IdempotencyKey, NewBook, Precondition, Timestamp};
 use crate::error::{Error, Result};
+use crate::store::catalogue::{Created, KEY_LIFETIME_SECS, not_found, unix_now};
+use crate::store::sql::Sql;
 use crate::store::stored::{BookRef, StoredBook};
-use crate::store::{Created, not_found, now, unix_now};
 
 /// Most writes committed together; bounds how long the first one waits for the last.
 const MAX_BATCH: usize = 128;
@@ -50,8 +50,6 @@ const MAX_BATCH: usize = 128;
 const QUEUE: usize = 4096;
 /// How often a writer that cannot commit tries again with no writes waiting.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How long a client's `Idempotency-Key` is remembered.
-pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often forgotten keys are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -74,15 +72,6 @@ pub enum Op {
     },
 }
 
-/// What a committed write did to one book, for the cache and the search index.
-#[derive(Clone)]
-pub enum Change {
-    Created(Arc<Book>),
-    /// The book, and its stored form for the cache.
-    Updated(Arc<Book>, BookRef),
-    Deleted(i64),
-}
-
 /// What a write produced, for its caller.
 #[derive(Debug)]
 pub enum Written {
@@ -101,16 +90,12 @@ struct Job {
 /// Whether the writer can commit, for `/readyz`.
 #[derive(Default)]
 pub struct WriterHealth {
-    loaded: AtomicBool,
     failing: Mutex<Option<String>>,
 }
 
 impl WriterHealth {
     /// `None` when writes commit; otherwise what is wrong.
     pub fn problem(&self) -> Option<String> {
-        if !self.loaded.load(Ordering::Acquire) {
-            return Some("the search index is loading; writes wait for it".to_owned());
-        }
         self.failing.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -138,22 +123,16 @@ pub struct Writer {
 struct Task {
     options: SqliteConnectOptions,
     conn: Option<SqliteConnection>,
-    read: SqlitePool,
-    shared: Arc<Shared>,
+    cache: Arc<BookCache>,
     busy: Arc<AtomicBool>,
     health: Arc<WriterHealth>,
     last_purge: Instant,
 }
 
 impl Writer {
-    /// Starts the writer on `conn` (reopened from `options` whenever a batch fails). It
-    /// loads the search index from `read` before taking writes.
-    pub fn spawn(
-        options: SqliteConnectOptions,
-        conn: SqliteConnection,
-        read: SqlitePool,
-        shared: Arc<Shared>,
-    ) -> Self {
+    /// Starts the writer on `conn` (reopened from `options` whenever a batch fails), telling
+    /// `cache` every change it commits.
+    pub fn spawn(options: SqliteConnectOptions, conn: SqliteConnection, cache: Arc<BookCache>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
         let busy = Arc::new(AtomicBool::new(false));
@@ -161,8 +140,7 @@ impl Writer {
         let task = Task {
             options,
             conn: Some(conn),
-            read,
-            shared,
+            cache,
             busy: busy.clone(),
             health: health.clone(),
             last_purge: Instant::now(),
@@ -210,9 +188,6 @@ fn stopped() -> Error {
 
 impl Task {
     async fn run(mut self, mut queue: mpsc::Receiver<Job>, stop: Arc<Notify>) {
-        if !self.load_index(&mut queue, &stop).await {
-            return self.close().await;
-        }
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stopping = false;
         loop {
@@ -249,34 +224,6 @@ impl Task {
             }
         }
         self.close().await;
-    }
-
-    /// Loads the search index, retrying with a growing pause until it succeeds (or the
-    /// store stops: `false`). Writes queue meanwhile; requests give up on their own deadline.
-    async fn load_index(&mut self, queue: &mut mpsc::Receiver<Job>, stop: &Notify) -> bool {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let started = Instant::now();
-            match sql::load_index(&self.read).await {
-                Ok(index) => {
-                    self.shared.search.install(index);
-                    self.health.loaded.store(true, Ordering::Release);
-                    tracing::info!(ms = started.elapsed().as_millis() as u64, "search index ready");
-                    return true;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?pause, "the search index could not be loaded");
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stop.notified() => {
-                    queue.close();
-                    return false;
-                }
-            }
-            pause = (pause * 2).min(Duration::from_secs(10));
-        }
     }
 
     async fn close(&mut self) {
@@ -317,7 +264,7 @@ impl Task {
                     .iter()
                     .filter_map(|outcome| outcome.as_ref().ok().and_then(|(change, _)| change.clone()))
                     .collect();
-                self.shared.apply(&changes);
+                self.cache.apply(&changes);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome.map(|(_, written)| written));
                 }
@@ -355,7 +302,7 @@ impl Task {
     /// With no writes waiting, checks whether a write can commit again.
     async fn probe(&mut self) {
         let result = match self.connection().await {
-            Ok(conn) => sql::probe(conn).await,
+            Ok(conn) => probe(conn).await,
             Err(error) => Err(error),
         };
         match result {
@@ -370,9 +317,9 @@ impl Task {
 
     async fn purge_keys(&mut self) {
         self.last_purge = Instant::now();
-        let before = unix_now() - KEY_LIFETIME.as_secs() as i64;
+        let before = unix_now() - KEY_LIFETIME_SECS;
         let result = match self.connection().await {
-            Ok(conn) => sql::purge_keys(conn, before).await,
+            Ok(conn) => Sqlite::purge_keys(conn, before).await,
             Err(error) => Err(error),
         };
         match result {
@@ -415,24 +362,22 @@ async fn run_batch(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<Vec<Outc
     // cannot make the transaction fail half-way. The statements are sent as they are,
     // rather than through sqlx's transaction type, so that the writer alone knows what state
     // the connection is in.
-    sql::execute(conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(Failure::Before)?;
+    conn.execute("BEGIN IMMEDIATE").await.map_err(Failure::Before)?;
     match batch_statements(conn, ops).await {
-        Ok(outcomes) => match sql::execute(conn, "COMMIT").await {
-            Ok(()) => Ok(outcomes),
+        Ok(outcomes) => match conn.execute("COMMIT").await {
+            Ok(_) => Ok(outcomes),
             Err(error) => Err(Failure::Commit(error)),
         },
         Err(error) => {
             // The connection is dropped anyway; rolling back first frees the lock at once.
-            let _ = sql::execute(conn, "ROLLBACK").await;
+            let _ = conn.execute("ROLLBACK").await;
             Err(Failure::Before(error))
         }
     }
 }
 
 async fn batch_statements(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<Vec<Outcome>, sqlx::Error> {
-    let now = now();
+    let now = Timestamp::now();
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut creates = Vec::new();
     for op in ops {
@@ -477,7 +422,7 @@ async fn current(
     id: i64,
     precondition: &Precondition,
 ) -> Result<Result<Book>, sqlx::Error> {
-    Ok(match sql::select_for_change(conn, id).await? {
+    Ok(match Sqlite::select_for_change(conn, id).await? {
         None => Err(not_found(id)),
         Some(book) if !precondition.admits(book.id, book.version) => Err(Error::PreconditionFailed),
         Some(book) => Ok(book),
@@ -489,7 +434,7 @@ async fn update(
     id: i64,
     precondition: &Precondition,
     edit: Edit,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Outcome, sqlx::Error> {
     let current = match current(conn, id, precondition).await? {
         Ok(current) => current,
@@ -503,10 +448,14 @@ async fn update(
         // Nothing changes, so nothing is written: the version (and every client's ETag) stays.
         return Ok(Ok((None, Written::Updated(StoredBook::of(&current)))));
     }
-    let updated = sql::update(conn, id, &next, now).await?;
+    let updated = Sqlite::update_book(conn, id, current.version, &next, now)
+        .await?
+        .ok_or_else(|| {
+            sqlx::Error::Protocol("the book changed inside the writer's own transaction".into())
+        })?;
     let stored = StoredBook::of(&updated);
     Ok(Ok((
-        Some(Change::Updated(Arc::new(updated), stored.clone())),
+        Some(Change::Updated(stored.clone())),
         Written::Updated(stored),
     )))
 }
@@ -516,10 +465,11 @@ async fn delete(
     id: i64,
     precondition: &Precondition,
 ) -> Result<Outcome, sqlx::Error> {
-    if let Err(refused) = current(conn, id, precondition).await? {
-        return Ok(Err(refused));
-    }
-    sql::delete(conn, id).await?;
+    let book = match current(conn, id, precondition).await? {
+        Ok(book) => book,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Sqlite::delete_book(conn, id, book.version).await?;
     Ok(Ok((Some(Change::Deleted(id)), Written::Deleted)))
 }
 
@@ -530,24 +480,24 @@ async fn create_with_key(
     book: NewBook,
     key: IdempotencyKey,
     fingerprint: String,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Outcome, sqlx::Error> {
-    let fresh_after = unix_now() - KEY_LIFETIME.as_secs() as i64;
-    if let Some(earlier) = sql::select_key(conn, &key, fresh_after).await? {
+    let fresh_after = unix_now() - KEY_LIFETIME_SECS;
+    if let Some(earlier) = Sqlite::select_key(conn, &key, fresh_after).await? {
         return Ok(if earlier.fingerprint == fingerprint {
             Ok((None, Written::Created(Created::replayed(earlier.response()))))
         } else {
             Err(Error::key_reused())
         });
     }
-    let mut created = sql::insert_many(conn, std::slice::from_ref(&book), now).await?;
+    let mut created = Sqlite::insert_books(conn, std::slice::from_ref(&book), now).await?;
     let Some(created) = created.pop() else {
         return Err(sqlx::Error::Protocol("an insert returned no row".into()));
     };
     let stored = StoredBook::of(&created);
-    sql::insert_key(conn, &key, &fingerprint, &stored, unix_now()).await?;
+    Sqlite::insert_key(conn, &key, &fingerprint, &stored, unix_now()).await?;
     Ok(Ok((
-        Some(Change::Created(Arc::new(created))),
+        Some(Change::Created),
         Written::Created(Created::new(stored)),
     )))
 }
@@ -557,14 +507,14 @@ async fn create_with_key(
 async fn insert_creates(
     conn: &mut SqliteConnection,
     creates: &mut Vec<NewBook>,
-    now: &str,
+    now: &Timestamp,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<(), sqlx::Error> {
     let mut rest = creates.as_slice();
     while !rest.is_empty() {
         let size = 1 << rest.len().ilog2();
         let (chunk, tail) = rest.split_at(size);
-        let created = sql::insert_many(conn, chunk, now).await?;
+        let created = Sqlite::insert_books(conn, chunk, now).await?;
         if created.len() != chunk.len() {
             return Err(sqlx::Error::Protocol(format!(
                 "inserted {} books but got {} back",
@@ -575,7 +525,7 @@ async fn insert_creates(
         for book in created {
             let stored = StoredBook::of(&book);
             outcomes.push(Ok((
-                Some(Change::Created(Arc::new(book))),
+                Some(Change::Created),
                 Written::Created(Created::new(stored)),
             )));
         }
@@ -583,4 +533,21 @@ async fn insert_creates(
     }
     creates.clear();
     Ok(())
+}
+
+/// A one-row write that proves a commit can succeed (the health check of a writer that
+/// failed).
+async fn probe(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    conn.execute("BEGIN IMMEDIATE").await?;
+    let written = sqlx::query("INSERT OR REPLACE INTO writer_probe (id, at) VALUES (1, $1)")
+        .bind(unix_now())
+        .execute(&mut *conn)
+        .await;
+    match written {
+        Ok(_) => conn.execute("COMMIT").await.map(drop),
+        Err(error) => {
+            let _ = conn.execute("ROLLBACK").await;
+            Err(error)
+        }
+    }
 }
