@@ -79,11 +79,27 @@ impl TestApp {
     }
 
     pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+        let (dir, url) = Self::new_database(engine).await;
+        Self::spawn_on(engine, dir, url, adjust).await
+    }
+
+    /// A place for a new database, not made yet on SQLite (a new, empty one on PostgreSQL).
+    pub async fn new_database(engine: Engine) -> (TempDir, String) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = match engine {
             Engine::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
             Engine::Postgres => fresh_postgres_database().await,
         };
+        (dir, url)
+    }
+
+    /// The application on the database at `url` (in `dir`, on SQLite).
+    pub async fn spawn_on(
+        engine: Engine,
+        dir: TempDir,
+        url: String,
+        adjust: impl FnOnce(&mut ServeArgs),
+    ) -> Self {
         let mut args = ServeArgs::for_tests(url.clone());
         adjust(&mut args);
         let app = Application::build(&args).await.expect("the application starts");
