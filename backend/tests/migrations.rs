@@ -21,6 +21,10 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         "4a582feb2cfcf302048c0a8a47f5c0742fd9f190d9b3349e0c41f0058be6ef4bccf694a087324f864cf8edc381e8fb9f",
     ),
+    (
+        4,
+        "8c37bda127d26584f44de6e2d4addf9aeba3b0b76de9637da521f6465b52332f1ec58098f4c37c2db13c125133a39f83",
+    ),
 ];
 
 /// Every released PostgreSQL migration: (version, checksum). Never edit an entry; append.
@@ -36,6 +40,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         "b669b12a9f27966c58cf5f6e2cc153dae744f3c5b04d2f976df10b3095b6a19410529df7c75b4e094312a9007104236a",
+    ),
+    (
+        4,
+        "081a126ecb82a21e5fa241d8a7f5cb7fc9ea514279a226c3caaaf3aa2669ba186b862d8188ccfebe587048d5198c8144",
     ),
 ];
 

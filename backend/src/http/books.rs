@@ -376,7 +376,7 @@ mod tests {
             json: Default::default(),
             total: Total::at_least(10_000),
             len: len as usize,
-            last: (len > 0).then(|| Cursor {
+            last: (len > 0).then_some(Cursor {
                 id: len,
                 value: SortValue::Id,
             }),

@@ -225,8 +225,7 @@ where
             for arg in statement.args {
                 query = query.bind(arg);
             }
-            let books = query.fetch_all(executor).await;
-            books
+            query.fetch_all(executor).await
         }
     }
 
@@ -239,8 +238,7 @@ where
             for arg in statement.args {
                 query = query.bind(arg);
             }
-            let rows = query.fetch_all(pool).await;
-            rows
+            query.fetch_all(pool).await
         }
     }
 
@@ -272,8 +270,7 @@ where
             for arg in statement.args {
                 query = query.bind(arg);
             }
-            let numbers = query.fetch_one(pool).await;
-            numbers
+            query.fetch_one(pool).await
         }
     }
 

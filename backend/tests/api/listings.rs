@@ -30,6 +30,7 @@ impl Random {
     }
 }
 
+const SORTS: [&str; 5] = ["id", "title", "author", "year", "created_at"];
 const WORDS: [&str; 10] = [
     "river", "Garden", "ÉMPIRE", "shadow", "mountain", "letter", "île", "forest", "Straße", "storm",
 ];
@@ -189,7 +190,7 @@ impl Listing {
     fn random(random: &mut Random, books: &[Value]) -> Self {
         let book = random.pick(books).clone();
         let mut listing = Listing {
-            sort: *random.pick(&["id", "title", "author", "year", "created_at"]),
+            sort: SORTS[random.below(SORTS.len())],
             descending: random.chance(50),
             ..Listing::default()
         };

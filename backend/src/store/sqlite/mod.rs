@@ -30,7 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Executor, Sqlite, SqlitePool};
 
 use cache::BookCache;
-use writer::{Op, Writer, Written};
+use writer::{Checkpointer, Op, Writer, Written};
 
 use super::catalogue::{Catalogue, Created, NotReady, PoolUse};
 use super::credentials::{CredentialStore, Tables};
@@ -64,6 +64,7 @@ pub enum Durability {
 pub struct SqliteStore {
     read: SqlitePool,
     writer: Writer,
+    checkpointer: Checkpointer,
     cache: Arc<BookCache>,
     /// `Idempotency-Key`s whose first request is still running (a second one gets 409).
     /// This process is the database's only writer, so memory is the place for them.
@@ -91,7 +92,11 @@ impl SqliteStore {
             Some(backup::ServerLock::hold(options.get_filename())?)
         };
 
-        let write_options = options.clone().pragma("cache_size", WRITER_CACHE);
+        // The writer never checkpoints: the checkpointer does, off the write path.
+        let write_options = options
+            .clone()
+            .pragma("cache_size", WRITER_CACHE)
+            .pragma("wal_autocheckpoint", "0");
         let mut write = write_options.connect().await?;
         let fresh = write
             .fetch_optional("SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations'")
@@ -114,7 +119,7 @@ impl SqliteStore {
             // An in-memory database is shared through the cache, which a read-only
             // connection cannot open. Readers keep a small page cache each (256 KB): a page
             // SQLite does not hold is a read from the operating system's cache.
-            .connect_with(options.read_only(!in_memory).pragma("cache_size", "-256"))
+            .connect_with(options.clone().read_only(!in_memory).pragma("cache_size", "-256"))
             .await?;
 
         // Credentials are changed through a connection of their own, not the book writer:
@@ -127,8 +132,13 @@ impl SqliteStore {
             .idle_timeout(Duration::from_secs(60))
             .connect_lazy_with(write_options.clone());
         let cache = Arc::new(BookCache::new());
+        let committed = Arc::new(tokio::sync::Notify::new());
         let store = Self {
-            writer: Writer::spawn(write_options, write, cache.clone()),
+            checkpointer: Checkpointer::spawn(
+                options.clone().pragma("cache_size", "-256"),
+                committed.clone(),
+            ),
+            writer: Writer::spawn(write_options, write, cache.clone(), committed),
             credentials: Arc::new(Tables {
                 engine: Engine::Sqlite,
                 read: read.clone(),
@@ -289,10 +299,11 @@ impl Catalogue for SqliteStore {
     }
 
     /// Closes every connection, the writer's last, after the writes already queued: the
-    /// last connection to close checkpoints the WAL into the database file, and read-only
-    /// connections cannot.
+    /// last connection to close checkpoints the WAL into the database file (and removes it),
+    /// and read-only connections cannot.
     fn close(&self) -> BoxFuture<'_, ()> {
         async move {
+            self.checkpointer.stop().await;
             self.credentials.write.close().await;
             self.read.close().await;
             self.writer.stop().await;

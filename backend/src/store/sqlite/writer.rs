@@ -26,6 +26,12 @@
 //!
 //! The database keeps its own indexes, text index and counts in step with each change (its
 //! triggers, in the same transaction); the writer only tells the book cache what changed.
+//!
+//! The writer has a thread of its own (running its own small runtime), so that the round
+//! trips to its connection's thread are not queued behind the HTTP work of the server's
+//! runtime; and it never checkpoints (copies the WAL into the database file, with its
+//! flushes to the disk): the [`Checkpointer`] does, on a connection of its own, while the
+//! writer goes on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,7 +120,8 @@ impl WriterHealth {
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     stop: Arc<Notify>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// Says when the writer's thread has finished.
+    finished: Mutex<Option<oneshot::Receiver<()>>>,
     busy: Arc<AtomicBool>,
     pub health: Arc<WriterHealth>,
 }
@@ -124,6 +131,8 @@ struct Task {
     options: SqliteConnectOptions,
     conn: Option<SqliteConnection>,
     cache: Arc<BookCache>,
+    /// Told after every commit: the WAL has grown.
+    committed: Arc<Notify>,
     busy: Arc<AtomicBool>,
     health: Arc<WriterHealth>,
     last_purge: Instant,
@@ -131,8 +140,13 @@ struct Task {
 
 impl Writer {
     /// Starts the writer on `conn` (reopened from `options` whenever a batch fails), telling
-    /// `cache` every change it commits.
-    pub fn spawn(options: SqliteConnectOptions, conn: SqliteConnection, cache: Arc<BookCache>) -> Self {
+    /// `cache` every change it commits, and `committed` that it did.
+    pub fn spawn(
+        options: SqliteConnectOptions,
+        conn: SqliteConnection,
+        cache: Arc<BookCache>,
+        committed: Arc<Notify>,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
         let busy = Arc::new(AtomicBool::new(false));
@@ -141,15 +155,28 @@ impl Writer {
             options,
             conn: Some(conn),
             cache,
+            committed,
             busy: busy.clone(),
             health: health.clone(),
             last_purge: Instant::now(),
         };
-        let handle = tokio::spawn(task.run(queue, stop.clone()));
+        let (done, finished) = oneshot::channel();
+        let stopping = stop.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime on a thread of its own");
+                runtime.block_on(task.run(queue, stopping));
+                let _ = done.send(());
+            })
+            .expect("the writer's thread starts");
         Self {
             jobs,
             stop,
-            task: Mutex::new(Some(handle)),
+            finished: Mutex::new(Some(finished)),
             busy,
             health,
         }
@@ -175,9 +202,9 @@ impl Writer {
     /// Finishes the writes already queued, refuses new ones, and closes the connection.
     pub async fn stop(&self) {
         self.stop.notify_one();
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
+        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(finished) = finished {
+            let _ = finished.await;
         }
     }
 }
@@ -259,6 +286,7 @@ impl Task {
         };
         match outcome {
             Ok(outcomes) => {
+                self.committed.notify_one();
                 self.health.recover();
                 let changes: Vec<Change> = outcomes
                     .iter()
@@ -550,4 +578,71 @@ async fn probe(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
             Err(error)
         }
     }
+}
+
+/// Copies the WAL into the database file, off the write path: when the writer has committed,
+/// at most every [`CHECKPOINT_EVERY`], on a connection of its own. (SQLite would otherwise
+/// do it inside whichever commit takes the WAL past a thousand pages, and that commit, and
+/// every write queued behind it, would wait for its copying and flushing.) A checkpoint of
+/// this kind (`PASSIVE`) never blocks the writer or a reader; it copies what no reader still
+/// needs, and the writer starts the WAL over once all of it has been copied.
+pub struct Checkpointer {
+    stop: Arc<Notify>,
+    finished: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How often, at most, the WAL is checkpointed while writes go on.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+impl Checkpointer {
+    pub fn spawn(options: SqliteConnectOptions, committed: Arc<Notify>) -> Self {
+        let stop = Arc::new(Notify::new());
+        let stopping = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut conn: Option<SqliteConnection> = None;
+            loop {
+                tokio::select! {
+                    () = committed.notified() => {}
+                    () = stopping.notified() => break,
+                }
+                let checkpointed = match conn.as_mut() {
+                    Some(conn) => checkpoint(conn).await,
+                    None => match options.connect().await {
+                        Ok(opened) => checkpoint(conn.insert(opened)).await,
+                        Err(error) => Err(error),
+                    },
+                };
+                if let Err(error) = checkpointed {
+                    // The next commit tries again (a full disk fails the writes too, and says so).
+                    tracing::debug!(%error, "checkpoint failed");
+                    conn = None;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                    () = stopping.notified() => break,
+                }
+            }
+            if let Some(conn) = conn {
+                let _ = conn.close().await;
+            }
+        });
+        Self {
+            stop,
+            finished: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops checkpointing and closes its connection (before the writer's, the last, which
+    /// checkpoints whatever is left as it closes).
+    pub async fn stop(&self) {
+        self.stop.notify_one();
+        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(finished) = finished {
+            let _ = finished.await;
+        }
+    }
+}
+
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await.map(drop)
 }
