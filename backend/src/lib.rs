@@ -16,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod otlp;
 pub mod secrets;
+pub mod seed;
 pub mod server;
 pub mod startup;
 pub mod store;

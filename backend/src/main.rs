@@ -90,7 +90,7 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, ExitCode
 
 /// `bookstore backup DEST`: 0 done, 1 failed (nothing is left under DEST), 2 a bad argument.
 fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
-    use bookstore::store::sqlite::backup;
+    use bookstore::backups::copy as backup;
     let url = match sqlite_url(&args.database, "pg_dump") {
         Ok(url) => url,
         Err(code) => return code,
@@ -117,7 +117,7 @@ fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
 /// `bookstore restore SRC`: 0 done, 1 refused or failed (the database is untouched), 2 a bad
 /// argument.
 fn restore(args: &bookstore::config::RestoreArgs) -> ExitCode {
-    use bookstore::store::sqlite::backup;
+    use bookstore::backups::copy as backup;
     let url = match sqlite_url(&args.database, "pg_restore") {
         Ok(url) => url,
         Err(code) => return code,

@@ -66,7 +66,7 @@ impl Application {
             .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
         let store = opened.store;
         if opened.fresh && args.demo_data {
-            let added = store::seed_demo_catalogue(store.as_ref())
+            let added = crate::seed::seed_demo_catalogue(store.as_ref())
                 .await
                 .context("cannot add the sample books")?;
             tracing::info!(books = added, "new database: added the sample catalogue");

@@ -1353,3 +1353,122 @@ fn an_unusable_otlp_endpoint_stops_the_start_with_the_reason() {
     );
     assert!(logs.contains("https is not supported"), "{logs}");
 }
+
+/// `bookstore copy-database` between two SQLite files: every book with its id, version and
+/// times, the highest id ever assigned (a deleted one is not handed out again), the target's
+/// indexes, text index and counts made as the books arrive, and a target that holds books
+/// refused unless `--overwrite`.
+#[tokio::test]
+async fn copy_database_keeps_ids_versions_times_and_the_id_floor() {
+    let (dir, from) = temp_db();
+    let to = dir.path().join("copy.db");
+    let server = Server::start(&from, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let client = support::client();
+    for title in ["Kindred", "Dawn", "Wild Seed"] {
+        let body =
+            json!({"title": title, "author": "Octavia E. Butler", "year": 1979, "genre": "Science fiction"});
+        let created = client
+            .post(server.url("/books"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let edited = client
+        .patch(server.url("/books/2"))
+        .json(&json!({"year": 1987}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    assert_eq!(
+        client
+            .delete(server.url("/books/3"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let (_, before) = get_json(&server.url("/books")).await;
+    drop(server);
+
+    let copy = |extra: &[&str]| {
+        Command::new(support::binary())
+            .args(["copy-database", "--from", &format!("sqlite://{}", from.display())])
+            .args(["--to", &format!("sqlite://{}", to.display())])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let done = copy(&[]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("copied 2 books"));
+    let refused = copy(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--overwrite"));
+    assert!(copy(&["--overwrite"]).status.success());
+
+    let server = Server::start(&to, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let (_, after) = get_json(&server.url("/books")).await;
+    assert_eq!(after, before, "the same books, ids and times");
+    let etag = reqwest::get(server.url("/books/2")).await.unwrap().headers()["etag"].clone();
+    assert_eq!(etag, "\"2.2\"", "versions are kept");
+    let found = reqwest::get(server.url("/books?q=seed&genre=science%20fiction"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.headers()["x-total-count"],
+        "0",
+        "Wild Seed was deleted before the copy"
+    );
+    let found = reqwest::get(server.url("/books?q=kindr")).await.unwrap();
+    assert_eq!(found.headers()["x-total-count"], "1");
+    let created = client
+        .post(server.url("/books"))
+        .json(&json!({"title": "Fledgling", "author": "Octavia E. Butler", "year": 2005}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.json::<Value>().await.unwrap()["id"],
+        4,
+        "id 3 was used before the copy"
+    );
+}
+
+/// The writer never copies the WAL into the database file itself (a commit that did would
+/// hold up every write queued behind it); a connection of its own does, while writes go on.
+#[tokio::test]
+async fn the_wal_is_folded_into_the_database_file_while_the_server_writes() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db, &["--demo-data", "false"]);
+    server.wait_ready().await;
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let started = size();
+    let client = support::client();
+    for i in 0..200 {
+        let body = json!({"title": format!("Folded {i}"), "author": "A. Checkpoint", "year": 2000});
+        assert_eq!(
+            client
+                .post(server.url("/books"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size() <= started {
+        assert!(
+            Instant::now() < deadline,
+            "the database file never grew while the server ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

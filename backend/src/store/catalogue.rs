@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use time::OffsetDateTime;
 
 use super::credentials::CredentialStore;
-use super::sql::Engine;
+use super::statement::Engine;
 use super::stored::{BookRef, Page};
 use crate::deadline::Deadline;
 use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
@@ -19,48 +18,44 @@ use crate::error::{Error, Result};
 /// The database behind the API; cloning shares it.
 pub type Store = Arc<dyn Catalogue>;
 
+#[async_trait::async_trait]
 pub trait Catalogue: Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
-    fn get_book(&self, id: i64) -> BoxFuture<'_, Result<Option<BookRef>>>;
+    async fn get_book(&self, id: i64) -> Result<Option<BookRef>>;
 
     /// A page of a listing, and how many books it matches.
-    fn list_books<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Page>>;
+    async fn list_books(&self, query: &ListQuery) -> Result<Page>;
 
     /// Creates a book; with an `Idempotency-Key`, at most once per key (a retry gets the
     /// original answer, a retry with another book a 422, one while the first runs a 409).
-    fn create_book<'a>(
-        &'a self,
+    async fn create_book(
+        &self,
         book: NewBook,
         key: Option<IdempotencyKey>,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<Created>>;
+        deadline: &Deadline,
+    ) -> Result<Created>;
 
     /// Applies `edit` to book `id` if `precondition` admits its current version; the read,
     /// the check and the write happen in one transaction. An edit that changes nothing
     /// writes nothing (the version stays).
-    fn update_book<'a>(
-        &'a self,
+    async fn update_book(
+        &self,
         id: i64,
         precondition: Precondition,
         edit: Edit,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<BookRef>>;
+        deadline: &Deadline,
+    ) -> Result<BookRef>;
 
     /// Deletes book `id` if `precondition` admits its current version.
-    fn delete_book<'a>(
-        &'a self,
-        id: i64,
-        precondition: Precondition,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<()>>;
+    async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()>;
 
     /// `None` when the store can serve reads and commit writes now; otherwise which check
     /// failed, for `/readyz`.
-    fn not_ready(&self) -> BoxFuture<'_, Option<NotReady>>;
+    async fn not_ready(&self) -> Option<NotReady>;
 
     /// Books stored, for the gauge (`None` if the database cannot say right now).
-    fn book_count(&self) -> BoxFuture<'_, Option<i64>>;
+    async fn book_count(&self) -> Option<i64>;
 
     /// The tokens and sessions kept in this database.
     fn credentials(&self) -> CredentialStore;
@@ -69,9 +64,9 @@ pub trait Catalogue: Send + Sync + 'static {
 
     /// The plans of the statements that answer a listing (for the tests that hold every
     /// listing to an index).
-    fn listing_plans<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Vec<Vec<String>>>>;
+    async fn listing_plans(&self, query: &ListQuery) -> Result<Vec<Vec<String>>>;
 
-    fn close(&self) -> BoxFuture<'_, ()>;
+    async fn close(&self);
 }
 
 /// The refusal (404 or 412) a change to book `id` would get for its existence or its

@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::sql::{Arg, Engine};
+use super::statement::{Arg, Engine};
 
 /// An API token as stored (its hash is never read back out).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -87,29 +85,28 @@ impl CreateError {
 /// The credential tables of one database, whichever engine holds it.
 pub type CredentialStore = Arc<dyn Credentials>;
 
-type Answer<'a, T> = BoxFuture<'a, Result<T, sqlx::Error>>;
-
 /// What `auth` and the `token` commands do with credentials.
+#[async_trait::async_trait]
 pub trait Credentials: Send + Sync {
     /// The token whose hash this is, revoked or expired ones included.
-    fn token_by_hash<'a>(&'a self, hash: &'a str) -> Answer<'a, Option<TokenRecord>>;
-    fn create_token<'a>(&'a self, token: &'a NewToken) -> BoxFuture<'a, Result<TokenRecord, CreateError>>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, sqlx::Error>;
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, CreateError>;
     /// Stores `token` only if the database has never held a token: at most one first-start
     /// token, however many replicas start together. `true` if it was stored.
-    fn create_first_token<'a>(&'a self, token: &'a NewToken) -> Answer<'a, bool>;
+    async fn create_first_token(&self, token: &NewToken) -> Result<bool, sqlx::Error>;
     /// Every token, oldest first.
-    fn list_tokens(&self) -> Answer<'_, Vec<TokenRecord>>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, sqlx::Error>;
     /// Revokes the active token named `name` and ends its sessions; `false` if there is none.
-    fn revoke_token<'a>(&'a self, name: &'a str, now: i64) -> Answer<'a, bool>;
+    async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, sqlx::Error>;
     /// Records that token `id` was used at `now`.
-    fn touch_token(&self, id: i64, now: i64) -> Answer<'_, ()>;
-    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> Answer<'a, ()>;
-    fn find_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, Option<FoundSession>>;
-    fn delete_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, ()>;
+    async fn touch_token(&self, id: i64, now: i64) -> Result<(), sqlx::Error>;
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), sqlx::Error>;
+    async fn find_session(&self, id_hash: &str) -> Result<Option<FoundSession>, sqlx::Error>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error>;
     /// Deletes the sessions that expired before `now`; returns how many.
-    fn purge_sessions(&self, now: i64) -> Answer<'_, u64>;
+    async fn purge_sessions(&self, now: i64) -> Result<u64, sqlx::Error>;
     /// Closes what `store::open_credentials` opened (a server's store closes its own).
-    fn close(&self) -> BoxFuture<'_, ()>;
+    async fn close(&self);
 }
 
 /// The tables, read through one pool and changed through another (on SQLite, changes take
@@ -125,6 +122,7 @@ const TOKEN_COLUMNS: &str = "id, name, can_write, created_at, expires_at, last_u
 
 // The bounds of `store::sql::Sql` again: what sqlx must do with the driver for the SQL
 // below (Rust does not carry a trait's `where` clause to the code that uses the trait).
+#[async_trait::async_trait]
 impl<DB> Credentials for Tables<DB>
 where
     DB: Database,
@@ -135,165 +133,135 @@ where
     for<'r> SessionRow: FromRow<'r, <DB as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <DB as Database>::Row>,
 {
-    fn token_by_hash<'a>(&'a self, hash: &'a str) -> Answer<'a, Option<TokenRecord>> {
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, sqlx::Error> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
-        async move {
-            sqlx::query_as(&sql)
-                .bind(Arg::Text(hash.to_owned()))
-                .fetch_optional(&self.read)
-                .await
-        }
-        .boxed()
+        sqlx::query_as(&sql)
+            .bind(Arg::Text(hash.to_owned()))
+            .fetch_optional(&self.read)
+            .await
     }
 
-    fn create_token<'a>(&'a self, token: &'a NewToken) -> BoxFuture<'a, Result<TokenRecord, CreateError>> {
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, CreateError> {
         let sql = format!(
             "INSERT INTO api_tokens (name, token_hash, can_write, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
         );
-        async move {
-            let mut query = sqlx::query_as(&sql);
-            for arg in token_args(token) {
-                query = query.bind(arg);
-            }
-            query
-                .fetch_one(&self.write)
-                .await
-                .map_err(|error| CreateError::of(error, &token.name))
+        let mut query = sqlx::query_as(&sql);
+        for arg in token_args(token) {
+            query = query.bind(arg);
         }
-        .boxed()
+        query
+            .fetch_one(&self.write)
+            .await
+            .map_err(|error| CreateError::of(error, &token.name))
     }
 
     /// The check and the insert are one statement, in a transaction that (on PostgreSQL)
     /// first locks the table against other writers: replicas starting together store one
     /// first-start token between them.
-    fn create_first_token<'a>(&'a self, token: &'a NewToken) -> Answer<'a, bool> {
-        async move {
-            let mut tx = self.write.begin().await?;
-            if let Some(lock) = self.engine.lock_table("api_tokens") {
-                sqlx::query(&lock).execute(&mut *tx).await?;
-            }
-            let mut insert = sqlx::query_as(
-                "INSERT INTO api_tokens (name, token_hash, can_write, created_at, expires_at) \
-                 SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM api_tokens) RETURNING id",
-            );
-            for arg in token_args(token) {
-                insert = insert.bind(arg);
-            }
-            let stored: Option<(i64,)> = insert.fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(stored.is_some())
+    async fn create_first_token(&self, token: &NewToken) -> Result<bool, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Some(lock) = self.engine.lock_table("api_tokens") {
+            sqlx::query(&lock).execute(&mut *tx).await?;
         }
-        .boxed()
+        let mut insert = sqlx::query_as(
+            "INSERT INTO api_tokens (name, token_hash, can_write, created_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM api_tokens) RETURNING id",
+        );
+        for arg in token_args(token) {
+            insert = insert.bind(arg);
+        }
+        let stored: Option<(i64,)> = insert.fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(stored.is_some())
     }
 
-    fn list_tokens(&self) -> Answer<'_, Vec<TokenRecord>> {
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, sqlx::Error> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
-        async move { sqlx::query_as(&sql).fetch_all(&self.read).await }.boxed()
+        sqlx::query_as(&sql).fetch_all(&self.read).await
     }
 
-    fn revoke_token<'a>(&'a self, name: &'a str, now: i64) -> Answer<'a, bool> {
-        async move {
-            let mut tx = self.write.begin().await?;
-            let revoked: Option<(i64,)> = sqlx::query_as(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(Arg::Int(now))
-            .bind(Arg::Text(name.to_owned()))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((id,)) = revoked {
-                sqlx::query("DELETE FROM sessions WHERE token_id = $1")
-                    .bind(Arg::Int(id))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(revoked.is_some())
-        }
-        .boxed()
-    }
-
-    fn touch_token(&self, id: i64, now: i64) -> Answer<'_, ()> {
-        async move {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(Arg::Int(now))
+    async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        let revoked: Option<(i64,)> = sqlx::query_as(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(Arg::Int(now))
+        .bind(Arg::Text(name.to_owned()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id,)) = revoked {
+            sqlx::query("DELETE FROM sessions WHERE token_id = $1")
                 .bind(Arg::Int(id))
-                .execute(&self.write)
-                .await
-                .map(drop)
+                .execute(&mut *tx)
+                .await?;
         }
-        .boxed()
+        tx.commit().await?;
+        Ok(revoked.is_some())
     }
 
-    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> Answer<'a, ()> {
-        async move {
-            sqlx::query(
-                "INSERT INTO sessions (id_hash, token_id, operator_fingerprint, name, can_write, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(Arg::Text(session.id_hash.clone()))
-            .bind(Arg::OptionalInt(session.token_id))
-            .bind(Arg::OptionalText(session.operator_fingerprint.clone()))
-            .bind(Arg::Text(session.name.clone()))
-            .bind(Arg::Bool(session.can_write))
-            .bind(Arg::Int(session.created_at))
-            .bind(Arg::Int(session.expires_at))
+    async fn touch_token(&self, id: i64, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(Arg::Int(now))
+            .bind(Arg::Int(id))
             .execute(&self.write)
             .await
             .map(drop)
-        }
-        .boxed()
     }
 
-    fn find_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, Option<FoundSession>> {
-        async move {
-            let row: Option<SessionRow> = sqlx::query_as(
-                "SELECT s.id_hash, s.token_id, s.operator_fingerprint, s.name, s.can_write, s.created_at, \
-                        s.expires_at, t.revoked_at \
-                 FROM sessions s LEFT JOIN api_tokens t ON t.id = s.token_id \
-                 WHERE s.id_hash = $1",
-            )
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, token_id, operator_fingerprint, name, can_write, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Arg::Text(session.id_hash.clone()))
+        .bind(Arg::OptionalInt(session.token_id))
+        .bind(Arg::OptionalText(session.operator_fingerprint.clone()))
+        .bind(Arg::Text(session.name.clone()))
+        .bind(Arg::Bool(session.can_write))
+        .bind(Arg::Int(session.created_at))
+        .bind(Arg::Int(session.expires_at))
+        .execute(&self.write)
+        .await
+        .map(drop)
+    }
+
+    async fn find_session(&self, id_hash: &str) -> Result<Option<FoundSession>, sqlx::Error> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT s.id_hash, s.token_id, s.operator_fingerprint, s.name, s.can_write, s.created_at, \
+                    s.expires_at, t.revoked_at \
+             FROM sessions s LEFT JOIN api_tokens t ON t.id = s.token_id \
+             WHERE s.id_hash = $1",
+        )
+        .bind(Arg::Text(id_hash.to_owned()))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|row| FoundSession {
+            session: row.session,
+            token_revoked: row.revoked_at.is_some(),
+        }))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(Arg::Text(id_hash.to_owned()))
-            .fetch_optional(&self.read)
-            .await?;
-            Ok(row.map(|row| FoundSession {
-                session: row.session,
-                token_revoked: row.revoked_at.is_some(),
-            }))
-        }
-        .boxed()
+            .execute(&self.write)
+            .await
+            .map(drop)
     }
 
-    fn delete_session<'a>(&'a self, id_hash: &'a str) -> Answer<'a, ()> {
-        async move {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                .bind(Arg::Text(id_hash.to_owned()))
-                .execute(&self.write)
-                .await
-                .map(drop)
-        }
-        .boxed()
+    async fn purge_sessions(&self, now: i64) -> Result<u64, sqlx::Error> {
+        let purged: Vec<(i64,)> =
+            sqlx::query_as("DELETE FROM sessions WHERE expires_at <= $1 RETURNING expires_at")
+                .bind(Arg::Int(now))
+                .fetch_all(&self.write)
+                .await?;
+        Ok(purged.len() as u64)
     }
 
-    fn purge_sessions(&self, now: i64) -> Answer<'_, u64> {
-        async move {
-            let purged: Vec<(i64,)> =
-                sqlx::query_as("DELETE FROM sessions WHERE expires_at <= $1 RETURNING expires_at")
-                    .bind(Arg::Int(now))
-                    .fetch_all(&self.write)
-                    .await?;
-            Ok(purged.len() as u64)
-        }
-        .boxed()
-    }
-
-    fn close(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.read.close().await;
-            self.write.close().await;
-        }
-        .boxed()
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
     }
 }
 

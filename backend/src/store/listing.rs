@@ -3,7 +3,7 @@
 //! Every listing is answered by the database from its indexes (the migrations keep a B-tree
 //! for each filter and sort, a text index, and counts; docs/architecture.md explains the
 //! design). This module only decides which statements to run, in which order, and what
-//! their answers mean; [`Sql::list_books`](super::sql::Sql) runs them. That keeps the
+//! their answers mean; `Sql::list_books` (`sql.rs`) runs them. That keeps the
 //! decisions free of I/O, and the same on both engines.
 //!
 //! - **Filters** (author, genre, year range): one statement, the page read off the index of
@@ -16,7 +16,7 @@
 //!   filtered), which are counted and sorted. If there are more, the count says "at least
 //!   10,000" and the page is read by walking the order's index, testing each book's text.
 
-use super::sql::{Arg, Engine, PageRow, Statement, book_columns, escape_like, push_contains};
+use super::statement::{Arg, Engine, PageRow, Statement, book_columns, escape_like, push_contains};
 use super::stored::{Page, Total};
 use crate::domain::{Book, Cursor, ListQuery, SortKey, SortValue, TextMatch};
 

@@ -11,9 +11,9 @@ mod catalogue;
 pub mod credentials;
 mod listing;
 pub mod postgres;
-mod seed;
 mod sql;
 pub mod sqlite;
+mod statement;
 mod stored;
 pub mod transfer;
 
@@ -24,9 +24,8 @@ pub use catalogue::{
 };
 pub use credentials::CredentialStore;
 pub use listing::COUNT_CAP;
-pub use seed::seed_demo_catalogue;
-pub use sql::Engine;
 pub use sqlite::Durability;
+pub use statement::Engine;
 pub use stored::{BookRef, Page, StoredBook, Total};
 
 /// What opening a database needs.

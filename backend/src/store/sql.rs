@@ -2,168 +2,23 @@
 //!
 //! sqlx takes `$1`-style placeholders on SQLite as on PostgreSQL, and the two schemas keep
 //! the same tables and columns (only types differ: SQLite's times are RFC 3339 text,
-//! PostgreSQL's `timestamptz`; [`Timestamp`] reads and writes both). So each statement is
-//! one string here, and [`Sql`] runs it on either engine. What differs is named in one
-//! place, [`Engine`]: how a row is locked for a change, how text is searched, how a plan is
-//! explained.
+//! PostgreSQL's `timestamptz`; `Timestamp` reads and writes both). So each statement is one
+//! string here, and [`Sql`] runs it on either engine. What differs is named in
+//! `statement.rs` ([`Engine`]) and in each engine's `dialect.rs`.
 //!
-//! `Sql` is implemented by sqlx's own `Sqlite` and `Postgres` types (in each engine's
-//! `dialect.rs`, with how they read and write [`Arg`] and [`Timestamp`]); the engines call
-//! its methods with their pools and connections.
+//! `Sql` is implemented by sqlx's own `Sqlite` and `Postgres` types; the engines call its
+//! methods with their pools and connections.
 
 use std::future::Future;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use super::catalogue::{Created, KEY_LIFETIME_SECS, not_found, unix_now};
 use super::listing::{Listing, Step};
+use super::statement::{Arg, Engine, PageRow, Statement, book_columns};
 use super::stored::{BookRef, Page, StoredBook};
-use crate::domain::{Book, IdempotencyKey, ListQuery, NewBook, Timestamp};
-
-/// Which engine a database URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    pub fn of(url: &str) -> Option<Self> {
-        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
-        match scheme.as_str() {
-            "sqlite" => Some(Self::Sqlite),
-            "postgres" | "postgresql" => Some(Self::Postgres),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-
-    /// Whether the engine's planner keeps statistics of the data (PostgreSQL: autovacuum's
-    /// `ANALYZE`) and so chooses between reading a range and walking an order by itself.
-    /// SQLite keeps none unless asked; the listings add the hints statistics would give.
-    pub(crate) fn keeps_statistics(self) -> bool {
-        self == Self::Postgres
-    }
-
-    /// What a `SELECT` adds to lock the rows it reads until the transaction ends. SQLite's
-    /// write transaction already excludes every other writer.
-    fn lock_rows(self) -> &'static str {
-        match self {
-            Self::Sqlite => "",
-            Self::Postgres => " FOR UPDATE",
-        }
-    }
-
-    /// The statement that keeps other writers out of `table` until the transaction ends (a
-    /// SQLite write transaction already does).
-    pub(crate) fn lock_table(self, table: &str) -> Option<String> {
-        match self {
-            Self::Sqlite => None,
-            Self::Postgres => Some(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")),
-        }
-    }
-
-    /// `FROM … WHERE` of the books whose title or author contains `needle` (folded, three
-    /// characters or more), through the engine's text index: FTS5's trigram table on
-    /// SQLite, `pg_trgm`'s indexes on PostgreSQL (which serve `LIKE`).
-    pub(crate) fn push_substring_source(self, st: &mut Statement, needle: &str) {
-        match self {
-            Self::Sqlite => {
-                // One FTS5 phrase of the needle's trigrams, in order: the substring itself.
-                let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-                st.push(" FROM books_text JOIN books ON books.id = books_text.rowid WHERE books_text MATCH ")
-                    .bind(Arg::Text(phrase));
-            }
-            Self::Postgres => {
-                st.push(" FROM books WHERE ");
-                push_contains(st, &format!("%{}%", escape_like(needle)));
-            }
-        }
-    }
-}
-
-/// `(title_key LIKE pattern OR author_key LIKE pattern)`, the wildcards of `pattern` being
-/// `%` and `_` and its escape `\` (so both engines read it alike).
-pub(crate) fn push_contains(st: &mut Statement, pattern: &str) {
-    let n = st.arg(Arg::Text(pattern.to_owned()));
-    st.push(&format!(
-        "(books.title_key LIKE ${n} ESCAPE '\\' OR books.author_key LIKE ${n} ESCAPE '\\')"
-    ));
-}
-
-/// `text` with LIKE's wildcards taken literally.
-pub(crate) fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-/// A value bound to a statement. One type for every bound value, so that a statement built
-/// piece by piece can bind them in a loop; each engine encodes each variant as the column's
-/// own type (`dialect.rs`).
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Int(i64),
-    OptionalInt(Option<i64>),
-    /// A year: PostgreSQL's column is an `integer`.
-    Year(i32),
-    Bool(bool),
-    Text(String),
-    OptionalText(Option<String>),
-    Time(Timestamp),
-}
-
-/// SQL and the values for its `$n` placeholders, built piece by piece.
-#[derive(Debug, Clone, Default)]
-pub struct Statement {
-    pub sql: String,
-    pub args: Vec<Arg>,
-}
-
-impl Statement {
-    pub fn new(sql: &str) -> Self {
-        Self {
-            sql: sql.to_owned(),
-            args: Vec::new(),
-        }
-    }
-
-    pub fn push(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
-        self
-    }
-
-    /// Adds a value and its placeholder.
-    pub fn bind(&mut self, value: Arg) -> &mut Self {
-        let n = self.arg(value);
-        self.sql.push_str(&format!("${n}"));
-        self
-    }
-
-    /// Adds a value; returns its placeholder's number (for SQL that names it twice).
-    pub fn arg(&mut self, value: Arg) -> usize {
-        self.args.push(value);
-        self.args.len()
-    }
-}
-
-/// A book of a listing's page, with the number of books the listing matches.
-#[derive(FromRow)]
-pub struct PageRow {
-    pub total: i64,
-    #[sqlx(flatten)]
-    pub book: Book,
-}
+use crate::domain::{Book, Edit, IdempotencyKey, ListQuery, NewBook, Precondition, Timestamp, fold_case};
+use crate::error::{Error, Result};
 
 /// An `Idempotency-Key` used earlier, and the answer it got.
 #[derive(FromRow)]
@@ -181,19 +36,12 @@ impl KeyRow {
     }
 }
 
-/// The columns of a [`Book`], for `concat!`.
-macro_rules! book_columns {
-    () => {
-        "id, title, author, year, genre, created_at, updated_at, version"
-    };
-}
-pub(crate) use book_columns;
-
 /// The statements both engines run, and the one thing each must say for itself (how a plan
 /// is explained). The `where` clause lists what sqlx must be able to do with the driver:
 /// run statements on a pool and on a connection, bind every [`Arg`], and read every row type
-/// here. (Rust does not carry such clauses to users of the trait, so code generic over `Sql`
-/// outside it states them again: see `credentials.rs`.)
+/// here. (Rust does not carry such clauses to users of the trait, so generic code outside it
+/// states them again: see `credentials.rs`.) Its methods return `Send` futures by name, so
+/// that callers need not prove it through those clauses.
 pub trait Sql: Database
 where
     for<'c> &'c mut <Self as Database>::Connection: Executor<'c, Database = Self>,
@@ -213,32 +61,21 @@ where
         statement: &Statement,
     ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send;
 
-    fn books<'e, E>(
+    /// The rows a statement answers.
+    fn rows<'e, E, R>(
         executor: E,
         statement: Statement,
-    ) -> impl Future<Output = Result<Vec<Book>, sqlx::Error>> + Send
+    ) -> impl Future<Output = Result<Vec<R>, sqlx::Error>> + Send
     where
         E: Executor<'e, Database = Self> + 'e,
+        R: for<'r> FromRow<'r, <Self as Database>::Row> + Send + Unpin + 'e,
     {
         async move {
-            let mut query = sqlx::query_as::<Self, Book>(&statement.sql);
+            let mut query = sqlx::query_as::<Self, R>(&statement.sql);
             for arg in statement.args {
                 query = query.bind(arg);
             }
             query.fetch_all(executor).await
-        }
-    }
-
-    fn page(
-        pool: &Pool<Self>,
-        statement: Statement,
-    ) -> impl Future<Output = Result<Vec<PageRow>, sqlx::Error>> + Send {
-        async move {
-            let mut query = sqlx::query_as::<Self, PageRow>(&statement.sql);
-            for arg in statement.args {
-                query = query.bind(arg);
-            }
-            query.fetch_all(pool).await
         }
     }
 
@@ -251,26 +88,10 @@ where
         E: Executor<'e, Database = Self> + 'e,
     {
         async move {
-            let mut query = sqlx::query_as::<Self, (i64,)>(&statement.sql);
-            for arg in statement.args {
-                query = query.bind(arg);
-            }
-            let (n,) = query.fetch_one(executor).await?;
-            Ok(n)
-        }
-    }
-
-    /// The two numbers a statement answers.
-    fn numbers(
-        pool: &Pool<Self>,
-        statement: Statement,
-    ) -> impl Future<Output = Result<(i64, i64), sqlx::Error>> + Send {
-        async move {
-            let mut query = sqlx::query_as::<Self, (i64, i64)>(&statement.sql);
-            for arg in statement.args {
-                query = query.bind(arg);
-            }
-            query.fetch_one(pool).await
+            let rows: Vec<(i64,)> = Self::rows(executor, statement).await?;
+            rows.first().map(|(n,)| *n).ok_or_else(|| {
+                sqlx::Error::Protocol("a statement that answers a number answered none".into())
+            })
         }
     }
 
@@ -291,24 +112,6 @@ where
         }
     }
 
-    /// Runs a statement that returns a number per row it changed (`RETURNING id`); how many
-    /// it changed.
-    fn changed<'e, E>(
-        executor: E,
-        statement: Statement,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send
-    where
-        E: Executor<'e, Database = Self> + 'e,
-    {
-        async move {
-            let mut query = sqlx::query_as::<Self, (i64,)>(&statement.sql);
-            for arg in statement.args {
-                query = query.bind(arg);
-            }
-            Ok(query.fetch_all(executor).await?.len() as u64)
-        }
-    }
-
     fn select_book<'e, E>(
         executor: E,
         id: i64,
@@ -316,12 +119,9 @@ where
     where
         E: Executor<'e, Database = Self> + 'e,
     {
-        async move {
-            let mut statement =
-                Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
-            statement.bind(Arg::Int(id));
-            Ok(Self::books(executor, statement).await?.pop())
-        }
+        let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
+        statement.bind(Arg::Int(id));
+        async move { Ok(Self::rows(executor, statement).await?.pop()) }
     }
 
     /// The row a change starts from, locked until the transaction ends: a second change to
@@ -330,12 +130,9 @@ where
         conn: &mut Self::Connection,
         id: i64,
     ) -> impl Future<Output = Result<Option<Book>, sqlx::Error>> + Send {
-        async move {
-            let mut statement =
-                Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
-            statement.bind(Arg::Int(id)).push(Self::ENGINE.lock_rows());
-            Ok(Self::books(conn, statement).await?.pop())
-        }
+        let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
+        statement.bind(Arg::Int(id)).push(Self::ENGINE.lock_rows());
+        async move { Ok(Self::rows(conn, statement).await?.pop()) }
     }
 
     /// Inserts books with one statement and returns them in the order given (ids are
@@ -345,18 +142,18 @@ where
         new: &[NewBook],
         now: &Timestamp,
     ) -> impl Future<Output = Result<Vec<Book>, sqlx::Error>> + Send {
+        let mut statement = Statement::new(
+            "INSERT INTO books (title, author, year, genre, created_at, updated_at, title_key, author_key, genre_key) VALUES ",
+        );
+        for (i, book) in new.iter().enumerate() {
+            statement.push(if i == 0 { "(" } else { ", (" });
+            let stamp = statement.arg(Arg::Time(now.clone()));
+            push_book(&mut statement, book, &format!("${stamp}, ${stamp}"));
+            statement.push(")");
+        }
+        statement.push(concat!(" RETURNING ", book_columns!()));
         async move {
-            let mut statement = Statement::new(
-                "INSERT INTO books (title, author, year, genre, created_at, updated_at, title_key, author_key, genre_key) VALUES ",
-            );
-            for (i, book) in new.iter().enumerate() {
-                statement.push(if i == 0 { "(" } else { ", (" });
-                let stamp = statement.arg(Arg::Time(now.clone()));
-                push_book(&mut statement, book, &format!("${stamp}, ${stamp}"));
-                statement.push(")");
-            }
-            statement.push(concat!(" RETURNING ", book_columns!()));
-            let mut created = Self::books(conn, statement).await?;
+            let mut created: Vec<Book> = Self::rows(conn, statement).await?;
             created.sort_unstable_by_key(|book| book.id);
             Ok(created)
         }
@@ -371,19 +168,17 @@ where
         book: &NewBook,
         now: &Timestamp,
     ) -> impl Future<Output = Result<Option<Book>, sqlx::Error>> + Send {
-        async move {
-            let mut statement = Statement::new(
-                "UPDATE books SET (title, author, year, genre, updated_at, title_key, author_key, genre_key) = (",
-            );
-            let stamp = statement.arg(Arg::Time(now.clone()));
-            push_book(&mut statement, book, &format!("${stamp}"));
-            statement
-                .push("), version = version + 1 WHERE id = ")
-                .bind(Arg::Int(id));
-            statement.push(" AND version = ").bind(Arg::Int(version));
-            statement.push(concat!(" RETURNING ", book_columns!()));
-            Ok(Self::books(conn, statement).await?.pop())
-        }
+        let mut statement = Statement::new(
+            "UPDATE books SET (title, author, year, genre, updated_at, title_key, author_key, genre_key) = (",
+        );
+        let stamp = statement.arg(Arg::Time(now.clone()));
+        push_book(&mut statement, book, &format!("${stamp}"));
+        statement
+            .push("), version = version + 1 WHERE id = ")
+            .bind(Arg::Int(id));
+        statement.push(" AND version = ").bind(Arg::Int(version));
+        statement.push(concat!(" RETURNING ", book_columns!()));
+        async move { Ok(Self::rows(conn, statement).await?.pop()) }
     }
 
     /// Deletes book `id` at version `version`; whether a row went.
@@ -392,42 +187,114 @@ where
         id: i64,
         version: i64,
     ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
+        let mut statement = Statement::new("DELETE FROM books WHERE id = ");
+        statement
+            .bind(Arg::Int(id))
+            .push(" AND version = ")
+            .bind(Arg::Int(version));
+        statement.push(" RETURNING id");
+        async move { Ok(Self::rows::<_, (i64,)>(conn, statement).await?.len() == 1) }
+    }
+
+    /// The current row of a change, or the refusal: 404 if there is no such book, 412 if
+    /// `precondition` does not admit its version. (Refusals are the inner error: the
+    /// transaction goes on, or is dropped, as its owner decides.)
+    fn current(
+        conn: &mut Self::Connection,
+        id: i64,
+        precondition: &Precondition,
+    ) -> impl Future<Output = Result<Result<Book>, sqlx::Error>> + Send {
+        let admitted = move |book: &Book| precondition.admits(book.id, book.version);
         async move {
-            let mut statement = Statement::new("DELETE FROM books WHERE id = ");
-            statement
-                .bind(Arg::Int(id))
-                .push(" AND version = ")
-                .bind(Arg::Int(version));
-            Ok(Self::changed(conn, statement.push(" RETURNING id").clone()).await? == 1)
+            Ok(match Self::select_for_change(conn, id).await? {
+                None => Err(not_found(id)),
+                Some(book) if !admitted(&book) => Err(Error::PreconditionFailed),
+                Some(book) => Ok(book),
+            })
+        }
+    }
+
+    /// Applies `edit` to book `id` in the caller's transaction: the book after it, and
+    /// whether it was written (an edit that changes nothing is not, so the version and every
+    /// client's ETag stay), or the refusal (404, 412, 422).
+    fn change_book(
+        conn: &mut Self::Connection,
+        id: i64,
+        precondition: &Precondition,
+        edit: Edit,
+        now: &Timestamp,
+    ) -> impl Future<Output = Result<Result<(Book, bool)>, sqlx::Error>> + Send {
+        async move {
+            let current = match Self::current(&mut *conn, id, precondition).await? {
+                Ok(current) => current,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let next = match edit.apply_to(&current) {
+                Ok(next) => next,
+                Err(errors) => return Ok(Err(Error::invalid_fields(errors))),
+            };
+            if next.matches(&current) {
+                return Ok(Ok((current, false)));
+            }
+            let updated = Self::update_book(conn, id, current.version, &next, now).await?;
+            Ok(updated.map(|book| (book, true)).ok_or(Error::PreconditionFailed))
+        }
+    }
+
+    /// Deletes book `id` in the caller's transaction, or says why not (404, 412).
+    fn remove_book(
+        conn: &mut Self::Connection,
+        id: i64,
+        precondition: &Precondition,
+    ) -> impl Future<Output = Result<Result<()>, sqlx::Error>> + Send {
+        async move {
+            let current = match Self::current(&mut *conn, id, precondition).await? {
+                Ok(current) => current,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let deleted = Self::delete_book(conn, id, current.version).await?;
+            Ok(if deleted {
+                Ok(())
+            } else {
+                Err(Error::PreconditionFailed)
+            })
+        }
+    }
+
+    /// Creates a book under an `Idempotency-Key` in the caller's transaction (which holds
+    /// the key: no other request with it runs meanwhile): the original answer if the key was
+    /// used for the same book within its lifetime, a 422 if for another, else the new book
+    /// and the key's record of it.
+    fn create_with_key(
+        conn: &mut Self::Connection,
+        book: &NewBook,
+        key: &IdempotencyKey,
+        now: &Timestamp,
+    ) -> impl Future<Output = Result<Result<Created>, sqlx::Error>> + Send {
+        async move {
+            let fingerprint = book.fingerprint();
+            if let Some(earlier) = Self::select_key(&mut *conn, key, unix_now() - KEY_LIFETIME_SECS).await? {
+                return Ok(if earlier.fingerprint == fingerprint {
+                    Ok(Created::replayed(earlier.response()))
+                } else {
+                    Err(Error::key_reused())
+                });
+            }
+            let created = Self::insert_books(&mut *conn, std::slice::from_ref(book), now).await?;
+            let created = StoredBook::of(created.first().ok_or(sqlx::Error::RowNotFound)?);
+            Self::insert_key(conn, key, &fingerprint, &created, unix_now()).await?;
+            Ok(Ok(Created::new(created)))
         }
     }
 
     /// A page of a listing and its count; `listing.rs` says which statements answer it.
-    fn list_books(
-        pool: &Pool<Self>,
-        query: &ListQuery,
-    ) -> impl Future<Output = Result<Page, sqlx::Error>> + Send {
-        async move { Self::answer_listing(pool, query, None).await }
-    }
-
-    /// The plans of the statements that answer a listing, in the order they run (what the
-    /// tests that hold every listing to an index read).
-    fn listing_plans(
-        pool: &Pool<Self>,
-        query: &ListQuery,
-    ) -> impl Future<Output = Result<Vec<Vec<String>>, sqlx::Error>> + Send {
-        async move {
-            let mut plans = Vec::new();
-            Self::answer_listing(pool, query, Some(&mut plans)).await?;
-            Ok(plans)
-        }
-    }
-
-    fn answer_listing(
-        pool: &Pool<Self>,
-        query: &ListQuery,
-        mut plans: Option<&mut Vec<Vec<String>>>,
-    ) -> impl Future<Output = Result<Page, sqlx::Error>> + Send {
+    /// With `plans`, also what the engine plans for each (for the tests that hold every
+    /// listing to an index).
+    fn list_books<'a>(
+        pool: &'a Pool<Self>,
+        query: &'a ListQuery,
+        mut plans: Option<&'a mut Vec<Vec<String>>>,
+    ) -> impl Future<Output = Result<Page, sqlx::Error>> + Send + 'a {
         async move {
             let mut listing = Listing::new(query, Self::ENGINE);
             let mut step = listing.start();
@@ -439,10 +306,11 @@ where
                 }
                 step = match step {
                     Step::Counts(st) => {
-                        let (in_range, in_set) = Self::numbers(pool, st).await?;
+                        let counts: Vec<(i64, i64)> = Self::rows(pool, st).await?;
+                        let (in_range, in_set) = counts.first().copied().unwrap_or_default();
                         listing.counted(in_range, in_set)
                     }
-                    Step::Page(st) => listing.paged(Self::page(pool, st).await?),
+                    Step::Page(st) => listing.paged(Self::rows(pool, st).await?),
                     Step::Total(st) => listing.totalled(Self::number(pool, st).await?),
                     Step::Done(page) => return Ok(page),
                 };
@@ -452,12 +320,12 @@ where
 
     /// The number of books, from the counts the database keeps.
     fn count_books(pool: &Pool<Self>) -> impl Future<Output = Result<i64, sqlx::Error>> + Send {
-        async move {
-            let statement = Statement::new(
+        Self::number(
+            pool,
+            Statement::new(
                 "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM genre_counts WHERE genre_key = ''",
-            );
-            Self::number(pool, statement).await
-        }
+            ),
+        )
     }
 
     /// The key's row, if it was used at or after `fresh_after` (unix seconds).
@@ -466,17 +334,15 @@ where
         key: &IdempotencyKey,
         fresh_after: i64,
     ) -> impl Future<Output = Result<Option<KeyRow>, sqlx::Error>> + Send {
-        async move {
-            sqlx::query_as(
-                "SELECT fingerprint, book_id, version, response FROM idempotency_keys \
-                 WHERE scope = $1 AND key = $2 AND created_at >= $3",
-            )
-            .bind(Arg::Text(key.scope().to_owned()))
-            .bind(Arg::Text(key.key().to_owned()))
-            .bind(Arg::Int(fresh_after))
-            .fetch_optional(conn)
-            .await
-        }
+        let mut statement = Statement::new(
+            "SELECT fingerprint, book_id, version, response FROM idempotency_keys WHERE scope = ",
+        );
+        statement.bind(Arg::Text(key.scope().to_owned()));
+        statement
+            .push(" AND key = ")
+            .bind(Arg::Text(key.key().to_owned()));
+        statement.push(" AND created_at >= ").bind(Arg::Int(fresh_after));
+        async move { Ok(Self::rows(conn, statement).await?.pop()) }
     }
 
     /// Records the answer to a create under its key (replacing an expired use of the key).
@@ -487,32 +353,42 @@ where
         book: &StoredBook,
         at: i64,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
-        async move {
-            let response = String::from_utf8(book.json().to_vec()).expect("serde_json writes UTF-8");
-            let mut statement = Statement::new(
-                "INSERT INTO idempotency_keys (scope, key, fingerprint, book_id, version, response, created_at) VALUES (",
-            );
-            for (i, value) in [
-                Arg::Text(key.scope().to_owned()),
-                Arg::Text(key.key().to_owned()),
-                Arg::Text(fingerprint.to_owned()),
-                Arg::Int(book.id),
-                Arg::Int(book.version),
-                Arg::Text(response),
-                Arg::Int(at),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                statement.push(if i == 0 { "" } else { ", " }).bind(value);
+        let response = String::from_utf8(book.json().to_vec()).expect("serde_json writes UTF-8");
+        let mut statement = Statement::new(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, book_id, version, response, created_at) VALUES (",
+        );
+        statement.bind_all([
+            Arg::Text(key.scope().to_owned()),
+            Arg::Text(key.key().to_owned()),
+            Arg::Text(fingerprint.to_owned()),
+            Arg::Int(book.id),
+            Arg::Int(book.version),
+            Arg::Text(response),
+            Arg::Int(at),
+        ]);
+        statement.push(
+            ") ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             book_id = excluded.book_id, version = excluded.version, response = excluded.response, \
+             created_at = excluded.created_at",
+        );
+        Self::execute(conn, statement)
+    }
+
+    /// Deletes forgotten `Idempotency-Key`s every ten minutes, for as long as `pool` is open
+    /// (any process may; deleting twice is harmless).
+    fn purge_keys_while_open(pool: Pool<Self>) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                if pool.is_closed() {
+                    return;
+                }
+                match Self::purge_keys(&pool, unix_now() - KEY_LIFETIME_SECS).await {
+                    Ok(purged) => tracing::debug!(purged, "forgot idempotency keys older than 24 hours"),
+                    Err(error) => tracing::warn!(%error, "purging old idempotency keys failed"),
+                }
             }
-            statement.push(
-                ") ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
-                 book_id = excluded.book_id, version = excluded.version, response = excluded.response, \
-                 created_at = excluded.created_at",
-            );
-            Self::execute(conn, statement).await
-        }
+        });
     }
 
     /// Forgets keys used before `before` (unix seconds); returns how many.
@@ -520,11 +396,9 @@ where
     where
         E: Executor<'e, Database = Self> + 'e,
     {
-        async move {
-            let mut statement = Statement::new("DELETE FROM idempotency_keys WHERE created_at < ");
-            statement.bind(Arg::Int(before)).push(" RETURNING created_at");
-            Self::changed(executor, statement).await
-        }
+        let mut statement = Statement::new("DELETE FROM idempotency_keys WHERE created_at < ");
+        statement.bind(Arg::Int(before)).push(" RETURNING created_at");
+        async move { Ok(Self::rows::<_, (i64,)>(executor, statement).await?.len() as u64) }
     }
 }
 
@@ -532,37 +406,16 @@ where
 /// [`Sql::update_book`], with `stamps` (the placeholders of the times) after the genre.
 fn push_book(statement: &mut Statement, book: &NewBook, stamps: &str) {
     let genre = book.genre.as_ref().map(|g| g.as_str().to_owned());
-    statement
-        .bind(Arg::Text(book.title.as_str().to_owned()))
-        .push(", ")
-        .bind(Arg::Text(book.author.as_str().to_owned()))
-        .push(", ")
-        .bind(Arg::Year(book.year.get_i32()))
-        .push(", ")
-        .bind(Arg::OptionalText(genre.clone()))
-        .push(&format!(", {stamps}, "))
-        .bind(Arg::Text(crate::domain::fold_case(book.title.as_str())))
-        .push(", ")
-        .bind(Arg::Text(crate::domain::fold_case(book.author.as_str())))
-        .push(", ")
-        .bind(Arg::OptionalText(genre.as_deref().map(crate::domain::fold_case)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_are_taken_literally() {
-        assert_eq!(escape_like("100%_done\\"), "100\\%\\_done\\\\");
-        assert_eq!(escape_like("dune"), "dune");
-    }
-
-    #[test]
-    fn placeholders_are_numbered_in_the_order_values_are_bound() {
-        let mut statement = Statement::new("SELECT ");
-        statement.bind(Arg::Int(1)).push(", ").bind(Arg::Text("a".into()));
-        let n = statement.arg(Arg::Bool(true));
-        assert_eq!((statement.sql.as_str(), n), ("SELECT $1, $2", 3));
-    }
+    statement.bind_all([
+        Arg::Text(book.title.as_str().to_owned()),
+        Arg::Text(book.author.as_str().to_owned()),
+        Arg::Year(book.year.get_i32()),
+        Arg::OptionalText(genre.clone()),
+    ]);
+    statement.push(&format!(", {stamps}, "));
+    statement.bind_all([
+        Arg::Text(fold_case(book.title.as_str())),
+        Arg::Text(fold_case(book.author.as_str())),
+        Arg::OptionalText(genre.as_deref().map(fold_case)),
+    ]);
 }

@@ -5,15 +5,17 @@
 //! The copy reads the source in one read transaction (a consistent snapshot, even while a
 //! server keeps writing to it), writes the target in batches, and carries over the highest id
 //! ever assigned, so an id deleted before the move is not handed out again after it. A target
-//! that already holds books is refused unless `overwrite` is set.
+//! that already holds books is refused unless `overwrite` is set. The target's triggers keep
+//! its indexes, text index and counts as the books arrive.
 
 use std::str::FromStr;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Executor, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::sql::{Arg, Engine, Sql, Statement, book_columns};
+use super::statement::{Arg, Engine, Statement, book_columns};
 use crate::domain::{Book, Timestamp, fold_case};
 
 /// Books read and written per batch.
@@ -38,151 +40,98 @@ pub enum CopyError {
     Database(#[from] sqlx::Error),
 }
 
-/// One side of a copy, migrated to this build's schema.
-enum Database {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 pub async fn copy(from: &str, to: &str, overwrite: bool) -> Result<Copied, CopyError> {
     if from == to {
         return Err(CopyError::SameDatabase);
     }
-    let source = Database::open(from, false).await?;
-    let target = Database::open(to, true).await?;
-    let existing = target.count().await?;
+    let mut source = open(from, false).await?;
+    let mut target = open(to, true).await?;
+    let existing = target.number(Statement::new(COUNT)).await?;
     if existing > 0 && !overwrite {
         return Err(CopyError::TargetNotEmpty(existing));
     }
-    let copied = match (&source, &target) {
-        (Database::Sqlite(s), Database::Sqlite(t)) => {
-            let (mut s, mut t) = (s.acquire().await?, t.acquire().await?);
-            copy_between(&mut *s, &mut *t, overwrite).await?
-        }
-        (Database::Sqlite(s), Database::Postgres(t)) => {
-            let (mut s, mut t) = (s.acquire().await?, t.acquire().await?);
-            copy_between(&mut *s, &mut *t, overwrite).await?
-        }
-        (Database::Postgres(s), Database::Sqlite(t)) => {
-            let (mut s, mut t) = (s.acquire().await?, t.acquire().await?);
-            copy_between(&mut *s, &mut *t, overwrite).await?
-        }
-        (Database::Postgres(s), Database::Postgres(t)) => {
-            let (mut s, mut t) = (s.acquire().await?, t.acquire().await?);
-            copy_between(&mut *s, &mut *t, overwrite).await?
-        }
-    };
+    let copied = copy_between(source.as_mut(), target.as_mut(), overwrite).await;
     source.close().await;
     target.close().await;
-    Ok(copied)
+    Ok(copied?)
 }
 
 async fn copy_between(
-    source: &mut impl Side,
-    target: &mut impl Side,
+    source: &mut dyn Side,
+    target: &mut dyn Side,
     overwrite: bool,
 ) -> Result<Copied, sqlx::Error> {
-    source.begin_snapshot().await?;
-    target.begin_write().await?;
+    source.run(source.engine().begin_snapshot()).await?;
+    target.run(target.engine().begin_copy()).await?;
     if overwrite {
-        target.clear().await?;
+        target.run(vec![Statement::new("DELETE FROM books")]).await?;
     }
     let mut books = 0;
     let mut after = 0;
     loop {
-        let batch = source.read_after(after, BATCH).await?;
+        let batch = source.books(read_after(after)).await?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        target.write(&batch).await?;
+        target.run(vec![write(&batch)]).await?;
         books += batch.len() as i64;
     }
-    let id_floor = source.id_floor().await?;
-    target.raise_id_floor(id_floor).await?;
-    target.mark_created().await?;
-    let written = target.count().await?;
+    let id_floor = source.number(source.engine().id_floor()).await?;
+    if id_floor > target.number(target.engine().id_floor()).await? {
+        target.run(target.engine().raise_id_floor(id_floor)).await?;
+    }
+    target.run(target.engine().mark_created()).await?;
+    let written = target.number(Statement::new(COUNT)).await?;
     if written != books {
         return Err(sqlx::Error::Protocol(format!(
             "copied {books} books, but the target holds {written}"
         )));
     }
-    target.commit().await?;
-    source.commit().await?;
+    target.run(vec![Statement::new("COMMIT")]).await?;
+    source.run(vec![Statement::new("COMMIT")]).await?;
     Ok(Copied { books, id_floor })
 }
 
-impl Database {
-    /// Opens the database at `url` and applies this build's migrations to it (a source made by
-    /// an older build is read in the current schema). A SQLite source must exist.
-    async fn open(url: &str, create: bool) -> Result<Self, sqlx::Error> {
-        match Engine::of(url) {
-            Some(Engine::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(create)
-                    .busy_timeout(std::time::Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options)
-                    .await?;
-                sqlx::migrate!("./migrations").run(&pool).await?;
-                Ok(Self::Sqlite(pool))
-            }
-            Some(Engine::Postgres) => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(PgConnectOptions::from_str(url)?)
-                    .await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                Ok(Self::Postgres(pool))
-            }
-            None => Err(sqlx::Error::Configuration(
-                format!("not a sqlite:// or postgres:// URL: {url}").into(),
-            )),
+/// The database at `url`, with this build's migrations applied (a source made by an older
+/// build is read in the current schema). A SQLite source must exist.
+async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
+    match Engine::of(url) {
+        Some(Engine::Sqlite) => {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(create)
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations").run(&pool).await?;
+            Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
-    }
-
-    async fn count(&self) -> Result<i64, sqlx::Error> {
-        match self {
-            Self::Sqlite(pool) => Sqlite::count_books(pool).await,
-            Self::Postgres(pool) => Postgres::count_books(pool).await,
+        Some(Engine::Postgres) => {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(PgConnectOptions::from_str(url)?)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
-    }
-
-    async fn close(&self) {
-        match self {
-            Self::Sqlite(pool) => pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
-        }
+        None => Err(sqlx::Error::Configuration(
+            format!("not a sqlite:// or postgres:// URL: {url}").into(),
+        )),
     }
 }
 
-/// What a copy does with one side: the engines differ in how they take a snapshot or keep
-/// other writers out, and in how they remember the highest id ever assigned.
-trait Side {
-    async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error>;
-    async fn begin_write(&mut self) -> Result<(), sqlx::Error>;
-    async fn commit(&mut self) -> Result<(), sqlx::Error>;
-    async fn read_after(&mut self, after: i64, limit: i64) -> Result<Vec<Book>, sqlx::Error>;
-    async fn clear(&mut self) -> Result<(), sqlx::Error>;
-    async fn write(&mut self, books: &[Book]) -> Result<(), sqlx::Error>;
-    async fn count(&mut self) -> Result<i64, sqlx::Error>;
-    /// The highest id ever assigned (deleted ones included).
-    async fn id_floor(&mut self) -> Result<i64, sqlx::Error>;
-    /// Makes sure new ids start above `floor`.
-    async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error>;
-    /// Records that the database is not brand new, so no server seeds sample books into it.
-    async fn mark_created(&mut self) -> Result<(), sqlx::Error>;
-}
+const COUNT: &str = "SELECT count(*) FROM books";
 
-/// The statements both engines share: books by id, and books written with their ids.
-fn read_after(after: i64, limit: i64) -> Statement {
+fn read_after(after: i64) -> Statement {
     let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id > "));
     statement
         .bind(Arg::Int(after))
         .push(" ORDER BY id LIMIT ")
-        .bind(Arg::Int(limit));
+        .bind(Arg::Int(BATCH));
     statement
 }
 
+/// Books written with their own ids, versions and times.
 fn write(books: &[Book]) -> Statement {
     let mut statement = Statement::new(
         "INSERT INTO books (id, title, author, year, genre, created_at, updated_at, version, \
@@ -190,11 +139,11 @@ fn write(books: &[Book]) -> Statement {
     );
     for (i, book) in books.iter().enumerate() {
         statement.push(if i == 0 { "(" } else { ", (" });
-        let values = [
+        statement.bind_all([
             Arg::Int(book.id),
             Arg::Text(book.title.clone()),
             Arg::Text(book.author.clone()),
-            Arg::Year(i32::try_from(book.year).unwrap_or(i32::MAX)),
+            Arg::Year(i32::try_from(book.year).expect("a stored year fits an i32")),
             Arg::OptionalText(book.genre.clone()),
             Arg::Time(Timestamp::from_stored(book.created_at.clone())),
             Arg::Time(Timestamp::from_stored(book.updated_at.clone())),
@@ -202,197 +151,143 @@ fn write(books: &[Book]) -> Statement {
             Arg::Text(fold_case(&book.title)),
             Arg::Text(fold_case(&book.author)),
             Arg::OptionalText(book.genre.as_deref().map(fold_case)),
-        ];
-        for (j, value) in values.into_iter().enumerate() {
-            statement.push(if j == 0 { "" } else { ", " }).bind(value);
-        }
+        ]);
         statement.push(")");
     }
     statement
 }
 
-const COUNT: &str = "SELECT count(*) FROM books";
-
-impl Side for SqliteConnection {
-    async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("BEGIN").await.map(drop)
+/// What differs between the engines in a copy.
+impl Engine {
+    /// A read transaction over one snapshot of the source.
+    fn begin_snapshot(self) -> Vec<Statement> {
+        vec![Statement::new(match self {
+            Self::Sqlite => "BEGIN",
+            Self::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        })]
     }
 
-    async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("BEGIN IMMEDIATE").await.map(drop)
-    }
-
-    async fn commit(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("COMMIT").await.map(drop)
-    }
-
-    async fn read_after(&mut self, after: i64, limit: i64) -> Result<Vec<Book>, sqlx::Error> {
-        Sqlite::books(self, read_after(after, limit)).await
-    }
-
-    async fn clear(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("DELETE FROM books").await.map(drop)
-    }
-
-    async fn write(&mut self, books: &[Book]) -> Result<(), sqlx::Error> {
-        Sqlite::execute(self, write(books)).await.map(drop)
-    }
-
-    async fn count(&mut self) -> Result<i64, sqlx::Error> {
-        Sqlite::number(self, Statement::new(COUNT)).await
-    }
-
-    async fn id_floor(&mut self) -> Result<i64, sqlx::Error> {
-        let statement = Statement::new(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'books'), 0), \
-                        coalesce((SELECT max(id) FROM books), 0))",
-        );
-        Sqlite::number(self, statement).await
-    }
-
-    async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error> {
-        // AUTOINCREMENT keeps its high-water mark in sqlite_sequence (a row for `books` exists
-        // once any book has been inserted).
-        let current = self.id_floor().await?;
-        if floor > current {
-            self.execute("DELETE FROM sqlite_sequence WHERE name = 'books'")
-                .await?;
-            let mut statement = Statement::new("INSERT INTO sqlite_sequence (name, seq) VALUES ('books', ");
-            statement.bind(Arg::Int(floor)).push(")");
-            Sqlite::execute(self, statement).await?;
-        }
-        Ok(())
-    }
-
-    async fn mark_created(&mut self) -> Result<(), sqlx::Error> {
-        // A SQLite database is brand new only until it is first migrated, which opening it did.
-        Ok(())
-    }
-}
-
-impl Side for PgConnection {
-    async fn begin_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map(drop)
-    }
-
-    async fn begin_write(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("BEGIN").await?;
-        // No server may write while the copy runs in this transaction, and the copy may take
-        // longer than a request's statement time limit.
-        self.execute("SET LOCAL statement_timeout = 0").await?;
-        self.execute("LOCK TABLE books IN EXCLUSIVE MODE").await.map(drop)
-    }
-
-    async fn commit(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("COMMIT").await.map(drop)
-    }
-
-    async fn read_after(&mut self, after: i64, limit: i64) -> Result<Vec<Book>, sqlx::Error> {
-        Postgres::books(self, read_after(after, limit)).await
-    }
-
-    async fn clear(&mut self) -> Result<(), sqlx::Error> {
-        self.execute("DELETE FROM books").await.map(drop)
-    }
-
-    async fn write(&mut self, books: &[Book]) -> Result<(), sqlx::Error> {
-        Postgres::execute(self, write(books)).await.map(drop)
-    }
-
-    async fn count(&mut self) -> Result<i64, sqlx::Error> {
-        Postgres::number(self, Statement::new(COUNT)).await
-    }
-
-    async fn id_floor(&mut self) -> Result<i64, sqlx::Error> {
-        let statement = Statement::new(
-            "SELECT greatest(\
-                coalesce(pg_sequence_last_value(pg_get_serial_sequence('books', 'id')::regclass), 0), \
-                (SELECT coalesce(max(id), 0) FROM books))",
-        );
-        Postgres::number(self, statement).await
-    }
-
-    async fn raise_id_floor(&mut self, floor: i64) -> Result<(), sqlx::Error> {
-        let floor = floor.max(self.id_floor().await?);
-        if floor > 0 {
-            let mut statement = Statement::new("SELECT setval(pg_get_serial_sequence('books', 'id'), ");
-            statement.bind(Arg::Int(floor)).push(", true)");
-            Postgres::number(self, statement).await?;
-        }
-        Ok(())
-    }
-
-    async fn mark_created(&mut self) -> Result<(), sqlx::Error> {
-        self.execute(
-            "INSERT INTO bookstore_meta (key, value) VALUES ('created', now()::text) ON CONFLICT (key) DO NOTHING",
-        )
-        .await
-        .map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::deadline::Deadline;
-    use crate::domain::{Author, NewBook, Precondition, Title, Year};
-    use crate::store::{Durability, StoreConfig};
-
-    fn config(url: &str) -> StoreConfig {
-        StoreConfig {
-            database_url: url.to_owned(),
-            durability: Durability::Normal,
-            max_connections: 2,
+    /// A write transaction on the target that no server may write beside (on PostgreSQL,
+    /// and without a request's time limit: a copy takes longer).
+    fn begin_copy(self) -> Vec<Statement> {
+        match self {
+            Self::Sqlite => vec![Statement::new("BEGIN IMMEDIATE")],
+            Self::Postgres => [
+                "BEGIN",
+                "SET LOCAL statement_timeout = 0",
+                "LOCK TABLE books IN EXCLUSIVE MODE",
+            ]
+            .map(Statement::new)
+            .to_vec(),
         }
     }
 
-    #[tokio::test]
-    async fn sqlite_to_sqlite_keeps_ids_versions_and_the_id_floor() {
-        let dir = tempfile::tempdir().unwrap();
-        let (from, to) = (
-            format!("sqlite://{}", dir.path().join("a.db").display()),
-            format!("sqlite://{}", dir.path().join("b.db").display()),
-        );
-        let store = crate::store::open(&config(&from)).await.unwrap().store;
-        for title in ["One", "Two", "Three"] {
-            let book = NewBook {
-                title: Title::parse(title).unwrap(),
-                author: Author::parse("A").unwrap(),
-                year: Year::new(2000).unwrap(),
-                genre: None,
-            };
-            store.create_book(book, None, &Deadline::none()).await.unwrap();
-        }
-        store
-            .delete_book(3, Precondition::default(), &Deadline::none())
-            .await
-            .unwrap();
-        store.close().await;
-
-        let copied = copy(&from, &to, false).await.unwrap();
-        assert_eq!(
-            copied,
-            Copied {
-                books: 2,
-                id_floor: 3
+    /// The highest id ever assigned, deleted ones included (AUTOINCREMENT keeps it in
+    /// sqlite_sequence; PostgreSQL in the identity's sequence).
+    fn id_floor(self) -> Statement {
+        Statement::new(match self {
+            Self::Sqlite => {
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'books'), 0), \
+                            coalesce((SELECT max(id) FROM books), 0))"
             }
-        );
-        assert!(matches!(
-            copy(&from, &to, false).await,
-            Err(CopyError::TargetNotEmpty(2))
-        ));
-        assert_eq!(copy(&from, &to, true).await.unwrap().books, 2);
+            Self::Postgres => {
+                "SELECT greatest(coalesce(pg_sequence_last_value(pg_get_serial_sequence('books', 'id')::regclass), 0), \
+                                 (SELECT coalesce(max(id), 0) FROM books))"
+            }
+        })
+    }
 
-        let store = crate::store::open(&config(&to)).await.unwrap().store;
-        let book = NewBook {
-            title: Title::parse("Four").unwrap(),
-            author: Author::parse("A").unwrap(),
-            year: Year::new(2000).unwrap(),
-            genre: None,
-        };
-        let created = store.create_book(book, None, &Deadline::none()).await.unwrap();
-        assert_eq!(created.book.id, 4, "id 3 was used before the copy: never again");
+    /// New ids start above `floor`.
+    fn raise_id_floor(self, floor: i64) -> Vec<Statement> {
+        let mut raise = Statement::new(match self {
+            Self::Sqlite => "INSERT INTO sqlite_sequence (name, seq) VALUES ('books', ",
+            Self::Postgres => "SELECT setval(pg_get_serial_sequence('books', 'id'), ",
+        });
+        raise.bind(Arg::Int(floor)).push(")");
+        match self {
+            Self::Sqlite => vec![
+                Statement::new("DELETE FROM sqlite_sequence WHERE name = 'books'"),
+                raise,
+            ],
+            Self::Postgres => vec![raise],
+        }
+    }
+
+    /// Records that the database is not brand new, so no server seeds sample books into it
+    /// (a SQLite database is brand new only until it is first migrated, which opening it did).
+    fn mark_created(self) -> Vec<Statement> {
+        match self {
+            Self::Sqlite => Vec::new(),
+            Self::Postgres => vec![Statement::new(
+                "INSERT INTO bookstore_meta (key, value) VALUES ('created', now()::text) ON CONFLICT (key) DO NOTHING",
+            )],
+        }
+    }
+}
+
+/// One side of a copy: a connection to run the statements on.
+#[async_trait::async_trait]
+trait Side: Send {
+    fn engine(&self) -> Engine;
+    async fn run(&mut self, statements: Vec<Statement>) -> Result<(), sqlx::Error>;
+    async fn books(&mut self, statement: Statement) -> Result<Vec<Book>, sqlx::Error>;
+    async fn number(&mut self, statement: Statement) -> Result<i64, sqlx::Error>;
+    /// Closes the connection and its pool (the last SQLite connection folds the WAL in).
+    async fn close(self: Box<Self>);
+}
+
+struct Connection<DB: Database>(PoolConnection<DB>, Pool<DB>);
+
+// What sqlx must do with the driver for the statements above (the bounds of `store::sql::Sql`
+// again: Rust does not carry a trait's `where` clause to the code that uses the trait).
+#[async_trait::async_trait]
+impl<DB> Side for Connection<DB>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> Arg: Encode<'q, DB> + Type<DB>,
+    for<'r> Book: FromRow<'r, <DB as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <DB as Database>::Row>,
+{
+    fn engine(&self) -> Engine {
+        if DB::NAME == "SQLite" {
+            Engine::Sqlite
+        } else {
+            Engine::Postgres
+        }
+    }
+
+    async fn run(&mut self, statements: Vec<Statement>) -> Result<(), sqlx::Error> {
+        for statement in statements {
+            let mut query = sqlx::query::<DB>(&statement.sql);
+            for arg in statement.args {
+                query = query.bind(arg);
+            }
+            query.execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn books(&mut self, statement: Statement) -> Result<Vec<Book>, sqlx::Error> {
+        let mut query = sqlx::query_as::<DB, Book>(&statement.sql);
+        for arg in statement.args {
+            query = query.bind(arg);
+        }
+        query.fetch_all(&mut *self.0).await
+    }
+
+    async fn number(&mut self, statement: Statement) -> Result<i64, sqlx::Error> {
+        let mut query = sqlx::query_as::<DB, (i64,)>(&statement.sql);
+        for arg in statement.args {
+            query = query.bind(arg);
+        }
+        Ok(query.fetch_one(&mut *self.0).await?.0)
+    }
+
+    async fn close(self: Box<Self>) {
+        let Connection(conn, pool) = *self;
+        drop(conn);
+        pool.close().await;
     }
 }

@@ -9,7 +9,8 @@ use sqlx::{Decode, Encode, Pool, Postgres, Type};
 use time::OffsetDateTime;
 
 use crate::domain::Timestamp;
-use crate::store::sql::{Arg, Engine, Sql, Statement};
+use crate::store::sql::Sql;
+use crate::store::statement::{Arg, Engine, Statement};
 
 impl Sql for Postgres {
     const ENGINE: Engine = Engine::Postgres;

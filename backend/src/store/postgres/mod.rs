@@ -17,14 +17,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 
-use super::catalogue::{Catalogue, Created, KEY_LIFETIME_SECS, NotReady, PoolUse, not_found, unix_now};
+use super::catalogue::{Catalogue, Created, NotReady, PoolUse};
 use super::credentials::{CredentialStore, Tables};
-use super::sql::{Engine, Sql};
+use super::sql::Sql;
+use super::statement::Engine;
 use super::stored::{BookRef, Page, StoredBook};
 use crate::deadline::Deadline;
 use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition, Timestamp};
@@ -34,8 +33,6 @@ use crate::error::{Error, Result};
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any statement may run (a lock held elsewhere, a slow disk) before a 503.
 const STATEMENT_TIMEOUT: &str = "5s";
-/// How often this replica deletes forgotten keys (any replica may; deleting twice is harmless).
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How long start-up waits for the database to answer before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -65,18 +62,7 @@ impl PostgresStore {
         // Fresh: the first process to start on it, and nothing in it (a database filled by
         // copy-database or a restore is marked created, or at least holds books).
         let first = claim_creation(&pool).await? && Postgres::count_books(&pool).await? == 0;
-        let purger = pool.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(PURGE_EVERY).await;
-                if purger.is_closed() {
-                    return;
-                }
-                if let Err(error) = Postgres::purge_keys(&purger, unix_now() - KEY_LIFETIME_SECS).await {
-                    tracing::warn!(%error, "purging old idempotency keys failed");
-                }
-            }
-        });
+        Postgres::purge_keys_while_open(pool.clone());
         let credentials = Arc::new(Tables {
             engine: Engine::Postgres,
             read: pool.clone(),
@@ -90,79 +76,6 @@ impl PostgresStore {
         Ok((store, first))
     }
 
-    async fn create(
-        &self,
-        book: NewBook,
-        key: Option<IdempotencyKey>,
-        deadline: &Deadline,
-    ) -> Result<Created> {
-        let mut tx = self.begin(deadline).await?;
-        if let Some(key) = &key {
-            if !try_lock_key(&mut tx, key).await? {
-                return Err(Error::key_in_progress());
-            }
-            if let Some(earlier) = Postgres::select_key(&mut tx, key, unix_now() - KEY_LIFETIME_SECS).await? {
-                return if earlier.fingerprint == book.fingerprint() {
-                    Ok(Created::replayed(earlier.response()))
-                } else {
-                    Err(Error::key_reused())
-                };
-            }
-        }
-        let mut created =
-            Postgres::insert_books(&mut tx, std::slice::from_ref(&book), &Timestamp::now()).await?;
-        let created = StoredBook::of(
-            &created
-                .pop()
-                .ok_or(Error::Internal("an insert returned no row".into()))?,
-        );
-        if let Some(key) = &key {
-            Postgres::insert_key(&mut tx, key, &book.fingerprint(), &created, unix_now()).await?;
-        }
-        commit(tx).await?;
-        Ok(Created::new(created))
-    }
-
-    async fn update(
-        &self,
-        id: i64,
-        precondition: Precondition,
-        edit: Edit,
-        deadline: &Deadline,
-    ) -> Result<BookRef> {
-        let mut tx = self.begin(deadline).await?;
-        let current = Postgres::select_for_change(&mut tx, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        if !precondition.admits(current.id, current.version) {
-            return Err(Error::PreconditionFailed);
-        }
-        let next = edit.apply_to(&current).map_err(Error::invalid_fields)?;
-        if next.matches(&current) {
-            // Nothing changes, so nothing is written: the version stays.
-            return Ok(StoredBook::of(&current));
-        }
-        let updated = Postgres::update_book(&mut tx, id, current.version, &next, &Timestamp::now())
-            .await?
-            .ok_or(Error::PreconditionFailed)?;
-        commit(tx).await?;
-        Ok(StoredBook::of(&updated))
-    }
-
-    async fn delete(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
-        let mut tx = self.begin(deadline).await?;
-        let current = Postgres::select_for_change(&mut tx, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        if !precondition.admits(current.id, current.version) {
-            return Err(Error::PreconditionFailed);
-        }
-        if !Postgres::delete_book(&mut tx, id, current.version).await? {
-            return Err(Error::PreconditionFailed);
-        }
-        commit(tx).await
-    }
-
     /// A transaction for a write, if the request has not given up (once begun, the request
     /// waits for the outcome).
     async fn begin(&self, deadline: &Deadline) -> Result<Transaction<'static, Postgres>> {
@@ -171,9 +84,73 @@ impl PostgresStore {
         }
         Ok(self.pool.begin().await?)
     }
+}
+
+#[async_trait::async_trait]
+impl Catalogue for PostgresStore {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
+        Ok(Postgres::select_book(&self.pool, id)
+            .await?
+            .as_ref()
+            .map(StoredBook::of))
+    }
+
+    async fn list_books(&self, query: &ListQuery) -> Result<Page> {
+        Ok(Postgres::list_books(&self.pool, query, None).await?)
+    }
+
+    async fn create_book(
+        &self,
+        book: NewBook,
+        key: Option<IdempotencyKey>,
+        deadline: &Deadline,
+    ) -> Result<Created> {
+        let mut tx = self.begin(deadline).await?;
+        let now = Timestamp::now();
+        let created = match &key {
+            // The key's lock, held to the end of the transaction on every replica, lets one
+            // request with it in at a time.
+            Some(key) if !try_lock_key(&mut tx, key).await? => return Err(Error::key_in_progress()),
+            Some(key) => Postgres::create_with_key(&mut tx, &book, key, &now).await??,
+            None => {
+                let created = Postgres::insert_books(&mut tx, std::slice::from_ref(&book), &now).await?;
+                Created::new(StoredBook::of(created.first().ok_or(sqlx::Error::RowNotFound)?))
+            }
+        };
+        if !created.replayed {
+            commit(tx).await?;
+        }
+        Ok(created)
+    }
+
+    async fn update_book(
+        &self,
+        id: i64,
+        precondition: Precondition,
+        edit: Edit,
+        deadline: &Deadline,
+    ) -> Result<BookRef> {
+        let mut tx = self.begin(deadline).await?;
+        let (book, written) =
+            Postgres::change_book(&mut tx, id, &precondition, edit, &Timestamp::now()).await??;
+        if written {
+            commit(tx).await?;
+        }
+        Ok(StoredBook::of(&book))
+    }
+
+    async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
+        let mut tx = self.begin(deadline).await?;
+        Postgres::remove_book(&mut tx, id, &precondition).await??;
+        commit(tx).await
+    }
 
     /// `None` when the database answers and accepts writes.
-    async fn readiness(&self) -> Option<NotReady> {
+    async fn not_ready(&self) -> Option<NotReady> {
         let writable = sqlx::query_scalar::<_, bool>("SELECT NOT pg_is_in_recovery()")
             .fetch_one(&self.pool)
             .await;
@@ -183,61 +160,9 @@ impl PostgresStore {
             Err(error) => Some(NotReady::database(error)),
         }
     }
-}
 
-impl Catalogue for PostgresStore {
-    fn engine(&self) -> Engine {
-        Engine::Postgres
-    }
-
-    fn get_book(&self, id: i64) -> BoxFuture<'_, Result<Option<BookRef>>> {
-        async move {
-            Ok(Postgres::select_book(&self.pool, id)
-                .await?
-                .as_ref()
-                .map(StoredBook::of))
-        }
-        .boxed()
-    }
-
-    fn list_books<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Page>> {
-        async move { Ok(Postgres::list_books(&self.pool, query).await?) }.boxed()
-    }
-
-    fn create_book<'a>(
-        &'a self,
-        book: NewBook,
-        key: Option<IdempotencyKey>,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<Created>> {
-        self.create(book, key, deadline).boxed()
-    }
-
-    fn update_book<'a>(
-        &'a self,
-        id: i64,
-        precondition: Precondition,
-        edit: Edit,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<BookRef>> {
-        self.update(id, precondition, edit, deadline).boxed()
-    }
-
-    fn delete_book<'a>(
-        &'a self,
-        id: i64,
-        precondition: Precondition,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.delete(id, precondition, deadline).boxed()
-    }
-
-    fn not_ready(&self) -> BoxFuture<'_, Option<NotReady>> {
-        self.readiness().boxed()
-    }
-
-    fn book_count(&self) -> BoxFuture<'_, Option<i64>> {
-        async move { Postgres::count_books(&self.pool).await.ok() }.boxed()
+    async fn book_count(&self) -> Option<i64> {
+        Postgres::count_books(&self.pool).await.ok()
     }
 
     fn credentials(&self) -> CredentialStore {
@@ -253,12 +178,14 @@ impl Catalogue for PostgresStore {
         }
     }
 
-    fn listing_plans<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Vec<Vec<String>>>> {
-        async move { Ok(Postgres::listing_plans(&self.pool, query).await?) }.boxed()
+    async fn listing_plans(&self, query: &ListQuery) -> Result<Vec<Vec<String>>> {
+        let mut plans = Vec::new();
+        Postgres::list_books(&self.pool, query, Some(&mut plans)).await?;
+        Ok(plans)
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
-        self.pool.close().boxed()
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }
 

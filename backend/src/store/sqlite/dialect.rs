@@ -9,7 +9,8 @@ use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Pool, Sqlite, Type};
 
 use crate::domain::Timestamp;
-use crate::store::sql::{Arg, Engine, Sql, Statement};
+use crate::store::sql::Sql;
+use crate::store::statement::{Arg, Engine, Statement};
 
 impl Sql for Sqlite {
     const ENGINE: Engine = Engine::Sqlite;

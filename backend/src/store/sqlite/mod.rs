@@ -13,19 +13,18 @@
 //! is why this process must be the database's only writer of books; several backends need
 //! the PostgreSQL engine.
 
-pub mod backup;
 mod cache;
 mod dialect;
 mod writer;
 
 use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::ValueEnum;
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Executor, Sqlite, SqlitePool};
 
@@ -34,7 +33,8 @@ use writer::{Checkpointer, Op, Writer, Written};
 
 use super::catalogue::{Catalogue, Created, NotReady, PoolUse};
 use super::credentials::{CredentialStore, Tables};
-use super::sql::{Engine, Sql};
+use super::sql::Sql;
+use super::statement::Engine;
 use super::stored::{BookRef, Page, StoredBook};
 use crate::deadline::Deadline;
 use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
@@ -71,7 +71,7 @@ pub struct SqliteStore {
     keys_in_flight: Arc<Mutex<HashSet<IdempotencyKey>>>,
     credentials: Arc<Tables<Sqlite>>,
     /// Held while the store lives, so that `bookstore restore` cannot replace the file under it.
-    _lock: Option<backup::ServerLock>,
+    _lock: Option<ServerLock>,
 }
 
 impl SqliteStore {
@@ -89,7 +89,7 @@ impl SqliteStore {
         let lock = if in_memory {
             None
         } else {
-            Some(backup::ServerLock::hold(options.get_filename())?)
+            Some(ServerLock::hold(options.get_filename())?)
         };
 
         // The writer never checkpoints: the checkpointer does, off the write path.
@@ -131,13 +131,11 @@ impl SqliteStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(60))
             .connect_lazy_with(write_options.clone());
+        Sqlite::purge_keys_while_open(credential_writes.clone());
         let cache = Arc::new(BookCache::new());
-        let committed = Arc::new(tokio::sync::Notify::new());
+        let (committed, checkpoints) = tokio::sync::mpsc::channel(1);
         let store = Self {
-            checkpointer: Checkpointer::spawn(
-                options.clone().pragma("cache_size", "-256"),
-                committed.clone(),
-            ),
+            checkpointer: Checkpointer::spawn(options.clone().pragma("cache_size", "-256"), checkpoints),
             writer: Writer::spawn(write_options, write, cache.clone(), committed),
             credentials: Arc::new(Tables {
                 engine: Engine::Sqlite,
@@ -152,58 +150,6 @@ impl SqliteStore {
         Ok((store, fresh))
     }
 
-    async fn get(&self, id: i64) -> Result<Option<BookRef>> {
-        if let Some(book) = self.cache.book(id) {
-            return Ok(Some(book));
-        }
-        let seen = self.cache.epoch();
-        let Some(book) = Sqlite::select_book(&self.read, id).await? else {
-            return Ok(None);
-        };
-        let book = StoredBook::of(&book);
-        self.cache.fill(seen, &book);
-        Ok(Some(book))
-    }
-
-    async fn create(
-        &self,
-        book: NewBook,
-        key: Option<IdempotencyKey>,
-        deadline: &Deadline,
-    ) -> Result<Created> {
-        let _in_flight = match &key {
-            Some(key) => Some(InFlight::claim(&self.keys_in_flight, key)?),
-            None => None,
-        };
-        let key = key.map(|key| {
-            let fingerprint = book.fingerprint();
-            (key, fingerprint)
-        });
-        match self.writer.write(Op::Create { book, key }, deadline).await? {
-            Written::Created(created) => Ok(created),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// `None` when the database answers and a write can commit.
-    async fn readiness(&self) -> Option<NotReady> {
-        if let Err(error) = self.read.execute("SELECT count(*) FROM sqlite_master").await {
-            return Some(NotReady::database(error));
-        }
-        self.writer.health.problem().map(NotReady::writes)
-    }
-
-    /// The read pool's connections plus the writer's one.
-    fn connections(&self) -> PoolUse {
-        let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
-        let reading = self.read.size().saturating_sub(idle);
-        let writing = u32::from(self.writer.is_busy());
-        PoolUse {
-            idle: idle + 1 - writing,
-            in_use: reading + writing,
-        }
-    }
-
     /// SQLite's own consistency check of the database at `url`: `["ok"]` when all is well,
     /// else the problems found. Opens the file without creating it, and only reads.
     pub async fn integrity_check(url: &str) -> Result<Vec<String>, sqlx::Error> {
@@ -216,99 +162,115 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Catalogue for SqliteStore {
     fn engine(&self) -> Engine {
         Engine::Sqlite
     }
 
-    fn get_book(&self, id: i64) -> BoxFuture<'_, Result<Option<BookRef>>> {
-        self.get(id).boxed()
+    async fn get_book(&self, id: i64) -> Result<Option<BookRef>> {
+        if let Some(book) = self.cache.book(id) {
+            return Ok(Some(book));
+        }
+        let seen = self.cache.epoch();
+        let Some(book) = Sqlite::select_book(&self.read, id).await? else {
+            return Ok(None);
+        };
+        let book = StoredBook::of(&book);
+        self.cache.fill(seen, &book);
+        Ok(Some(book))
     }
 
-    fn list_books<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Page>> {
-        async move { Ok(Sqlite::list_books(&self.read, query).await?) }.boxed()
+    async fn list_books(&self, query: &ListQuery) -> Result<Page> {
+        Ok(Sqlite::list_books(&self.read, query, None).await?)
     }
 
-    fn create_book<'a>(
-        &'a self,
+    async fn create_book(
+        &self,
         book: NewBook,
         key: Option<IdempotencyKey>,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<Created>> {
-        self.create(book, key, deadline).boxed()
+        deadline: &Deadline,
+    ) -> Result<Created> {
+        let _in_flight = match &key {
+            Some(key) => Some(InFlight::claim(&self.keys_in_flight, key)?),
+            None => None,
+        };
+        match self.writer.write(Op::Create { book, key }, deadline).await? {
+            Written::Created(created) => Ok(created),
+            other => Err(unexpected(&other)),
+        }
     }
 
-    fn update_book<'a>(
-        &'a self,
+    async fn update_book(
+        &self,
         id: i64,
         precondition: Precondition,
         edit: Edit,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<BookRef>> {
-        async move {
-            let op = Op::Update {
-                id,
-                precondition,
-                edit,
-            };
-            match self.writer.write(op, deadline).await? {
-                Written::Updated(book) => Ok(book),
-                other => Err(unexpected(&other)),
-            }
+        deadline: &Deadline,
+    ) -> Result<BookRef> {
+        let op = Op::Update {
+            id,
+            precondition,
+            edit,
+        };
+        match self.writer.write(op, deadline).await? {
+            Written::Updated(book) => Ok(book),
+            other => Err(unexpected(&other)),
         }
-        .boxed()
     }
 
-    fn delete_book<'a>(
-        &'a self,
-        id: i64,
-        precondition: Precondition,
-        deadline: &'a Deadline,
-    ) -> BoxFuture<'a, Result<()>> {
-        async move {
-            match self
-                .writer
-                .write(Op::Delete { id, precondition }, deadline)
-                .await?
-            {
-                Written::Deleted => Ok(()),
-                other => Err(unexpected(&other)),
-            }
+    async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
+        match self
+            .writer
+            .write(Op::Delete { id, precondition }, deadline)
+            .await?
+        {
+            Written::Deleted => Ok(()),
+            other => Err(unexpected(&other)),
         }
-        .boxed()
     }
 
-    fn not_ready(&self) -> BoxFuture<'_, Option<NotReady>> {
-        self.readiness().boxed()
+    /// `None` when the database answers and a write can commit.
+    async fn not_ready(&self) -> Option<NotReady> {
+        if let Err(error) = self.read.execute("SELECT count(*) FROM sqlite_master").await {
+            return Some(NotReady::database(error));
+        }
+        self.writer.health.problem().map(NotReady::writes)
     }
 
-    fn book_count(&self) -> BoxFuture<'_, Option<i64>> {
-        async move { Sqlite::count_books(&self.read).await.ok() }.boxed()
+    async fn book_count(&self) -> Option<i64> {
+        Sqlite::count_books(&self.read).await.ok()
     }
 
     fn credentials(&self) -> CredentialStore {
         self.credentials.clone()
     }
 
+    /// The read pool's connections plus the writer's one.
     fn pool_use(&self) -> PoolUse {
-        self.connections()
-    }
-
-    fn listing_plans<'a>(&'a self, query: &'a ListQuery) -> BoxFuture<'a, Result<Vec<Vec<String>>>> {
-        async move { Ok(Sqlite::listing_plans(&self.read, query).await?) }.boxed()
-    }
-
-    /// Closes every connection, the writer's last, after the writes already queued: the
-    /// last connection to close checkpoints the WAL into the database file (and removes it),
-    /// and read-only connections cannot.
-    fn close(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.checkpointer.stop().await;
-            self.credentials.write.close().await;
-            self.read.close().await;
-            self.writer.stop().await;
+        let idle = u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX);
+        let reading = self.read.size().saturating_sub(idle);
+        let writing = u32::from(self.writer.is_busy());
+        PoolUse {
+            idle: idle + 1 - writing,
+            in_use: reading + writing,
         }
-        .boxed()
+    }
+
+    async fn listing_plans(&self, query: &ListQuery) -> Result<Vec<Vec<String>>> {
+        let mut plans = Vec::new();
+        Sqlite::list_books(&self.read, query, Some(&mut plans)).await?;
+        Ok(plans)
+    }
+
+    /// Closes every connection, after the writes already queued; the checkpointer's last:
+    /// the last connection to close checkpoints the WAL into the database file (and removes
+    /// it), and read-only connections cannot.
+    async fn close(&self) {
+        self.credentials.write.close().await;
+        self.read.close().await;
+        self.writer.stop().await;
+        self.checkpointer.finished().await;
     }
 }
 
@@ -328,6 +290,31 @@ pub async fn credentials(url: &str) -> Result<Tables<Sqlite>, sqlx::Error> {
         read: pool.clone(),
         write: pool,
     })
+}
+
+/// The file a server keeps a shared lock on while it has `database` open.
+pub fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// A running server's claim on its database file: a shared lock on `DB.lock` for as long as
+/// it runs (the kernel drops it if the process dies), which `bookstore restore` takes
+/// exclusively or refuses.
+#[derive(Debug)]
+pub struct ServerLock(#[allow(dead_code)] File);
+
+impl ServerLock {
+    pub fn hold(database: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path(database))?;
+        file.lock_shared()?;
+        Ok(Self(file))
+    }
 }
 
 /// The options every connection shares.

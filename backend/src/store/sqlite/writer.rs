@@ -35,7 +35,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, Sqlite, SqliteConnection};
@@ -44,9 +44,9 @@ use tokio::task::JoinHandle;
 
 use super::cache::{BookCache, Change};
 use crate::deadline::Deadline;
-use crate::domain::{Book, Edit, IdempotencyKey, NewBook, Precondition, Timestamp};
+use crate::domain::{Edit, IdempotencyKey, NewBook, Precondition, Timestamp};
 use crate::error::{Error, Result};
-use crate::store::catalogue::{Created, KEY_LIFETIME_SECS, not_found, unix_now};
+use crate::store::catalogue::{Created, unix_now};
 use crate::store::sql::Sql;
 use crate::store::stored::{BookRef, StoredBook};
 
@@ -56,16 +56,13 @@ const MAX_BATCH: usize = 128;
 const QUEUE: usize = 4096;
 /// How often a writer that cannot commit tries again with no writes waiting.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How often forgotten keys are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// A write, as data.
 #[derive(Debug)]
 pub enum Op {
     Create {
         book: NewBook,
-        /// With an `Idempotency-Key`: the key and the book's fingerprint.
-        key: Option<(IdempotencyKey, String)>,
+        key: Option<IdempotencyKey>,
     },
     Update {
         id: i64,
@@ -132,10 +129,9 @@ struct Task {
     conn: Option<SqliteConnection>,
     cache: Arc<BookCache>,
     /// Told after every commit: the WAL has grown.
-    committed: Arc<Notify>,
+    committed: mpsc::Sender<()>,
     busy: Arc<AtomicBool>,
     health: Arc<WriterHealth>,
-    last_purge: Instant,
 }
 
 impl Writer {
@@ -145,7 +141,7 @@ impl Writer {
         options: SqliteConnectOptions,
         conn: SqliteConnection,
         cache: Arc<BookCache>,
-        committed: Arc<Notify>,
+        committed: mpsc::Sender<()>,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
@@ -158,7 +154,6 @@ impl Writer {
             committed,
             busy: busy.clone(),
             health: health.clone(),
-            last_purge: Instant::now(),
         };
         let (done, finished) = oneshot::channel();
         let stopping = stop.clone();
@@ -234,10 +229,6 @@ impl Task {
                         self.probe().await;
                         continue;
                     }
-                    () = tokio::time::sleep(PURGE_EVERY), if !failing => {
-                        self.purge_keys().await;
-                        continue;
-                    }
                 }
             };
             if received == 0 {
@@ -246,9 +237,6 @@ impl Task {
             self.busy.store(true, Ordering::Relaxed);
             self.commit_batch(std::mem::take(&mut batch)).await;
             self.busy.store(false, Ordering::Relaxed);
-            if self.last_purge.elapsed() > PURGE_EVERY {
-                self.purge_keys().await;
-            }
         }
         self.close().await;
     }
@@ -286,7 +274,8 @@ impl Task {
         };
         match outcome {
             Ok(outcomes) => {
-                self.committed.notify_one();
+                // Full: a checkpoint is due already.
+                let _ = self.committed.try_send(());
                 self.health.recover();
                 let changes: Vec<Change> = outcomes
                     .iter()
@@ -339,23 +328,6 @@ impl Task {
                 self.conn = None;
                 tracing::debug!(%error, "the writer still cannot commit");
                 self.health.fail(format!("no write can commit: {error}"));
-            }
-        }
-    }
-
-    async fn purge_keys(&mut self) {
-        self.last_purge = Instant::now();
-        let before = unix_now() - KEY_LIFETIME_SECS;
-        let result = match self.connection().await {
-            Ok(conn) => Sqlite::purge_keys(conn, before).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(0) => {}
-            Ok(purged) => tracing::debug!(purged, "forgot idempotency keys older than 24 hours"),
-            Err(error) => {
-                self.conn = None;
-                tracing::warn!(%error, "purging old idempotency keys failed");
             }
         }
     }
@@ -417,12 +389,11 @@ async fn batch_statements(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<V
             // Creates set aside run before the change that follows them, keeping the order.
             // (Two writes with the same key are never in one batch: the store lets only one
             // request per key in at a time.)
-            Op::Create {
-                book,
-                key: Some((key, fingerprint)),
-            } => {
+            Op::Create { book, key: Some(key) } => {
                 insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
-                create_with_key(conn, book, key, fingerprint, &now).await?
+                Sqlite::create_with_key(conn, &book, &key, &now)
+                    .await?
+                    .map(|created| (Some(Change::Created), Written::Created(created)))
             }
             Op::Update {
                 id,
@@ -430,104 +401,27 @@ async fn batch_statements(conn: &mut SqliteConnection, ops: Vec<Op>) -> Result<V
                 edit,
             } => {
                 insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
-                update(conn, id, &precondition, edit, &now).await?
+                Sqlite::change_book(conn, id, &precondition, edit, &now)
+                    .await?
+                    .map(|(book, written)| {
+                        let stored = StoredBook::of(&book);
+                        (
+                            written.then(|| Change::Updated(stored.clone())),
+                            Written::Updated(stored),
+                        )
+                    })
             }
             Op::Delete { id, precondition } => {
                 insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
-                delete(conn, id, &precondition).await?
+                Sqlite::remove_book(conn, id, &precondition)
+                    .await?
+                    .map(|()| (Some(Change::Deleted(id)), Written::Deleted))
             }
         };
         outcomes.push(outcome);
     }
     insert_creates(conn, &mut creates, &now, &mut outcomes).await?;
     Ok(outcomes)
-}
-
-/// The current row for a change, or the refusal: 404 if there is no such book, 412 if the
-/// request's conditions do not admit its current version.
-async fn current(
-    conn: &mut SqliteConnection,
-    id: i64,
-    precondition: &Precondition,
-) -> Result<Result<Book>, sqlx::Error> {
-    Ok(match Sqlite::select_for_change(conn, id).await? {
-        None => Err(not_found(id)),
-        Some(book) if !precondition.admits(book.id, book.version) => Err(Error::PreconditionFailed),
-        Some(book) => Ok(book),
-    })
-}
-
-async fn update(
-    conn: &mut SqliteConnection,
-    id: i64,
-    precondition: &Precondition,
-    edit: Edit,
-    now: &Timestamp,
-) -> Result<Outcome, sqlx::Error> {
-    let current = match current(conn, id, precondition).await? {
-        Ok(current) => current,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let next = match edit.apply_to(&current) {
-        Ok(next) => next,
-        Err(errors) => return Ok(Err(Error::invalid_fields(errors))),
-    };
-    if next.matches(&current) {
-        // Nothing changes, so nothing is written: the version (and every client's ETag) stays.
-        return Ok(Ok((None, Written::Updated(StoredBook::of(&current)))));
-    }
-    let updated = Sqlite::update_book(conn, id, current.version, &next, now)
-        .await?
-        .ok_or_else(|| {
-            sqlx::Error::Protocol("the book changed inside the writer's own transaction".into())
-        })?;
-    let stored = StoredBook::of(&updated);
-    Ok(Ok((
-        Some(Change::Updated(stored.clone())),
-        Written::Updated(stored),
-    )))
-}
-
-async fn delete(
-    conn: &mut SqliteConnection,
-    id: i64,
-    precondition: &Precondition,
-) -> Result<Outcome, sqlx::Error> {
-    let book = match current(conn, id, precondition).await? {
-        Ok(book) => book,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    Sqlite::delete_book(conn, id, book.version).await?;
-    Ok(Ok((Some(Change::Deleted(id)), Written::Deleted)))
-}
-
-/// A create under an `Idempotency-Key`: the original answer if the key was used for the
-/// same book within its lifetime, a 422 if for another, else the book and the key together.
-async fn create_with_key(
-    conn: &mut SqliteConnection,
-    book: NewBook,
-    key: IdempotencyKey,
-    fingerprint: String,
-    now: &Timestamp,
-) -> Result<Outcome, sqlx::Error> {
-    let fresh_after = unix_now() - KEY_LIFETIME_SECS;
-    if let Some(earlier) = Sqlite::select_key(conn, &key, fresh_after).await? {
-        return Ok(if earlier.fingerprint == fingerprint {
-            Ok((None, Written::Created(Created::replayed(earlier.response()))))
-        } else {
-            Err(Error::key_reused())
-        });
-    }
-    let mut created = Sqlite::insert_books(conn, std::slice::from_ref(&book), now).await?;
-    let Some(created) = created.pop() else {
-        return Err(sqlx::Error::Protocol("an insert returned no row".into()));
-    };
-    let stored = StoredBook::of(&created);
-    Sqlite::insert_key(conn, &key, &fingerprint, &stored, unix_now()).await?;
-    Ok(Ok((
-        Some(Change::Created),
-        Written::Created(Created::new(stored)),
-    )))
 }
 
 /// Inserts the creates set aside so far, in chunks of power-of-two sizes (so only a handful
@@ -585,26 +479,19 @@ async fn probe(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
 /// do it inside whichever commit takes the WAL past a thousand pages, and that commit, and
 /// every write queued behind it, would wait for its copying and flushing.) A checkpoint of
 /// this kind (`PASSIVE`) never blocks the writer or a reader; it copies what no reader still
-/// needs, and the writer starts the WAL over once all of it has been copied.
-pub struct Checkpointer {
-    stop: Arc<Notify>,
-    finished: Mutex<Option<JoinHandle<()>>>,
-}
+/// needs, and the writer starts the WAL over once all of it has been copied. It stops when
+/// the writer does, and its connection, closing last, folds in whatever is left.
+pub struct Checkpointer(Mutex<Option<JoinHandle<()>>>);
 
 /// How often, at most, the WAL is checkpointed while writes go on.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl Checkpointer {
-    pub fn spawn(options: SqliteConnectOptions, committed: Arc<Notify>) -> Self {
-        let stop = Arc::new(Notify::new());
-        let stopping = stop.clone();
+    /// Checkpoints after each commit the writer reports on `committed`.
+    pub fn spawn(options: SqliteConnectOptions, mut committed: mpsc::Receiver<()>) -> Self {
         let task = tokio::spawn(async move {
             let mut conn: Option<SqliteConnection> = None;
-            loop {
-                tokio::select! {
-                    () = committed.notified() => {}
-                    () = stopping.notified() => break,
-                }
+            while committed.recv().await.is_some() {
                 let checkpointed = match conn.as_mut() {
                     Some(conn) => checkpoint(conn).await,
                     None => match options.connect().await {
@@ -617,28 +504,20 @@ impl Checkpointer {
                     tracing::debug!(%error, "checkpoint failed");
                     conn = None;
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
-                    () = stopping.notified() => break,
-                }
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
             }
             if let Some(conn) = conn {
                 let _ = conn.close().await;
             }
         });
-        Self {
-            stop,
-            finished: Mutex::new(Some(task)),
-        }
+        Self(Mutex::new(Some(task)))
     }
 
-    /// Stops checkpointing and closes its connection (before the writer's, the last, which
-    /// checkpoints whatever is left as it closes).
-    pub async fn stop(&self) {
-        self.stop.notify_one();
-        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(finished) = finished {
-            let _ = finished.await;
+    /// Waits for the checkpointer to finish (after the writer has stopped).
+    pub async fn finished(&self) {
+        let task = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 }

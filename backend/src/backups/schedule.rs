@@ -1,12 +1,12 @@
-//! Scheduled backups (`BOOKSTORE_BACKUP_DIR`): a SQLite backup (`store::sqlite::backup`)
+//! Scheduled backups (`BOOKSTORE_BACKUP_DIR`): a backup ([`super::copy`])
 //! every interval, the newest kept, and their metrics.
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use super::copy::{CopyError, backup};
 use crate::metrics::{BACKUP_FAILURES, BACKUP_INTERVAL, BACKUP_LAST_SUCCESS};
-use crate::store::sqlite::backup::{CopyError, backup};
 
 /// Scheduled backups (`BOOKSTORE_BACKUP_DIR`): where, how often, how many to keep.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@
 //! to disk, and only then renamed to its name; a failure leaves nothing under that name.
 //!
 //! A restore refuses while a server has the database open: every server holds a shared lock
-//! on `DB.lock` for as long as it runs (the kernel drops it if the process dies), and the
-//! restore takes it exclusively or stops. The copy is checked, written next to the database,
+//! on `DB.lock` for as long as it runs (`store::sqlite::ServerLock`; the kernel drops it if
+//! the process dies), and the restore takes it exclusively or stops. The copy is checked, written next to the database,
 //! and renamed over it; the database it replaces is kept as `DB.before-restore-TIMESTAMP`.
 
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +17,8 @@ use std::time::Instant;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+
+use crate::store::sqlite::lock_path;
 
 /// What went wrong, for the command to print.
 #[derive(Debug, thiserror::Error)]
@@ -46,29 +48,6 @@ pub struct Copied {
     pub books: i64,
     pub bytes: u64,
     pub seconds: f64,
-}
-
-/// The file a server keeps a shared lock on while it has `database` open.
-pub fn lock_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
-/// A running server's claim on its database file (see the module's notes).
-#[derive(Debug)]
-pub struct ServerLock(#[allow(dead_code)] File);
-
-impl ServerLock {
-    pub fn hold(database: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path(database))?;
-        file.lock_shared()?;
-        Ok(Self(file))
-    }
 }
 
 /// The database file an `sqlite://` URL names.

@@ -1,10 +1,10 @@
 //! The sample catalogue a brand-new database starts with, so a newcomer's first screen is
 //! not empty. `--demo-data false` (or `BOOKSTORE_DEMO_DATA=false`) turns it off.
 
-use super::Catalogue;
 use crate::deadline::Deadline;
 use crate::domain::{Author, Genre, NewBook, Title, Year};
 use crate::error::{Error, Result};
+use crate::store::Catalogue;
 
 fn sample(title: &str, author: &str, year: i64, genre: &str) -> Result<NewBook, &'static str> {
     Ok(NewBook {

@@ -1,0 +1,192 @@
+//! The pieces every statement is made of, on either engine: SQL and its bound values
+//! ([`Statement`], [`Arg`]), the row of a listing's page, and what differs between the
+//! engines' SQL ([`Engine`]): how a row is locked for a change, how text is searched, and
+//! whether the planner keeps statistics.
+
+use sqlx::FromRow;
+
+use crate::domain::{Book, Timestamp};
+
+/// Which engine a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// Whether the engine's planner keeps statistics of the data (PostgreSQL: autovacuum's
+    /// `ANALYZE`) and so chooses between reading a range and walking an order by itself.
+    /// SQLite keeps none unless asked; the listings add the hints statistics would give.
+    pub(crate) fn keeps_statistics(self) -> bool {
+        self == Self::Postgres
+    }
+
+    /// What a `SELECT` adds to lock the rows it reads until the transaction ends. SQLite's
+    /// write transaction already excludes every other writer.
+    pub(crate) fn lock_rows(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// The statement that keeps other writers out of `table` until the transaction ends (a
+    /// SQLite write transaction already does).
+    pub(crate) fn lock_table(self, table: &str) -> Option<String> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")),
+        }
+    }
+
+    /// `FROM … WHERE` of the books whose title or author contains `needle` (folded, three
+    /// characters or more), through the engine's text index: FTS5's trigram table on
+    /// SQLite, `pg_trgm`'s indexes on PostgreSQL (which serve `LIKE`).
+    pub(crate) fn push_substring_source(self, st: &mut Statement, needle: &str) {
+        match self {
+            Self::Sqlite => {
+                // One FTS5 phrase of the needle's trigrams, in order: the substring itself.
+                let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+                st.push(" FROM books_text JOIN books ON books.id = books_text.rowid WHERE books_text MATCH ")
+                    .bind(Arg::Text(phrase));
+            }
+            Self::Postgres => {
+                st.push(" FROM books WHERE ");
+                push_contains(st, &format!("%{}%", escape_like(needle)));
+            }
+        }
+    }
+}
+
+/// `(title_key LIKE pattern OR author_key LIKE pattern)`, the wildcards of `pattern` being
+/// `%` and `_` and its escape `\` (so both engines read it alike).
+pub(crate) fn push_contains(st: &mut Statement, pattern: &str) {
+    let n = st.arg(Arg::Text(pattern.to_owned()));
+    st.push(&format!(
+        "(books.title_key LIKE ${n} ESCAPE '\\' OR books.author_key LIKE ${n} ESCAPE '\\')"
+    ));
+}
+
+/// `text` with LIKE's wildcards taken literally.
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A value bound to a statement. One type for every bound value, so that a statement built
+/// piece by piece can bind them in a loop; each engine encodes each variant as the column's
+/// own type (`dialect.rs`).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    OptionalInt(Option<i64>),
+    /// A year: PostgreSQL's column is an `integer`.
+    Year(i32),
+    Bool(bool),
+    Text(String),
+    OptionalText(Option<String>),
+    Time(Timestamp),
+}
+
+/// SQL and the values for its `$n` placeholders, built piece by piece.
+#[derive(Debug, Clone, Default)]
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Statement {
+    pub fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Adds a value and its placeholder.
+    pub fn bind(&mut self, value: Arg) -> &mut Self {
+        let n = self.arg(value);
+        self.sql.push_str(&format!("${n}"));
+        self
+    }
+
+    /// Adds values and their placeholders, separated by commas.
+    pub fn bind_all(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self
+    }
+
+    /// Adds a value; returns its placeholder's number (for SQL that names it twice).
+    pub fn arg(&mut self, value: Arg) -> usize {
+        self.args.push(value);
+        self.args.len()
+    }
+}
+
+/// A book of a listing's page, with the number of books the listing matches.
+#[derive(FromRow)]
+pub struct PageRow {
+    pub total: i64,
+    #[sqlx(flatten)]
+    pub book: Book,
+}
+
+/// The columns of a [`Book`], for `concat!`.
+macro_rules! book_columns {
+    () => {
+        "id, title, author, year, genre, created_at, updated_at, version"
+    };
+}
+pub(crate) use book_columns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_taken_literally() {
+        assert_eq!(escape_like("100%_done\\"), "100\\%\\_done\\\\");
+        assert_eq!(escape_like("dune"), "dune");
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_the_order_values_are_bound() {
+        let mut statement = Statement::new("SELECT ");
+        statement.bind_all([Arg::Int(1), Arg::Text("a".into())]);
+        let n = statement.arg(Arg::Bool(true));
+        assert_eq!((statement.sql.as_str(), n), ("SELECT $1, $2", 3));
+    }
+}
