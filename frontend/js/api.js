@@ -91,7 +91,7 @@ export function parseLinks(header) {
   return links;
 }
 
-// A page of books: { books, total, links }.
+// A page of books: { books, total, atLeast, links } (`atLeast`: the count stopped at 10,000).
 export async function listBooks(params) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
@@ -101,6 +101,7 @@ export async function listBooks(params) {
   return {
     books: await response.json(),
     total: Number(response.headers.get('X-Total-Count') ?? 0),
+    atLeast: response.headers.get('X-Total-Count-Relation') === 'gte',
     links: parseLinks(response.headers.get('Link')),
   };
 }

@@ -13,7 +13,11 @@ const SEARCH_DELAY_MS = 300;
 // many milliseconds apart at first, each pause longer than the last.
 const ADD_RETRIES = 5;
 const ADD_RETRY_MS = 1500;
-const DEFAULTS = { q: '', genre: '', sort: 'title', limit: '20', offset: '0' };
+const DEFAULTS = { q: '', genre: '', sort: 'title', limit: '20', offset: '0', cursor: '', page: '' };
+// The first page of a listing: what a change of filter, sort or page size goes back to.
+const FIRST_PAGE = { offset: '0', cursor: '', page: '' };
+// The deepest page the API serves by offset; past it the UI follows `next` links' cursors.
+const MAX_OFFSET = 10000;
 
 const state = {
   view: { ...DEFAULTS },
@@ -85,7 +89,9 @@ function readUrl() {
     if (params.has(key)) view[key] = params.get(key);
   }
   if (!['10', '20', '50', '100'].includes(view.limit)) view.limit = DEFAULTS.limit;
-  if (!/^\d+$/.test(view.offset)) view.offset = '0';
+  if (!/^\d+$/.test(view.offset) || Number(view.offset) > MAX_OFFSET) view.offset = '0';
+  // A page reached by cursor carries its number (the API knows the cursor, not the number).
+  if (!view.cursor || !/^\d+$/.test(view.page)) Object.assign(view, { cursor: '', page: '' });
   if (![...$('filter-sort').options].some((o) => o.value === view.sort)) view.sort = DEFAULTS.sort;
   return view;
 }
@@ -132,7 +138,7 @@ async function loadBooks() {
       genre: state.view.genre,
       sort: state.view.sort,
       limit: state.view.limit,
-      offset: state.view.offset,
+      ...(state.view.cursor ? { cursor: state.view.cursor } : { offset: state.view.offset }),
     });
     if (controller.signal.aborted) return;
     renderPage(page);
@@ -165,10 +171,11 @@ function showListError(error) {
   $('list-status').textContent = '';
 }
 
-function renderPage({ books, total, links }) {
-  const offset = Number(state.view.offset);
+function renderPage({ books, total, atLeast, links }) {
   const limit = Number(state.view.limit);
-  if (books.length === 0 && offset > 0 && total > 0) {
+  const page = state.view.cursor ? Number(state.view.page) : Math.floor(Number(state.view.offset) / limit) + 1;
+  const offset = (page - 1) * limit;
+  if (books.length === 0 && !state.view.cursor && offset > 0 && total > 0 && !atLeast) {
     // Past the end (say, after deletions): go to the last page instead.
     navigate({ offset: String(Math.max(0, Math.floor((total - 1) / limit) * limit)) });
     return;
@@ -184,13 +191,17 @@ function renderPage({ books, total, links }) {
   $('list-empty').textContent = filtered
     ? 'No books match this search.'
     : 'The catalogue is empty. Add the first book with the form.';
+  // A search that matches more than 10,000 books is counted to 10,000 ("at least").
+  const n = (number) => number.toLocaleString('en');
+  const count = `${n(total)}${atLeast ? '+' : ''}`;
   $('list-status').textContent = books.length
-    ? `Showing ${offset + 1}–${offset + books.length} of ${total} ${total === 1 ? 'book' : 'books'}`
+    ? `Showing ${n(offset + 1)}–${n(offset + books.length)} of ${count} ${total === 1 && !atLeast ? 'book' : 'books'}`
     : '';
 
   const pages = Math.max(1, Math.ceil(total / limit));
-  $('page-info').textContent = `Page ${Math.floor(offset / limit) + 1} of ${pages}`;
-  $('page-prev').dataset.href = links.prev ?? '';
+  $('page-info').textContent = `Page ${n(page)} of ${n(pages)}${atLeast ? '+' : ''}`;
+  // A page reached by cursor has no `prev` link: going back is the browser's history.
+  $('page-prev').dataset.href = state.view.cursor ? 'back' : links.prev ?? '';
   $('page-next').dataset.href = links.next ?? '';
   updateControls();
 }
@@ -219,13 +230,22 @@ function bookRow(book) {
 function goToLink(button) {
   const href = button.dataset.href;
   if (!href) return;
+  if (href === 'back') {
+    history.back();
+    return;
+  }
   const params = new URL(href, location.origin).searchParams;
-  // `next` is a keyset link (`after` the last book shown); the UI pages by offset so that
-  // it can say which page this is, and the next page by offset is the one after this.
-  const offset = params.has('after')
-    ? Number(state.view.offset) + Number(state.view.limit)
-    : Number(params.get('offset') ?? 0);
-  navigate({ offset: String(offset) }, { push: true });
+  const limit = Number(state.view.limit);
+  if (!params.has('cursor')) {
+    navigate({ ...FIRST_PAGE, offset: params.get('offset') ?? '0' }, { push: true });
+  } else if (!state.view.cursor && Number(state.view.offset) + limit <= MAX_OFFSET) {
+    // `next` is a keyset link (the cursor of the last book shown); the UI pages by offset
+    // while it can, so that it can say which page this is: the next by offset is the same.
+    navigate({ offset: String(Number(state.view.offset) + limit) }, { push: true });
+  } else {
+    const page = state.view.cursor ? Number(state.view.page) : Math.floor(Number(state.view.offset) / limit) + 1;
+    navigate({ offset: '0', cursor: params.get('cursor'), page: String(page + 1) }, { push: true });
+  }
   $('catalogue').focus();
 }
 
@@ -679,15 +699,15 @@ function start() {
   $('filter-q').addEventListener('input', (event) => {
     clearTimeout(searchTimer);
     const q = event.target.value;
-    searchTimer = setTimeout(() => navigate({ q, offset: '0' }), SEARCH_DELAY_MS);
+    searchTimer = setTimeout(() => navigate({ q, ...FIRST_PAGE }), SEARCH_DELAY_MS);
   });
-  $('filter-genre').addEventListener('change', (event) => navigate({ genre: event.target.value.trim(), offset: '0' }));
-  $('filter-sort').addEventListener('change', (event) => navigate({ sort: event.target.value, offset: '0' }, { push: true }));
-  $('filter-limit').addEventListener('change', (event) => navigate({ limit: event.target.value, offset: '0' }, { push: true }));
+  $('filter-genre').addEventListener('change', (event) => navigate({ genre: event.target.value.trim(), ...FIRST_PAGE }));
+  $('filter-sort').addEventListener('change', (event) => navigate({ sort: event.target.value, ...FIRST_PAGE }, { push: true }));
+  $('filter-limit').addEventListener('change', (event) => navigate({ limit: event.target.value, ...FIRST_PAGE }, { push: true }));
   $('filters').addEventListener('submit', (event) => {
     event.preventDefault();
     clearTimeout(searchTimer);
-    navigate({ q: $('filter-q').value, genre: $('filter-genre').value.trim(), offset: '0' });
+    navigate({ q: $('filter-q').value, genre: $('filter-genre').value.trim(), ...FIRST_PAGE });
   });
   $('page-prev').addEventListener('click', () => goToLink($('page-prev')));
   $('page-next').addEventListener('click', () => goToLink($('page-next')));

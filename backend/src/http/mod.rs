@@ -168,6 +168,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::LOCATION,
             header::LINK,
             books::X_TOTAL_COUNT,
+            books::X_TOTAL_COUNT_RELATION,
             trace::TRACEPARENT,
         ])
         .max_age(Duration::from_secs(600))
