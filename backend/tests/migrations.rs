@@ -23,7 +23,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (
         4,
-        "8c37bda127d26584f44de6e2d4addf9aeba3b0b76de9637da521f6465b52332f1ec58098f4c37c2db13c125133a39f83",
+        "4e478114dc529215b0b6606a599003507643ced36dea34733255b9beee4c7540b219ed10356ed203dd5405a2f3fe7b6d",
     ),
 ];
 

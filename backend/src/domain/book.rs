@@ -3,7 +3,7 @@
 //! Input arrives as a JSON object; [`NewBook::from_json`] and [`BookPatch::from_json`] check
 //! every field and report every broken rule at once, so a client can fix them all in one go.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -403,7 +403,7 @@ impl Errors {
 
 /// A stored book, as the API returns it (and as both engines' rows read: PostgreSQL's year
 /// is an `integer` and its times `timestamptz`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
     "id": 42, "title": "Dune", "author": "Frank Herbert", "year": 1965,
     "genre": "Science fiction",

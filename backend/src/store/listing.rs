@@ -12,23 +12,29 @@
 //!   the statistics it keeps; SQLite keeps none, so the statement says (an author's index
 //!   leads a genre's, and for a year range in another order the counts decide whether to walk
 //!   the order's index testing the year or to read the range and sort it).
-//! - **Search** (`q`): the text index finds the books (up to [`COUNT_CAP`] + 1 of them,
-//!   filtered), which are counted and sorted. If there are more, the count says "at least
-//!   10,000" and the page is read by walking the order's index, testing each book's text.
+//! - **Search** (`q`): the text index finds the books (up to [`SORT_CAP`] + 1 of them,
+//!   filtered), which are counted and sorted; past [`COUNT_CAP`] the count says "at least
+//!   10,000". If there are more than `SORT_CAP`, the page is read by walking the order's
+//!   index, testing each book's text: with that many matches, a page is found within
+//!   `(offset + limit) * catalogue / SORT_CAP` books of the walk.
 
-use super::statement::{Arg, Engine, PageRow, Statement, book_columns, escape_like, push_contains};
+use super::statement::{Arg, Engine, PageJson, Statement, book_columns, escape_like, push_contains};
 use super::stored::{Page, Total};
-use crate::domain::{Book, Cursor, ListQuery, SortKey, SortValue, TextMatch};
+use crate::domain::{ListQuery, SortKey, SortValue, TextMatch};
 
 /// A search's count stops here; past it the answer says "at least" this many.
 pub const COUNT_CAP: i64 = 10_000;
+/// A search's matches are sorted up to this many; past it the order's index is walked.
+/// Twice the count's cap, so that a search just past the cap (a word in 1% of a million
+/// books, and a few more added since) still costs one read of its matches.
+const SORT_CAP: i64 = 2 * COUNT_CAP;
 
 /// What to run next, and what to hand back.
 #[derive(Debug)]
 pub enum Step {
     /// Run it; hand its two numbers to [`Listing::counted`].
     Counts(Statement),
-    /// Run it; hand its rows to [`Listing::paged`].
+    /// Run it; hand the page to [`Listing::paged`].
     Page(Statement),
     /// Run it; hand its number to [`Listing::totalled`].
     Total(Statement),
@@ -73,39 +79,30 @@ impl<'q> Listing<'q> {
         Step::Page(self.filter_page(self.walk_the_order(in_range, in_set)))
     }
 
-    pub fn paged(&mut self, rows: Vec<PageRow>) -> Step {
-        let Some(total) = rows.first().map(|row| row.total) else {
-            // Past the last book (or none at all): the count on its own.
-            return match self.phase {
-                Phase::Filter => Step::Total(self.filter_count()),
-                Phase::Search => Step::Total(self.search_count()),
-                Phase::Walk => self.done(rows, Total::at_least(COUNT_CAP)),
-            };
+    /// The page; an error if its JSON is not the books it should be.
+    pub fn paged(&mut self, page: PageJson) -> serde_json::Result<Step> {
+        let total = match (self.phase, page.total) {
+            (Phase::Walk, _) => Total::at_least(COUNT_CAP),
+            // Past the last book (or none at all), on an engine that hands over rows.
+            (Phase::Filter, None) => return Ok(Step::Total(self.filter_count())),
+            (Phase::Search, None) => return Ok(Step::Total(self.search_count())),
+            (Phase::Search, Some(total)) if total > SORT_CAP => return Ok(self.walk()),
+            (Phase::Search, Some(total)) => capped(total),
+            (Phase::Filter, Some(total)) => Total::exact(total),
         };
-        match self.phase {
-            Phase::Search if total > COUNT_CAP => self.walk(),
-            Phase::Walk => self.done(rows, Total::at_least(COUNT_CAP)),
-            _ => self.done(rows, Total::exact(total)),
-        }
+        Ok(Step::Done(Page::of_json(page.books, total, self.query.sort)?))
     }
 
-    pub fn totalled(&mut self, total: i64) -> Step {
-        if self.phase == Phase::Search && total > COUNT_CAP {
-            self.walk()
-        } else {
-            self.done(Vec::new(), Total::exact(total))
-        }
+    pub fn totalled(&mut self, total: i64) -> serde_json::Result<Step> {
+        self.paged(PageJson {
+            total: Some(total),
+            books: "[]".to_owned(),
+        })
     }
 
     fn walk(&mut self) -> Step {
         self.phase = Phase::Walk;
         Step::Page(self.walk_page())
-    }
-
-    fn done(&self, rows: Vec<PageRow>, total: Total) -> Step {
-        let books: Vec<Book> = rows.into_iter().map(|row| row.book).collect();
-        let last = books.last().map(|book| Cursor::after(book, self.query.sort));
-        Step::Done(Page::of_books(&books, total).ending_at(last))
     }
 
     /// Whether the page is in another order than a year range it is filtered by, with
@@ -157,13 +154,6 @@ impl<'q> Listing<'q> {
         st
     }
 
-    fn filter_count(&self) -> Statement {
-        let mut st = Statement::new("SELECT (");
-        self.push_count(&mut st);
-        st.push(")");
-        st
-    }
-
     /// The count of a listing without `q`: kept by the database, or an author's books
     /// counted off the author's index.
     fn push_count(&self, st: &mut Statement) {
@@ -199,8 +189,8 @@ impl<'q> Listing<'q> {
         }
     }
 
-    /// The books the text index finds for `q` and the other filters, at most one past the
-    /// cap: a `WITH` clause.
+    /// The books the text index finds for `q` and the other filters, at most one past
+    /// [`SORT_CAP`]: a `WITH` clause.
     fn push_hits(&self, st: &mut Statement) {
         st.push(&format!(
             "WITH hits AS MATERIALIZED (SELECT books.id AS id, {} AS sort_key",
@@ -215,20 +205,13 @@ impl<'q> Listing<'q> {
         }
         let mut clause = Clause(true);
         self.push_filters(st, &mut clause, false);
-        st.push(&format!(" LIMIT {}) ", COUNT_CAP + 1));
+        st.push(&format!(" LIMIT {}) ", SORT_CAP + 1));
     }
 
-    /// A page of a search's hits, sorted, with their number on every row.
-    fn search_page(&self) -> Statement {
-        let mut st = Statement::default();
-        self.push_hits(&mut st);
-        st.push("SELECT (SELECT count(*) FROM hits) AS total, ");
-        st.push(&format!(
-            "{} FROM (SELECT id, sort_key FROM hits",
-            book_columns_of("b.")
-        ));
-        self.push_cursor(&mut st, &mut Clause::default(), "");
-        self.push_window(&mut st, "");
+    fn filter_count(&self) -> Statement {
+        let mut st = Statement::new("SELECT (");
+        self.push_count(&mut st);
+        st.push(")");
         st
     }
 
@@ -236,6 +219,20 @@ impl<'q> Listing<'q> {
         let mut st = Statement::default();
         self.push_hits(&mut st);
         st.push("SELECT count(*) FROM hits");
+        st
+    }
+
+    /// A page of a search's hits, sorted, with their number.
+    fn search_page(&self) -> Statement {
+        let mut st = Statement::default();
+        self.push_hits(&mut st);
+        st.push("SELECT (SELECT count(*) FROM hits) AS total, ");
+        st.push(&format!(
+            "{} FROM (SELECT id, sort_key FROM hits",
+            self.page_columns()
+        ));
+        self.push_cursor(&mut st, &mut Clause::default(), "");
+        self.push_window(&mut st, "");
         st
     }
 
@@ -256,15 +253,34 @@ impl<'q> Listing<'q> {
         st
     }
 
-    /// `b.id, …  FROM (SELECT books.id AS id, <sort column> AS sort_key` + `from`: the page's
-    /// books, read by id after their ids and keys are found in an index (which the rest of the
-    /// statement, up to [`Self::push_window`], says).
+    /// `<the books> FROM (SELECT books.id AS id, <sort column> AS sort_key` + `from`: the
+    /// page's books, read by id after their ids and keys are found in an index (which the
+    /// rest of the statement, up to [`Self::push_window`], says).
     fn columns(&self, from: &str) -> String {
         format!(
             "{} FROM (SELECT books.id AS id, {} AS sort_key{from}",
-            book_columns_of("b."),
+            self.page_columns(),
             self.sort_column("books.")
         )
+    }
+
+    /// The page's books (`b`, in the window `page`): one JSON array in the listing's order,
+    /// or their columns (ordered by [`Self::push_window`]), as the engine hands pages over.
+    fn page_columns(&self) -> String {
+        if self.engine.writes_pages() {
+            format!("{} AS books", Engine::json_page("b.", &self.page_order()))
+        } else {
+            book_columns!()
+                .split(", ")
+                .map(|column| format!("b.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    fn page_order(&self) -> String {
+        let direction = if self.query.descending { "DESC" } else { "ASC" };
+        format!("page.sort_key {direction}, page.id {direction}")
     }
 
     /// The conditions of the filters other than `q`, after `clause`.
@@ -336,9 +352,10 @@ impl<'q> Listing<'q> {
             .bind(Arg::Int(self.query.limit))
             .push(" OFFSET ")
             .bind(Arg::Int(self.query.offset));
-        st.push(&format!(
-            ") AS page JOIN books AS b ON b.id = page.id ORDER BY page.sort_key {direction}, page.id {direction}"
-        ));
+        st.push(") AS page JOIN books AS b ON b.id = page.id");
+        if !self.engine.writes_pages() {
+            st.push(&format!(" ORDER BY {}", self.page_order()));
+        }
     }
 
     /// The sort column and the id, in `table` (`books.`), or in the hits (`""`).
@@ -398,12 +415,13 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-fn book_columns_of(table: &str) -> String {
-    book_columns!()
-        .split(", ")
-        .map(|column| format!("{table}{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A search's count: exact up to the cap, "at least the cap" past it.
+fn capped(total: i64) -> Total {
+    if total > COUNT_CAP {
+        Total::at_least(COUNT_CAP)
+    } else {
+        Total::exact(total)
+    }
 }
 
 fn text(value: &str) -> Arg {

@@ -15,7 +15,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::catalogue::{Created, KEY_LIFETIME_SECS, not_found, unix_now};
 use super::listing::{Listing, Step};
-use super::statement::{Arg, Engine, PageRow, Statement, book_columns};
+use super::statement::{Arg, Engine, PageJson, PageRow, Statement, book_columns};
 use super::stored::{BookRef, Page, StoredBook};
 use crate::domain::{Book, Edit, IdempotencyKey, ListQuery, NewBook, Precondition, Timestamp, fold_case};
 use crate::error::{Error, Result};
@@ -52,6 +52,7 @@ where
     for<'r> KeyRow: FromRow<'r, <Self as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <Self as Database>::Row>,
     for<'r> (i64, i64): FromRow<'r, <Self as Database>::Row>,
+    for<'r> (i64, String): FromRow<'r, <Self as Database>::Row>,
 {
     const ENGINE: Engine;
 
@@ -79,6 +80,20 @@ where
         }
     }
 
+    /// The one row a statement answers.
+    fn row<'e, E, R>(executor: E, statement: Statement) -> impl Future<Output = Result<R, sqlx::Error>> + Send
+    where
+        E: Executor<'e, Database = Self> + 'e,
+        R: for<'r> FromRow<'r, <Self as Database>::Row> + Send + Unpin + 'e,
+    {
+        async move {
+            let rows: Vec<R> = Self::rows(executor, statement).await?;
+            rows.into_iter()
+                .next()
+                .ok_or_else(|| sqlx::Error::Protocol("a statement that answers a row answered none".into()))
+        }
+    }
+
     /// The one number a statement answers.
     fn number<'e, E>(
         executor: E,
@@ -87,12 +102,7 @@ where
     where
         E: Executor<'e, Database = Self> + 'e,
     {
-        async move {
-            let rows: Vec<(i64,)> = Self::rows(executor, statement).await?;
-            rows.first().map(|(n,)| *n).ok_or_else(|| {
-                sqlx::Error::Protocol("a statement that answers a number answered none".into())
-            })
-        }
+        async move { Self::row(executor, statement).await.map(|(n,): (i64,)| n) }
     }
 
     /// Runs a statement that returns no rows.
@@ -310,8 +320,21 @@ where
                         let (in_range, in_set) = counts.first().copied().unwrap_or_default();
                         listing.counted(in_range, in_set)
                     }
-                    Step::Page(st) => listing.paged(Self::rows(pool, st).await?),
-                    Step::Total(st) => listing.totalled(Self::number(pool, st).await?),
+                    Step::Page(st) => {
+                        let page = if Self::ENGINE.writes_pages() {
+                            let (total, books): (i64, String) = Self::row(pool, st).await?;
+                            PageJson {
+                                total: Some(total),
+                                books,
+                            }
+                        } else {
+                            PageJson::of_rows(Self::rows(pool, st).await?)
+                        };
+                        listing.paged(page).map_err(undecodable)?
+                    }
+                    Step::Total(st) => listing
+                        .totalled(Self::number(pool, st).await?)
+                        .map_err(undecodable)?,
                     Step::Done(page) => return Ok(page),
                 };
             }
@@ -418,4 +441,9 @@ fn push_book(statement: &mut Statement, book: &NewBook, stamps: &str) {
         Arg::Text(fold_case(book.author.as_str())),
         Arg::OptionalText(genre.as_deref().map(fold_case)),
     ]);
+}
+
+/// A page the database wrote that is not the JSON it should be.
+fn undecodable(error: serde_json::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(error))
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 
-use crate::domain::{Book, Cursor};
+use serde_json::value::RawValue;
+
+use crate::domain::{Book, Cursor, SortKey};
 
 /// A book as the store hands it out.
 pub type BookRef = Arc<StoredBook>;
@@ -83,18 +85,20 @@ impl Total {
 }
 
 impl Page {
-    pub fn of_books(books: &[Book], total: Total) -> Self {
-        Self {
-            json: to_json(books),
+    /// A page the database wrote: `books` is a JSON array of books, in the listing's order.
+    /// Its last book gives the cursor of the next page.
+    pub fn of_json(books: String, total: Total, sort: SortKey) -> serde_json::Result<Self> {
+        let (len, last) = {
+            let items: Vec<&RawValue> = serde_json::from_str(&books)?;
+            let last = items.last().map(|last| serde_json::from_str::<Book>(last.get()));
+            (items.len(), last.transpose()?)
+        };
+        Ok(Self {
+            json: Bytes::from(books.into_bytes().into_boxed_slice()),
             total,
-            len: books.len(),
-            last: None,
-        }
-    }
-
-    /// The same page, knowing where its last book stands in the listing.
-    pub fn ending_at(self, last: Option<Cursor>) -> Self {
-        Self { last, ..self }
+            len,
+            last: last.map(|book| Cursor::after(&book, sort)),
+        })
     }
 }
 

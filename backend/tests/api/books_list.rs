@@ -463,3 +463,23 @@ contract_test! {
 fn urlencode(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+contract_test! {
+    #[tokio::test]
+    async fn a_page_writes_each_book_exactly_as_the_book_itself_is_written(engine) {
+        let app = TestApp::spawn(engine).await;
+        let ids = catalogue(&app).await;
+        let tricky = app
+            .create(json!({"title": "Back\\slash \"quote\" </b> \u{1F680}", "author": "Ü\u{00A0}ber", "year": 0}))
+            .await;
+        let mut each = Vec::new();
+        for id in ids.iter().chain([&tricky["id"].as_i64().unwrap()]) {
+            each.push(app.get(&format!("/books/{id}")).await.text().await.unwrap());
+        }
+        // Byte for byte: on SQLite the database writes the page, on PostgreSQL the backend.
+        let page = app.get("/books?limit=100").await.text().await.unwrap();
+        assert_eq!(page, format!("[{}]", each.join(",")));
+        let empty = app.get("/books?offset=100").await.text().await.unwrap();
+        assert_eq!(empty, "[]");
+    }
+}

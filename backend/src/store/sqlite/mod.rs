@@ -46,6 +46,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The write connection's page cache: small, since it writes what it has just read.
 const WRITER_CACHE: &str = "-1024";
+/// Each reader's page cache. A page SQLite does not hold is a system call and a copy from
+/// the operating system's cache; the upper levels of the indexes and the text index a
+/// listing or search walks fit in 8 MB (at a million books, 256 KB made every other page
+/// such a read). With a reader per core and two, RSS stays bounded (docs/benchmarks.md).
+const READER_CACHE: &str = "-8192";
 /// The page cache while migrating: building an index or the text index of a big catalogue
 /// in a 1 MB cache reads its pages over and over (a million books: 60 s instead of 10 s).
 const MIGRATION_CACHE: &str = "-262144";
@@ -112,14 +117,21 @@ impl SqliteStore {
 
         let read = SqlitePoolOptions::new()
             .max_connections(read_pool_size())
+            // A connection to a local file does not go stale: no round trip to check it
+            // before every read.
+            .test_before_acquire(false)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(600))
             .max_lifetime(None)
             // An in-memory database is shared through the cache, which a read-only
-            // connection cannot open. Readers keep a small page cache each (256 KB): a page
-            // SQLite does not hold is a read from the operating system's cache.
-            .connect_with(options.clone().read_only(!in_memory).pragma("cache_size", "-256"))
+            // connection cannot open.
+            .connect_with(
+                options
+                    .clone()
+                    .read_only(!in_memory)
+                    .pragma("cache_size", READER_CACHE),
+            )
             .await?;
 
         // Credentials are changed through a connection of their own, not the book writer:
