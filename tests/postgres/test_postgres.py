@@ -362,6 +362,28 @@ class CopyDatabase(unittest.TestCase):
         finally:
             back.stop()
 
+    def test_new_books_after_a_copy_get_ids_above_every_copied_one(self):
+        # The newest book is still there (so the copy's ids, not a deletion, set the floor).
+        scratch = Path(tempfile.mkdtemp(prefix="bookstore-copy-"))
+        sqlite_url = f"sqlite://{scratch / 'source.db'}"
+        source = Backend(sqlite_url).start()
+        try:
+            for i in range(5):
+                self.assertEqual(source.request("POST", "/books", book(f"Kept {i}"))[0], 201)
+            highest = max(source.all_books())
+        finally:
+            source.stop()
+        postgres_url = new_database()
+        copied = self.copy(sqlite_url, postgres_url)
+        self.assertEqual(copied.returncode, 0, copied.stderr)
+        target = Backend(postgres_url, demo=True).start()
+        try:
+            status, _, body = target.request("POST", "/books", book("After the copy"))
+            self.assertEqual(status, 201, body)
+            self.assertEqual(json.loads(body)["id"], highest + 1)
+        finally:
+            target.stop()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

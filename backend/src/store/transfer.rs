@@ -75,10 +75,11 @@ async fn copy_between(
         target.run(vec![write(&batch)]).await?;
         books += batch.len() as i64;
     }
+    // Always raised, never lowered: the books just written (with their ids) do not move a
+    // PostgreSQL sequence, and the target may have assigned higher ids before.
     let id_floor = source.number(source.engine().id_floor()).await?;
-    if id_floor > target.number(target.engine().id_floor()).await? {
-        target.run(target.engine().raise_id_floor(id_floor)).await?;
-    }
+    let id_floor = id_floor.max(target.number(target.engine().id_floor()).await?);
+    target.run(target.engine().raise_id_floor(id_floor)).await?;
     target.run(target.engine().mark_created()).await?;
     let written = target.number(Statement::new(COUNT)).await?;
     if written != books {

@@ -46,11 +46,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The write connection's page cache: small, since it writes what it has just read.
 const WRITER_CACHE: &str = "-1024";
-/// Each reader's page cache. A page SQLite does not hold is a system call and a copy from
-/// the operating system's cache; the upper levels of the indexes and the text index a
-/// listing or search walks fit in 8 MB (at a million books, 256 KB made every other page
-/// such a read). With a reader per core and two, RSS stays bounded (docs/benchmarks.md).
-const READER_CACHE: &str = "-8192";
+/// Each reader's page cache: small, because SQLite empties a reader's cache whenever another
+/// connection has committed since its last read, so under writes a big cache is mostly
+/// refilled and emptied again (at a million books with 100 writes a second, 8 MB made
+/// searches a third slower than 256 KB, and filters no faster).
+const READER_CACHE: &str = "-256";
 /// The page cache while migrating: building an index or the text index of a big catalogue
 /// in a 1 MB cache reads its pages over and over (a million books: 60 s instead of 10 s).
 const MIGRATION_CACHE: &str = "-262144";
