@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testkit import OPERATOR_TOKEN, ROOT, http, log, wait_until  # noqa: E402
+from testkit import OPERATOR_TOKEN, ROOT, every_book, http, log, wait_until  # noqa: E402
 from testkit.native import BINARY, NativeStack as Processes  # noqa: E402
 
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
@@ -55,7 +55,7 @@ def monitoring_settings() -> dict:
         "alert_for": seconds_setting(rules, r"alert: BookstoreBackendDown\s+expr: [^\n]+\s+for: (\w+)"),
         # How long nginx trusts Docker's DNS answer (a restarted container may come back on a
         # new address, which it learns only then), and how often the UI asks /readyz.
-        "nginx_resolver_valid": seconds_setting((ROOT / "frontend/nginx/default.conf").read_text(),
+        "nginx_resolver_valid": seconds_setting((ROOT / "frontend/nginx/bookstore-upstream.conf").read_text(),
                                                 r"resolver [^;]*valid=(\w+)"),
         "ui_health_poll": int(re.search(r"HEALTH_EVERY_MS = (\d+);", (ROOT / "frontend/js/ui.js").read_text())
                               .group(1)) / 1000,
@@ -246,15 +246,7 @@ def book_count(stack) -> int:
 
 
 def all_ids(stack) -> set[int]:
-    ids, offset = set(), 0
-    while True:
-        status, _, body = http("GET", f"{stack.backend_url}/books?limit=1000&offset={offset}", timeout=30)
-        assert status == 200, status
-        page = json.loads(body)
-        ids |= {b["id"] for b in page}
-        if len(page) < 1000:
-            return ids
-        offset += 1000
+    return {b["id"] for b in every_book(stack.backend_url)}
 
 
 def outage(stack, watch: BannerWatch, results: dict) -> None:
@@ -560,14 +552,7 @@ def replica_loss(settings: dict) -> dict:
             seen["prometheus_three_up_again"] = time.time() - t0
             time.sleep(2)
             stop.set()
-        present, offset = set(), 0
-        while True:
-            _, _, body = http("GET", f"{nginx}/books?q=replica+drill&limit=1000&offset={offset}", timeout=30)
-            page = json.loads(body)
-            present |= {b["id"] for b in page}
-            if len(page) < 1000:
-                break
-            offset += 1000
+        present = {b["id"] for b in every_book(nginx, "q=replica+drill")}
         result.update({k: round(v, 2) for k, v in seen.items()})
         result.update(counts)
         result["acknowledged_writes"] = len(acknowledged)

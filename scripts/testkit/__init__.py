@@ -8,6 +8,7 @@ Scripts outside this folder import it with `sys.path.insert(0, str(ROOT / "scrip
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import time
@@ -64,6 +65,19 @@ def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     """(status, body) of a GET; status 0 when nothing answers."""
     status, _, body = http("GET", url, timeout=timeout)
     return status, body
+
+
+def every_book(base_url: str, query: str = "", timeout: float = 30) -> list[dict]:
+    """Every book `GET /books?<query>` lists, a page of 1,000 at a time, following each page's
+    `Link: <…>; rel="next"` (a keyset cursor: offsets stop at 10,000) until there is none."""
+    books, path = [], f"/books?limit=1000{'&' + query if query else ''}"
+    while path:
+        status, headers, body = http("GET", base_url + path, timeout=timeout)
+        assert status == 200, f"GET {path} answered {status}: {body[:200]!r}"
+        books += json.loads(body)
+        link = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("Link") or "")
+        path = link and link.group(1)
+    return books
 
 
 def wait_until(check, timeout: float, what: str, every: float = 0.05, ignore: tuple = ()):

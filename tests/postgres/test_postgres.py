@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from testkit import OPERATOR_ENV, free_port, get, http, wait_until  # noqa: E402
+from testkit import OPERATOR_ENV, every_book, free_port, get, http, wait_until  # noqa: E402
 from testkit.native import BINARY  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
 
@@ -83,15 +83,7 @@ class Backend:
         return http(method, f"{self.url}{path}", body, headers, timeout, **options)
 
     def all_books(self) -> dict[int, dict]:
-        books, offset = {}, 0
-        while True:
-            status, _, body = self.request("GET", f"/books?limit=1000&offset={offset}", timeout=30)
-            assert status == 200, status
-            page = json.loads(body)
-            books |= {b["id"]: b for b in page}
-            if len(page) < 1000:
-                return books
-            offset += 1000
+        return {b["id"]: b for b in every_book(self.url)}
 
 
 def book(title: str) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from testkit import OPERATOR_TOKEN, get, http, wait_until  # noqa: E402
+from testkit import OPERATOR_TOKEN, every_book, get, http, wait_until  # noqa: E402
 from testkit.native import NativeStack  # noqa: E402
 
 ADMIN_URL = os.environ.get("BOOKSTORE_TEST_POSTGRES", "")
@@ -157,15 +157,7 @@ class ThreeReplicasBehindNginx(unittest.TestCase):
         self.assertEqual(failed_reads, [], f"of {reads[0]} reads")
         self.assertGreater(reads[0], 200, "reads during the test")
         self.assertGreater(len(acknowledged), 50, "acknowledged writes during the test")
-        present = set()
-        offset = 0
-        while True:
-            _, _, body = http("GET", f"{self.nginx}/books?limit=1000&offset={offset}&q=loaded", timeout=30)
-            page = json.loads(body)
-            present |= {b["id"] for b in page}
-            if len(page) < 1000:
-                break
-            offset += 1000
+        present = {b["id"] for b in every_book(self.nginx, "q=loaded")}
         self.assertEqual(acknowledged - present, set(), "every acknowledged write is there")
         wait_until(lambda: self.alert_state("BookstoreReplicasMissing") is None, 60, "the alert to resolve")
 
