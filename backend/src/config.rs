@@ -260,6 +260,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BOOKSTORE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// On SIGTERM or SIGINT, how long to go on serving first, with /readyz answering 503, so
+    /// that the proxies in front stop sending new requests before the listener closes.
+    #[arg(long, env = "BOOKSTORE_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// How long a client may take to send a request's head (from connecting, or from its
     /// first byte after an idle spell) before the connection is closed.
     #[arg(long, env = "BOOKSTORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -431,6 +436,7 @@ impl ServeArgs {
             cors_origins: Vec::new(),
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +28,9 @@ pub struct Application {
     store: Store,
     limits: ConnectionLimits,
     shutdown_timeout: Duration,
+    shutdown_delay: Duration,
+    /// Shared with `/readyz`: set when the shutdown delay begins.
+    stopping: Arc<AtomicBool>,
     /// Scheduled backups, stopped with the application.
     backups: Option<AbortOnDrop>,
     /// The span exporter, which sends what is left once the server has stopped.
@@ -85,7 +90,9 @@ impl Application {
             auth,
             metrics: Metrics::install(store.engine(), args.replicas_expected)?,
             docs: Docs::build(args.public_reads),
+            stopping: Arc::default(),
         };
+        let stopping = state.stopping.clone();
         let (spans, exporter) = match OtlpConfig::from_env().context("cannot export spans (OTLP)")? {
             Some(otlp) => {
                 tracing::info!(endpoint = %otlp.endpoint(), "exporting request spans (OTLP/HTTP)");
@@ -115,6 +122,8 @@ impl Application {
             store,
             limits: args.connection_limits(),
             shutdown_timeout: args.shutdown_timeout,
+            shutdown_delay: args.shutdown_delay,
+            stopping,
             backups,
             exporter,
         })
@@ -131,13 +140,24 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting connections, lets requests in
-    /// progress finish (for at most the shutdown timeout), and closes the database.
+    /// Serves until `shutdown` completes, then goes on serving for the shutdown delay with
+    /// `/readyz` answering 503 (while the proxies in front notice), stops accepting
+    /// connections, lets requests in progress finish (for at most the shutdown timeout), and
+    /// closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
         let backups = self.backups;
-        let shutdown = async {
+        let (delay, stopping) = (self.shutdown_delay, self.stopping.clone());
+        let shutdown = async move {
             shutdown.await;
+            stopping.store(true, Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(
+                    ?delay,
+                    "stopping: not ready, still serving while the proxies in front notice"
+                );
+                tokio::time::sleep(delay).await;
+            }
             tracing::info!("shutting down: finishing requests in progress");
         };
         let drained = server::serve(

@@ -107,6 +107,50 @@ async fn sigint_also_stops_the_server_cleanly() {
 }
 
 #[tokio::test]
+async fn with_a_shutdown_delay_it_serves_on_not_ready_after_sigterm_then_stops() {
+    let (_dir, db) = temp_db();
+    let mut server = Server::start(&db, &["--demo-data", "false", "--shutdown-delay", "3s"]);
+    server.wait_ready().await;
+    let signalled = Instant::now();
+    server.signal("TERM");
+    // Not ready at once, so balancers stop sending requests...
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, body) = get_json(&server.url("/readyz")).await;
+        if status == 503 {
+            assert_eq!(body["detail"], "not ready: shutting down", "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still answers {status} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...while every request that still comes, on a new connection too, is served.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let answer = fresh.get(server.url("/books")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        post_with(&server, support::OPERATOR).await,
+        201,
+        "writes are served during the delay"
+    );
+    // Then it stops as without a delay.
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    // (A lower bound only: the delay is a promise, not a speed.)
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "it served for the whole delay"
+    );
+    assert!(TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
 async fn a_new_database_gets_the_sample_catalogue_once() {
     let (_dir, db) = temp_db();
     let mut server = Server::start(&db, &[]);

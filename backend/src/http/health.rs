@@ -1,5 +1,6 @@
 //! Liveness (`/healthz`), readiness (`/readyz`) and the Prometheus scrape (`/metrics`).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -58,6 +59,9 @@ pub struct Readiness {
             body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
+    if state.stopping.load(Ordering::Relaxed) {
+        return Err(Error::NotReady("shutting down".to_owned()));
+    }
     let problem = match tokio::time::timeout(READY_TIMEOUT, state.store.not_ready()).await {
         Ok(None) => {
             return Ok(Json(Readiness {

@@ -12,6 +12,8 @@ mod time_limit;
 pub mod trace;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
@@ -44,6 +46,9 @@ pub struct AppState {
     pub auth: Auth,
     pub metrics: Metrics,
     pub docs: Docs,
+    /// Set once the process is told to stop: `/readyz` then answers 503 while requests are
+    /// still served (for the shutdown delay).
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// The HTTP settings that shape the router.
