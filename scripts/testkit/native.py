@@ -25,6 +25,7 @@ from testkit import OPERATOR_ENV, ROOT, free_port, get, wait_until  # noqa: E402
 
 BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
 NGINX_SITE = ROOT / "frontend" / "nginx" / "default.conf"
+NGINX_UPSTREAM = ROOT / "frontend" / "nginx" / "bookstore-upstream.conf"
 PROMETHEUS_CONFIG = ROOT / "monitoring" / "prometheus" / "prometheus.yml"
 RULES = ROOT / "monitoring" / "prometheus" / "rules"
 ALERTMANAGER_CONFIG = ROOT / "monitoring" / "alertmanager" / "alertmanager.yml"
@@ -47,7 +48,7 @@ def render_nginx(directory: Path, listen: int, backends: list[str], workers: int
     site = replace(site, "listen 8080;", f"listen 127.0.0.1:{listen};", where)
     upstream = "server backend:8000 resolve max_fails=2 fail_timeout=5s;"
     servers = "\n    ".join(f"server {b} max_fails=2 fail_timeout=5s;" for b in backends)
-    site = replace(site, upstream, servers, where)
+    site = replace(NGINX_UPSTREAM.read_text(), upstream, servers, "frontend/nginx/bookstore-upstream.conf") + site
     site = replace(site, "root /usr/share/nginx/html;", f"root {ROOT / 'frontend'};", where)
     (directory / "default.conf").write_text(site)
     main = directory / "nginx.conf"
