@@ -45,19 +45,19 @@ require() {
   command -v "$command" >/dev/null 2>&1 || die "installed $package, but \`$command\` is still not on PATH"
 }
 
-# venv_tool NAME PIP_SPEC... — makes sure .tools/venv has the PyPI packages, and links NAME
-# into .tools/bin.
+# venv_tool NAME PIP_SPEC... — makes sure .tools/venv (or .tools/$TOOL_VENV: tools whose
+# pins would fight the others') has the PyPI packages, and links NAME into .tools/bin.
 venv_tool() {
-  local name="$1"
+  local name="$1" venv="$TOOLS/${TOOL_VENV:-venv}"
   shift
-  if [ ! -x "$TOOLS/venv/bin/$name" ]; then
+  if [ ! -x "$venv/bin/$name" ]; then
     ensure_python_venv
-    log "installing $* from PyPI into .tools/venv"
-    [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install -q "$@"
+    log "installing $* from PyPI into ${venv#"$ROOT"/}"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$@"
   fi
   mkdir -p "$TOOLS/bin"
-  ln -sf "$TOOLS/venv/bin/$name" "$TOOLS/bin/$name"
+  ln -sf "$venv/bin/$name" "$TOOLS/bin/$name"
 }
 
 # cargo_tool BINARY CRATE[@VERSION] — installs a cargo sub-command from crates.io if missing.
