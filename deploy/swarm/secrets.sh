@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Makes the Swarm secrets deploy/swarm/stack.yml reads, unless they exist: the database
+# password and the backend's database URL (made together), the operator token and Grafana's
+# admin password. Random values unless POSTGRES_PASSWORD, BOOKSTORE_ADMIN_TOKEN or
+# GRAFANA_ADMIN_PASSWORD choose them; a random token or Grafana password is printed once
+# (Swarm never shows a secret's value again).
+#   deploy/swarm/secrets.sh        (on a manager)
+set -euo pipefail
+docker=${DOCKER:-docker}
+
+exists() { "$docker" secret inspect "$1" >/dev/null 2>&1; }
+create() { printf '%s' "$2" | "$docker" secret create "$1" - >/dev/null; }
+random() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+if exists bookstore-postgres-password && exists bookstore-database-url; then
+  echo "bookstore-postgres-password, bookstore-database-url: exist"
+elif exists bookstore-postgres-password || exists bookstore-database-url; then
+  echo "only one of bookstore-postgres-password and bookstore-database-url exists: remove it (they are made together)" >&2
+  exit 1
+else
+  # Hex, so that it needs no escaping in the URL.
+  password=${POSTGRES_PASSWORD:-$(random)}
+  [[ $password =~ ^[A-Za-z0-9._~-]+$ ]] || { echo "POSTGRES_PASSWORD: letters, digits and ._~- only" >&2; exit 1; }
+  create bookstore-postgres-password "$password"
+  create bookstore-database-url "postgres://bookstore:$password@postgres:5432/bookstore"
+  echo "bookstore-postgres-password, bookstore-database-url: made"
+fi
+
+if exists bookstore-admin-token; then
+  echo "bookstore-admin-token: exists"
+else
+  token=${BOOKSTORE_ADMIN_TOKEN:-$(random)}
+  create bookstore-admin-token "$token"
+  if [ -z "${BOOKSTORE_ADMIN_TOKEN:-}" ]; then
+    echo "bookstore-admin-token: made; the operator token (shown this once): $token"
+  else
+    echo "bookstore-admin-token: made from BOOKSTORE_ADMIN_TOKEN"
+  fi
+fi
+
+if exists bookstore-grafana-password; then
+  echo "bookstore-grafana-password: exists"
+else
+  grafana=${GRAFANA_ADMIN_PASSWORD:-$(random)}
+  create bookstore-grafana-password "$grafana"
+  if [ -z "${GRAFANA_ADMIN_PASSWORD:-}" ]; then
+    echo "bookstore-grafana-password: made; Grafana's admin password (shown this once): $grafana"
+  else
+    echo "bookstore-grafana-password: made from GRAFANA_ADMIN_PASSWORD"
+  fi
+fi
