@@ -9,8 +9,9 @@
 3. The README's configuration table, `bookstore serve --help` and `.env.example` name the
    same settings.
 
-The clone builds into target/readme-clone (kept between runs, so only a first run builds
-everything): a build cache, not part of the command, which runs as written.
+The clone builds into this checkout's own target/ (CARGO_TARGET_DIR): the dependencies
+compiled once serve the clone and every other tier, and only the clone's own crate is built
+again. A build cache, not part of the command, which runs as written.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def main() -> int:
             log("note: the working tree has uncommitted changes; the clone checks HEAD only")
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
-        target = ROOT / "target" / "readme-clone"
+        target = ROOT / "target"
         with tempfile.TemporaryDirectory(prefix="bookstore-readme-") as scratch:
             clone = Path(scratch) / "bookstore"
             subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
