@@ -500,7 +500,11 @@ contract_test! {
             ("year_from=1900&year_to=2010", "years"),
             ("year_from=1950&year_to=1950", "years"),
             ("genre=fiction&year_from=1950&year_to=1960", "genre-years"),
-            ("q=dragon%20river", "text"),
+            // A selective search (about 0.1% of the books). A broader one, around 1%, is the
+            // planner's call at this size: such matches are spread over the whole table, and it
+            // may rightly judge reading it cheaper than fetching each one (it flips with the
+            // statistics' sample); q=th and q=au below are the broad ones, bounded by the cap.
+            ("q=dragon%20river%201", "text"),
             ("q=12345", "text"),
             ("q=th", "text"),
             ("q=au", "text"),
