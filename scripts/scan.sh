@@ -42,7 +42,8 @@ for image in "${images[@]}"; do
 done
 
 log "trivy config (Dockerfiles, compose file)"
-trivy_run config --quiet --exit-code 1 . || failed=1
+# (deploy/kubernetes is Kustomize fragments, checked as rendered by `scripts/test.sh kubernetes`.)
+trivy_run config --quiet --exit-code 1 --skip-dirs deploy/kubernetes . || failed=1
 
 mkdir -p artifacts/sbom
 log "CycloneDX SBOM of the backend image -> artifacts/sbom/bookstore-backend.cdx.json"
