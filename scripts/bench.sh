@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 require wrk wrk
+require nginx nginx-light
 ensure_python_venv
 venv="$TOOLS/fastapi-venv"
 wanted=$(sha256sum bench/peers/fastapi/requirements.txt | cut -d' ' -f1)
