@@ -161,8 +161,9 @@ fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
         .build()
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
+            let path = bookstore::backups::copy::database_file(url).map_err(|e| e.to_string())?;
             runtime
-                .block_on(bookstore::store::sqlite::SqliteStore::integrity_check(url))
+                .block_on(bookstore::backups::copy::integrity(&path))
                 .map_err(|e| e.to_string())
         });
     match result {

@@ -6,9 +6,9 @@
 //! to disk, and only then renamed to its name; a failure leaves nothing under that name.
 //!
 //! A restore refuses while a server has the database open: every server holds a shared lock
-//! on `DB.lock` for as long as it runs (`store::sqlite::ServerLock`; the kernel drops it if
-//! the process dies), and the restore takes it exclusively or stops. The copy is checked, written next to the database,
-//! and renamed over it; the database it replaces is kept as `DB.before-restore-TIMESTAMP`.
+//! on `DB.lock` for as long as it runs ([`ServerLock`]; the kernel drops it if the process
+//! dies), and the restore takes it exclusively or stops. The copy is checked, written next to
+//! the database, and renamed over it; the database it replaces is kept as `DB.before-restore-TIMESTAMP`.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -16,9 +16,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
-
-use crate::store::sqlite::lock_path;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 /// What went wrong, for the command to print.
 #[derive(Debug, thiserror::Error)]
@@ -135,12 +133,7 @@ pub async fn restore(url: &str, source: &Path) -> Result<(Copied, Option<PathBuf
     if let Some(folder) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(folder).map_err(io(format!("cannot make {}", folder.display())))?;
     }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path(&target))
-        .map_err(io(format!("cannot open {}", lock_path(&target).display())))?;
+    let lock = lock_file(&target).map_err(io(format!("cannot open {}", lock_path(&target).display())))?;
     if lock.try_lock().is_err() {
         return Err(CopyError::Refused(format!(
             "a server has {} open: stop it first (docker compose stop backend), then restore",
@@ -232,19 +225,35 @@ pub async fn restore(url: &str, source: &Path) -> Result<(Copied, Option<PathBuf
     ))
 }
 
+/// `bookstore check-database`: SQLite's own consistency check of the file at `path`, opened
+/// read-only (never created): `["ok"]` when all is well, else the problems found.
+pub async fn integrity(path: &Path) -> Result<Vec<String>, CopyError> {
+    let mut conn = open_read_only(path).await?;
+    let problems = integrity_of(&mut conn, path).await;
+    conn.close().await.ok();
+    problems
+}
+
+async fn open_read_only(path: &Path) -> Result<SqliteConnection, CopyError> {
+    let options = SqliteConnectOptions::new().filename(path).read_only(true);
+    options
+        .connect()
+        .await
+        .map_err(db(format!("cannot open {}", path.display())))
+}
+
+async fn integrity_of(conn: &mut SqliteConnection, path: &Path) -> Result<Vec<String>, CopyError> {
+    sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(conn)
+        .await
+        .map_err(db(format!("cannot check {}", path.display())))
+}
+
 /// Runs SQLite's integrity check on `path` and checks it is a bookstore database; returns
 /// its number of books.
 async fn check(path: &Path) -> Result<i64, CopyError> {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await
-        .map_err(db(format!("cannot open {}", path.display())))?;
-    let problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(&mut conn)
-        .await
-        .map_err(db(format!("cannot check {}", path.display())))?;
+    let mut conn = open_read_only(path).await?;
+    let problems = integrity_of(&mut conn, path).await?;
     if problems != ["ok"] {
         return Err(CopyError::Refused(format!(
             "the integrity check of {} failed: {}",
@@ -258,6 +267,35 @@ async fn check(path: &Path) -> Result<i64, CopyError> {
         .map_err(db(format!("{} has no bookstore data", path.display())))?;
     conn.close().await.ok();
     Ok(books)
+}
+
+/// The file a server keeps a shared lock on while it has `database` open.
+pub fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+fn lock_file(database: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(database))
+}
+
+/// A running server's claim on its database file: a shared lock on `DB.lock` for as long as
+/// it runs (the kernel drops it if the process dies), which [`restore`] takes exclusively or
+/// refuses.
+#[derive(Debug)]
+pub struct ServerLock(#[allow(dead_code)] File);
+
+impl ServerLock {
+    pub fn hold(database: &Path) -> std::io::Result<Self> {
+        let file = lock_file(database)?;
+        file.lock_shared()?;
+        Ok(Self(file))
+    }
 }
 
 /// A hidden name next to `path`, for a file being written.

@@ -268,7 +268,7 @@ impl<'q> Listing<'q> {
     /// or their columns (ordered by [`Self::push_window`]), as the engine hands pages over.
     fn page_columns(&self) -> String {
         if self.engine.writes_pages() {
-            format!("{} AS books", Engine::json_page("b.", &self.page_order()))
+            format!("{} AS books", Engine::json_page(&self.page_order()))
         } else {
             book_columns!()
                 .split(", ")

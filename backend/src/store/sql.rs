@@ -129,8 +129,7 @@ where
     where
         E: Executor<'e, Database = Self> + 'e,
     {
-        let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
-        statement.bind(Arg::Int(id));
+        let statement = by_id(id, "");
         async move { Ok(Self::rows(executor, statement).await?.pop()) }
     }
 
@@ -140,8 +139,7 @@ where
         conn: &mut Self::Connection,
         id: i64,
     ) -> impl Future<Output = Result<Option<Book>, sqlx::Error>> + Send {
-        let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
-        statement.bind(Arg::Int(id)).push(Self::ENGINE.lock_rows());
+        let statement = by_id(id, Self::ENGINE.lock_rows());
         async move { Ok(Self::rows(conn, statement).await?.pop()) }
     }
 
@@ -263,11 +261,7 @@ where
                 Err(refused) => return Ok(Err(refused)),
             };
             let deleted = Self::delete_book(conn, id, current.version).await?;
-            Ok(if deleted {
-                Ok(())
-            } else {
-                Err(Error::PreconditionFailed)
-            })
+            Ok(deleted.then_some(()).ok_or(Error::PreconditionFailed))
         }
     }
 
@@ -423,6 +417,13 @@ where
         statement.bind(Arg::Int(before)).push(" RETURNING created_at");
         async move { Ok(Self::rows::<_, (i64,)>(executor, statement).await?.len() as u64) }
     }
+}
+
+/// Book `id`, with `suffix` (a lock) after.
+fn by_id(id: i64, suffix: &str) -> Statement {
+    let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
+    statement.bind(Arg::Int(id)).push(suffix);
+    statement
 }
 
 /// A book's fields as bound values, in the column order of [`Sql::insert_books`] and

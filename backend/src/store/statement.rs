@@ -65,32 +65,14 @@ impl Engine {
         self == Self::Sqlite
     }
 
-    /// The books of `table` (`b.`) as the API's JSON array, ordered by `order`: an aggregate
-    /// that writes, field by field, exactly what `Book` serializes to.
-    pub(crate) fn json_page(table: &str, order: &str) -> String {
-        let object = [
-            "id",
-            "title",
-            "author",
-            "year",
-            "genre",
-            "created_at",
-            "updated_at",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let comma = if i == 0 { "{" } else { "," };
-            let value = if matches!(*field, "id" | "year") {
-                format!("{table}{field}")
-            } else {
-                format!("json_quote({table}{field})")
-            };
-            format!("'{comma}\"{field}\":' || {value}")
-        })
-        .collect::<Vec<_>>()
-        .join(" || ");
-        format!("'[' || coalesce(string_agg({object} || '}}', ',' ORDER BY {order}), '') || ']'")
+    /// The page's books (`b`) as the API's JSON array, ordered by `order`: an aggregate that
+    /// writes, field by field, exactly what `Book` serializes to.
+    pub(crate) fn json_page(order: &str) -> String {
+        const BOOK: &str = "'{\"id\":' || b.id || ',\"title\":' || json_quote(b.title) \
+            || ',\"author\":' || json_quote(b.author) || ',\"year\":' || b.year \
+            || ',\"genre\":' || json_quote(b.genre) || ',\"created_at\":' || json_quote(b.created_at) \
+            || ',\"updated_at\":' || json_quote(b.updated_at) || '}'";
+        format!("'[' || coalesce(string_agg({BOOK}, ',' ORDER BY {order}), '') || ']'")
     }
 
     /// `FROM … WHERE` of the books whose title or author contains `needle` (folded, three

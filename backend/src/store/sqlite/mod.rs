@@ -18,8 +18,6 @@ mod dialect;
 mod writer;
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +34,7 @@ use super::credentials::{CredentialStore, Tables};
 use super::sql::Sql;
 use super::statement::Engine;
 use super::stored::{BookRef, Page, StoredBook};
+use crate::backups::copy::ServerLock;
 use crate::deadline::Deadline;
 use crate::domain::{Edit, IdempotencyKey, ListQuery, NewBook, Precondition};
 use crate::error::{Error, Result};
@@ -88,12 +87,10 @@ impl SqliteStore {
             Durability::Normal => SqliteSynchronous::Normal,
         });
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory {
-            create_parent_dir(options.get_filename())?;
-        }
         let lock = if in_memory {
             None
         } else {
+            create_parent_dir(options.get_filename())?;
             Some(ServerLock::hold(options.get_filename())?)
         };
 
@@ -111,6 +108,10 @@ impl SqliteStore {
             .execute(format!("PRAGMA cache_size = {MIGRATION_CACHE}").as_str())
             .await?;
         sqlx::migrate!("./migrations").run(&mut write).await?;
+        // A migration that rebuilt indexes leaves them in the WAL (this connection never
+        // checkpoints), where every read would look them up until the next checkpoint, and a
+        // copy of the database file alone would lack them: folded in before serving.
+        write.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
         write
             .execute(format!("PRAGMA cache_size = {WRITER_CACHE}").as_str())
             .await?;
@@ -160,17 +161,6 @@ impl SqliteStore {
             _lock: lock,
         };
         Ok((store, fresh))
-    }
-
-    /// SQLite's own consistency check of the database at `url`: `["ok"]` when all is well,
-    /// else the problems found. Opens the file without creating it, and only reads.
-    pub async fn integrity_check(url: &str) -> Result<Vec<String>, sqlx::Error> {
-        let mut conn = connect_options(url)?.create_if_missing(false).connect().await?;
-        let problems = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(problems)
     }
 }
 
@@ -302,31 +292,6 @@ pub async fn credentials(url: &str) -> Result<Tables<Sqlite>, sqlx::Error> {
         read: pool.clone(),
         write: pool,
     })
-}
-
-/// The file a server keeps a shared lock on while it has `database` open.
-pub fn lock_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
-/// A running server's claim on its database file: a shared lock on `DB.lock` for as long as
-/// it runs (the kernel drops it if the process dies), which `bookstore restore` takes
-/// exclusively or refuses.
-#[derive(Debug)]
-pub struct ServerLock(#[allow(dead_code)] File);
-
-impl ServerLock {
-    pub fn hold(database: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path(database))?;
-        file.lock_shared()?;
-        Ok(Self(file))
-    }
 }
 
 /// The options every connection shares.
