@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import csv
 import datetime as dt
+import hashlib
+import http.client
+import io
 import json
 import os
 import platform
+import random
+import re
 import shutil
 import socket
 import sqlite3
@@ -67,26 +73,45 @@ TARGETS = [
     ("proxy_summary", "errors", "==", 0, "GET /books/{id} directly and through nginx, one and three replicas: zero errors"),
     ("replica_loss", "failed_reads", "==", 0, "three replicas, one SIGKILLed under load: zero failed reads"),
     ("replica_loss", "lost_writes", "==", 0, "three replicas, one SIGKILLed under load: no acknowledged write lost"),
-    # Listings at catalogue scale: a million books, 100 writes a second alongside.
-    ("catalogue_filter", "rps", ">=", 5000,
-     "1,000,000 books, a filter matching 20% sorted by title, offsets up to 1,000, 100 writes/s: at least 5,000 req/s"),
-    ("catalogue_filter", "p99_ms", "<", 20.0, "the same: p99 under 20 ms"),
-    ("catalogue_search", "p99_ms", "<", 20.0,
-     "1,000,000 books, a search matching 1% sorted by year, offsets up to 1,000, 100 writes/s: p99 under 20 ms"),
-    ("catalogue_filter", "errors", "==", 0, "the catalogue scenarios: zero errors (reads and writes)"),
-    ("catalogue_search", "errors", "==", 0, "the catalogue search: zero errors (reads and writes)"),
-    ("catalogue", "ready_ms", "<", 2000.0, "ready within 2 s of start on 1,000,000 books"),
-    ("catalogue", "peak_rss_mb", "<", 400.0, "RSS under 400 MB on 1,000,000 books, through both catalogue scenarios"),
+    # Listings at catalogue scale: a million books, 100 writes a second alongside, both engines.
+    ("catalogue_filter", "rps", ">=", 10000,
+     "SQLite, 1,000,000 books, a genre holding 20% sorted by title, offsets up to 1,000, 100 writes/s: at least 10,000 req/s"),
+    ("catalogue_filter", "p99_ms", "<", 10.0, "SQLite, the same filter: p99 under 10 ms"),
+    ("pg_catalogue_filter", "rps", ">=", 3000, "PostgreSQL, the same filter: at least 3,000 req/s"),
+    ("pg_catalogue_filter", "p99_ms", "<", 25.0, "PostgreSQL, the same filter: p99 under 25 ms"),
+    ("catalogue_search", "rps", ">=", 200,
+     "SQLite, 1,000,000 books, a cold search mix (a different vocabulary word per request) sorted by year: at least 200 req/s"),
+    ("catalogue_search", "p99_ms", "<", 100.0, "SQLite, the cold search mix: p99 under 100 ms"),
+    ("pg_catalogue_search", "rps", ">=", 200, "PostgreSQL, the cold search mix: at least 200 req/s"),
+    ("pg_catalogue_search", "p99_ms", "<", 100.0, "PostgreSQL, the cold search mix: p99 under 100 ms"),
+    ("pg_catalogue_hot", "p99_ms", "<", 250.0,
+     "PostgreSQL, 1,000,000 books, q=dragon (1%) sorted by year, offsets up to 1,000: p99 under 250 ms"),
+    ("catalogue", "deep_cost", "<=", 2.0, "SQLite, a page by cursor 5,000 pages deep costs at most 2× the first page"),
+    ("catalogue", "pg_deep_cost", "<=", 2.0, "PostgreSQL, a page by cursor 5,000 pages deep costs at most 2× the first page"),
+    ("catalogue", "errors", "==", 0, "every catalogue scenario, both engines: zero errors (reads and writes)"),
+    ("catalogue", "ready_ms", "<", 1000.0, "SQLite, ready within 1 s of start on 1,000,000 books"),
+    ("catalogue", "pg_ready_ms", "<", 1000.0, "PostgreSQL, ready within 1 s of start on 1,000,000 books"),
+    ("catalogue", "peak_rss_mb", "<", 100.0, "SQLite, RSS under 100 MB on 1,000,000 books, through every catalogue scenario"),
 ]
 
-# The catalogue scenarios: a million books, the filter and the search the targets name.
+# The catalogue scenarios: a million books, 100 writes a second alongside, on both engines.
 MILLION = 1_000_000
 WRITES_PER_SECOND = 100
-CATALOGUE_PAGES = {
-    "catalogue_filter": "/books?genre=fiction&sort=title&limit=20&offset=",
-    "catalogue_search": "/books?q=dragon&sort=year&limit=20&offset=",
+# (scenario, what wrk sends, the path it adds an offset or a word to).
+CATALOGUE = {
+    "catalogue_filter": ("offsets", "/books?genre=fiction&sort=title&limit=20&offset="),
+    "catalogue_search": ("words", "/books?sort=year&limit=20&q="),
+    "catalogue_hot": ("offsets", "/books?q=dragon&sort=year&limit=20&offset="),
+    "catalogue_first": ("list", "/books?sort=title&limit=20"),
+    # Its path, the cursor of page 5,000, is found by walking the catalogue first.
+    "catalogue_deep": ("list", None),
 }
+DEEP_PAGE = 5_000
 OTHER_GENRES = ["History", "Poetry", "Science", "Fantasy", "Mystery", "Romance", "Travel", "Drama"]
+# The migration that moved listings into the database, on both engines: the catalogue is
+# built on the schema before it and upgraded by the backend, which measures that migration.
+LISTINGS_MIGRATION = 4
+
 
 
 def get(port: int, path: str, timeout: float = 5.0) -> tuple[int | None, str]:
@@ -259,19 +284,84 @@ def generated(count: int):
         yield (title, f"Author {i % 5000}", 1900 + i % 120, GENRES[i % len(GENRES)], stamp, stamp)
 
 
-def catalogue(count: int):
-    """A catalogue shaped like the targets: a fifth of the books are Fiction (the filter), one
-    in a hundred has "Dragon" in its title (the search), 50,000 authors, years spread over
-    1900-2019 (and not independent of the title: the search's books fall in a few years, as
-    real searches correlate with their sort keys), a creation time each."""
+def vocabulary() -> list[str]:
+    """The catalogue's words (bench/vocabulary.txt: 3,000 English words of five to nine letters,
+    sampled once from the `wamerican` word list): titles and authors are drawn from them, and
+    the cold search asks for them."""
+    return (ROOT / "bench" / "vocabulary.txt").read_text().split()
+
+
+def catalogue(count: int, words: list[str]):
+    """A catalogue shaped like the targets: titles of two to four vocabulary words (a word is in
+    about one title in a thousand), one in a hundred also "of the Dragon" (the hot search); a
+    fifth of the books are Fiction (the filter); 50,000 authors named from the vocabulary; years
+    spread over 1900-2019; a creation time each. The same books in every run."""
+    rng = random.Random(1)
+    authors = [f"{rng.choice(words).capitalize()} {rng.choice(words).capitalize()}" for _ in range(50_000)]
     base = 1_700_000_000
     for i in range(1, count + 1):
-        title = f"The {ADJECTIVES[i % 10].capitalize()} {NOUNS[(i // 10) % 10]} {i}"
+        title = " ".join(rng.choice(words) for _ in range(rng.randint(2, 4))).capitalize()
         if i % 100 == 7:
             title += " of the Dragon"
         genre = "Fiction" if i % 5 == 0 else OTHER_GENRES[i % 8]
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i * 7))
-        yield (title, f"Author {i % 50_000}", 1900 + (i * 7919) % 120, genre, stamp, stamp)
+        yield (title, authors[i % 50_000], 1900 + (i * 7919) % 120, genre, stamp, stamp)
+
+
+def migrations(folder: Path, below: int) -> list[tuple[int, str, bytes]]:
+    """The migrations in `folder` numbered below `below`: (version, description, SQL)."""
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        number, _, name = path.stem.partition("_")
+        if int(number) < below:
+            found.append((int(number), name.replace("_", " "), path.read_bytes()))
+    return found
+
+
+# sqlx's record of applied migrations (a migration's checksum is the SHA-384 of its file).
+SQLX_MIGRATIONS = """CREATE TABLE _sqlx_migrations (
+    version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+    installed_on {stamp} NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+    checksum {blob} NOT NULL, execution_time BIGINT NOT NULL)"""
+
+
+def sqlite_before_listings(path: Path, rows) -> None:
+    """An SQLite database as the backend left it before listings moved into the database (the
+    migrations before LISTINGS_MIGRATION, applied and recorded as sqlx does), holding `rows`."""
+    if path.exists():
+        path.unlink()
+    db = sqlite3.connect(path)
+    db.execute(SQLX_MIGRATIONS.format(stamp="TIMESTAMP", blob="BLOB"))
+    for version, description, sql in migrations(ROOT / "backend" / "migrations", LISTINGS_MIGRATION):
+        db.executescript(sql.decode())
+        db.execute("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) "
+                   "VALUES (?, ?, 1, ?, 0)", (version, description, hashlib.sha384(sql).digest()))
+    db.commit()
+    with db:
+        db.executemany(
+            "INSERT INTO books (title, author, year, genre, created_at, updated_at, "
+            "title_key, author_key, genre_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row + (row[0].lower(), row[1].lower(), row[3].lower()) for row in rows),
+        )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+
+
+def postgres_before_listings(postgres: Postgres, database: str, rows) -> None:
+    """The same on PostgreSQL: a new database `database` before LISTINGS_MIGRATION."""
+    postgres.create_database(database)
+    script = [SQLX_MIGRATIONS.format(stamp="TIMESTAMPTZ", blob="BYTEA") + ";"]
+    for version, description, sql in migrations(ROOT / "backend" / "migrations" / "postgres", LISTINGS_MIGRATION):
+        script.append(sql.decode())
+        script.append("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) "
+                      f"VALUES ({version}, '{description}', true, '\\x{hashlib.sha384(sql).hexdigest()}', 0);")
+    postgres.psql("\n".join(script), database=database)
+    lines = io.StringIO()
+    out = csv.writer(lines)
+    for row in rows:
+        out.writerow(row + (row[0].lower(), row[1].lower(), row[3].lower()))
+    postgres.copy_in("books (title, author, year, genre, created_at, updated_at, title_key, author_key, genre_key)",
+                     lines.getvalue(), database=database)
 
 
 class Writes:
@@ -350,14 +440,12 @@ def main() -> int:
     log(f"preparing databases: {small:,} and {large:,} books")
     bookstore_db(bookstore, work / "small.db", small)
     bookstore_db(bookstore, work / "large.db", large)
-    log(f"preparing the catalogue: {million:,} books")
-    bookstore_db(bookstore, work / "million.db", million, rows=catalogue(million))
     fastapi_db(args.fastapi_venv, work / "fastapi.db", small)
     postgres = None
     if args.postgres_dir:
         postgres = Postgres(args.postgres_dir, int((args.postgres_dir / "port").read_text()))
         log("preparing the same databases on PostgreSQL (bookstore copy-database; the original's own table)")
-        for name in ("small", "large", "million"):
+        for name in ("small", "large"):
             target = postgres.create_database(f"bench_{name}")
             subprocess.run([str(bookstore), "copy-database", "--from", f"sqlite://{work / f'{name}.db'}",
                             "--to", target], check=True, capture_output=True)
@@ -376,6 +464,11 @@ def main() -> int:
                                     f"sqlite://{work / db}", "--static-dir", ""],
                       port, "/readyz", env={"RUST_LOG": "info", **(settings or {}),
                                             **json.loads(os.environ.get("BENCH_SERVER_ENV", "{}"))})
+
+    def ours_in_place(path: Path) -> Server:
+        port = free_port()
+        return Server("bookstore", [str(bookstore), "--addr", f"127.0.0.1:{port}", "--database-url",
+                                    f"sqlite://{path}", "--static-dir", ""], port, "/readyz", env={"RUST_LOG": "info"})
 
     def ours_pg(template: str) -> Server:
         # A fresh copy of the prepared database for every run, as for SQLite.
@@ -416,6 +509,20 @@ def main() -> int:
                       port, "/books/1", env={"DATABASE_URL": f"sqlite:///{work / 'fastapi.db'}"},
                       cwd=ROOT / "bench/peers/fastapi")
 
+    results: dict = {"scenarios": {}, "memory": {}, "startup": {}, "catalogue": {"books": million}}
+    cat = results["catalogue"]
+    words = vocabulary()
+    (work / "words.txt").write_text("\n".join(words) + "\n")
+    log(f"preparing the catalogue: {million:,} books on the schema before migration {LISTINGS_MIGRATION}, "
+        "which the backend then applies")
+    sqlite_before_listings(work / "million.db", catalogue(million, words))
+    cat["migration_ms"] = upgrade(ours_in_place(work / "million.db"))
+    if postgres:
+        postgres_before_listings(postgres, "bench_million", catalogue(million, words))
+        postgres.psql("VACUUM ANALYZE books", database="bench_million")
+        cat["pg_migration_ms"] = upgrade(ours_on(postgres.url("bench_million")))
+        postgres.psql("VACUUM ANALYZE", database="bench_million")
+
     # (scenario, [(label, server factory, path, connections, extra env)]). The original
     # stalls at 64 connections (its sync dependencies wait for pool connections that only
     # threads of the same exhausted pool can give back), so it also runs at 32, its best.
@@ -443,13 +550,19 @@ def main() -> int:
                  ("fastapi", original, "/", 64, {"BENCH_MAX_ID": str(small), **orig}),
                  ("fastapi@32", original, "/", 32, {"BENCH_MAX_ID": str(small), **orig})]),
     ]
-    def pages(scenario: str) -> dict:
-        return {"BENCH_SCENARIO": "offsets", "BENCH_PAGE_PATH": CATALOGUE_PAGES[scenario], "BENCH_MAX_OFFSET": "1000"}
+    def on_catalogue(name: str, factory) -> tuple:
+        """A catalogue scenario's run: 16 connections, and what wrk is given (the path, or None
+        for the deep page, found when its server is up; the script's settings)."""
+        sent, path = CATALOGUE[name.removeprefix("pg_")]
+        env = {"BENCH_SCENARIO": sent}
+        if sent != "list":
+            env.update(BENCH_PAGE_PATH=path, BENCH_MAX_OFFSET="1000", BENCH_WORDS=str(work / "words.txt"))
+            path = "/"
+        return (name, [("bookstore", factory, path, 16, env)])
 
-    plan += [(name, [("bookstore", lambda: ours("million.db"), "/", 16, pages(name))]) for name in CATALOGUE_PAGES]
+    plan += [on_catalogue(name, lambda: ours("million.db")) for name in CATALOGUE]
     if postgres:
-        plan += [(f"pg_{name}", [("bookstore", lambda: ours_pg("million"), "/", 16, pages(name))])
-                 for name in CATALOGUE_PAGES]
+        plan += [on_catalogue(f"pg_{name}", lambda: ours_pg("million")) for name in CATALOGUE]
     if postgres:
         # One backend on PostgreSQL, against the original on the same server (its best: 16
         # connections; at 64 it stalls as on SQLite).
@@ -480,7 +593,6 @@ def main() -> int:
         wanted = args.only.split(",")
         plan = [(scenario, [r for r in runs if r[0] == "bookstore"]) for scenario, runs in plan if scenario in wanted]
 
-    results: dict = {"scenarios": {}, "memory": {}, "startup": {}}
     peak = pg_peak = catalogue_peak = 0.0
     for scenario, runs in plan:
         results["scenarios"][scenario] = {}
@@ -492,10 +604,9 @@ def main() -> int:
                 # The PostgreSQL scenarios send what their SQLite namesakes send; the proxy one
                 # reads books by id.
                 sent = "get_by_id" if scenario == "proxy" else scenario.removeprefix("pg_")
-                if sent in CATALOGUE_PAGES:
-                    # The steady state: start-up, and the build of the orders a listing needs
-                    # after its first request, are measured apart (`catalogue_startup`).
-                    wait_for_listing_orders(server.port, path_of_page(env))
+                if sent in CATALOGUE:
+                    if path is None:
+                        path = deep_page(server.port, min(DEEP_PAGE, million // 40))
                     with Writes(server.port, WRITES_PER_SECOND) as writes:
                         summary = wrk(server.port, sent, path, connections, seconds, env)
                     summary.update(writes=writes.sent, failed_writes=writes.failed)
@@ -506,7 +617,7 @@ def main() -> int:
                 summary["connections"] = connections
             finally:
                 server.stop(grace=3 if label.startswith("fastapi") else 15)
-            if scenario in CATALOGUE_PAGES:
+            if scenario in CATALOGUE:
                 catalogue_peak = max(catalogue_peak, summary["peak_rss_mb"])
             elif label == "bookstore" and not scenario.startswith("pg_") and scenario != "proxy":
                 peak = max(peak, summary["peak_rss_mb"])
@@ -537,8 +648,14 @@ def main() -> int:
         server.stop()
     results["startup"] = {"ready_ms": round(statistics.median(timings), 1), "books": large,
                           "runs_ms": [round(t, 1) for t in timings]}
-    results["catalogue"] = catalogue_startup(lambda: ours("million.db"), million)
-    results["catalogue"]["peak_rss_mb"] = catalogue_peak
+    cat.update(catalogue_startup(lambda: ours("million.db")))
+    if postgres:
+        cat.update({f"pg_{k}": v for k, v in catalogue_startup(lambda: ours_on(postgres.url("bench_million"))).items()})
+        del cat["pg_idle_rss_mb"]
+    cat["peak_rss_mb"] = catalogue_peak
+    log("the storage ceiling: SQLite alone inserting into the backend's schema")
+    shutil.copyfile(work / "small.db", work / "ceiling.db")
+    results["storage_ceiling"] = storage_ceiling(work / "ceiling.db", seconds)
     full, normal = (results["scenarios"][s]["bookstore"]["rps"] for s in ("post", "post_normal"))
     results["durability"] = {"full_rps": full, "normal_rps": normal, "full_share": round(full / normal, 3)}
 
@@ -622,46 +739,83 @@ def replica_loss(group: Behind, seconds: float, books: int) -> dict:
     return result
 
 
-def path_of_page(env: dict) -> str:
-    """The first page of a catalogue scenario."""
-    return env["BENCH_PAGE_PATH"] + "0"
+def storage_ceiling(database: Path, seconds: float) -> dict:
+    """The most SQLite itself inserts into the backend's schema on this machine: books in
+    transactions of 64 (as the writer batches them under load), no flush to the disk, no HTTP,
+    no JSON, through Python's sqlite3. Every insert maintains what the backend's would: the
+    indexes, the text index and the counts (their triggers)."""
+    db = sqlite3.connect(database, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")
+    stamp = "2026-11-25T10:00:00Z"
+    inserted, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO books (title, author, year, genre, created_at, updated_at, title_key, author_key, "
+            "genre_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(f"Bench book {n}", f"Bench Author {n % 997}", 1900 + n % 120, "Benchmark", stamp, stamp,
+              f"bench book {n}", f"bench author {n % 997}", "benchmark") for n in range(inserted, inserted + 64)])
+        db.execute("COMMIT")
+        inserted += 64
+    elapsed = time.perf_counter() - started
+    db.close()
+    result = {"rows_per_s": round(inserted / elapsed), "rows": inserted}
+    log(f"  SQLite alone: {result['rows_per_s']:,} inserts/s")
+    return result
 
 
-def wait_for_listing_orders(port: int, path: str, timeout: float = 120) -> float:
-    """Lists `path` once (its first listing asks for the orders it needs), then waits until
-    /metrics says no orders are being built; returns the seconds that took. (PostgreSQL has
-    no such gauge, and nothing to wait for.)"""
-    started = time.perf_counter()
-    status, _ = get(port, path)
-    if status != 200:
-        raise RuntimeError(f"GET {path} answered {status}")
-    while time.perf_counter() < started + timeout:
-        _, text = get(port, "/metrics")
-        if "bookstore_listing_orders_building 1" not in text:
-            return time.perf_counter() - started
-        time.sleep(0.01)
-    raise RuntimeError("the listing orders were not built in time")
+def upgrade(server: Server) -> float:
+    """Starts the backend on a database that lacks its newest migrations: the milliseconds until
+    it is ready, the migrations applied."""
+    migrated = server.start(timeout=3600) * 1000
+    server.stop()
+    log(f"  migrated and ready in {migrated / 1000:,.1f} s")
+    return round(migrated, 1)
 
 
-def catalogue_startup(start_server, books: int) -> dict:
-    """Start-up on the catalogue, three times: until ready; then, for each catalogue scenario,
-    from its first listing until the orders it needs are built (each is built the first time
-    a listing needs it; until then listings scan); and the memory of the idle server then."""
+def next_link(port: int, path: str) -> str:
+    """The `next` link of the page at `path`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        link = response.getheader("Link") or ""
+    finally:
+        connection.close()
+    found = re.search(r'<([^>]+)>; rel="next"', link)
+    if response.status != 200 or not found:
+        raise RuntimeError(f"GET {path} answered {response.status} with no next link ({link!r})")
+    return found.group(1)
+
+
+def deep_page(port: int, page: int, limit: int = 20) -> str:
+    """The path of page `page` of the books sorted by title, `limit` to a page, as an export
+    reaches it: by following `next` links (a thousand books at a time, then `limit`)."""
+    before = (page - 1) * limit
+    path, walked = "/books?sort=title&limit=1000", 0
+    while walked + 1000 <= before:
+        path, walked = next_link(port, path), walked + 1000
+    path = path.replace("limit=1000", f"limit={limit}")
+    while walked < before:
+        path, walked = next_link(port, path), walked + limit
+    log(f"  page {page:,} by cursor: {path}")
+    return path
+
+
+def catalogue_startup(start_server) -> dict:
+    """Start-up on the catalogue, three times: until ready, and the memory of the idle server
+    a second later."""
     ready, rss = [], []
-    orders: dict[str, list[float]] = {name: [] for name in CATALOGUE_PAGES}
     for _ in range(3):
         server = start_server()
         ready.append(server.start() * 1000)
-        for name, path in CATALOGUE_PAGES.items():
-            orders[name].append(wait_for_listing_orders(server.port, path + "0") * 1000)
         time.sleep(1)
         rss.append(server.rss_mb("VmRSS"))
         server.stop()
-    built = {name: round(statistics.median(times), 1) for name, times in orders.items()}
-    log(f"  catalogue of {books:,}: ready in {statistics.median(ready):.0f} ms, orders built in "
-        f"{', '.join(f'{t:.0f} ms ({name})' for name, t in built.items())}, {statistics.median(rss):.0f} MB")
-    return {"books": books, "ready_ms": round(statistics.median(ready), 1), "runs_ms": [round(t, 1) for t in ready],
-            "orders_ms": built, "idle_rss_mb": round(statistics.median(rss), 1)}
+    log(f"  ready in {statistics.median(ready):.0f} ms, idle RSS {statistics.median(rss):.0f} MB")
+    return {"ready_ms": round(statistics.median(ready), 1), "runs_ms": [round(t, 1) for t in ready],
+            "idle_rss_mb": round(statistics.median(rss), 1)}
 
 
 def evaluate(results: dict) -> None:
@@ -680,6 +834,15 @@ def evaluate(results: dict) -> None:
         # The original's listing returns every book: not the same work, so no ratio.
         if ours and best > 0 and name != "list":
             ours["fastapi_ratio"] = round(ours["rps"] / best, 1)
+    cat = results.get("catalogue")
+    if cat and "catalogue_deep" in scenarios:
+        # What a page 5,000 deep costs against the first: the ratio of their requests/s.
+        for prefix in ("", "pg_"):
+            first, deep = scenarios.get(f"{prefix}catalogue_first"), scenarios.get(f"{prefix}catalogue_deep")
+            if first and deep:
+                cat[f"{prefix}deep_cost"] = round(first["bookstore"]["rps"] / deep["bookstore"]["rps"], 2)
+        cat["errors"] = sum(runs["bookstore"]["errors_total"] for name, runs in scenarios.items()
+                            if name.removeprefix("pg_") in CATALOGUE)
     checks = []
     for scenario, metric, op, value, description in TARGETS:
         ran = scenario in scenarios or (scenario in results and results[scenario].get(metric) is not None)
@@ -695,7 +858,7 @@ def evaluate(results: dict) -> None:
                 log(f"not measured in this run: {description}")
                 continue
             measured = run["errors_total"] if metric == "errors" else run[metric]
-        met = {">=": measured >= value, "<": measured < value, "==": measured == value}[op]
+        met = {">=": measured >= value, "<": measured < value, "<=": measured <= value, "==": measured == value}[op]
         checks.append({"scenario": scenario, "metric": metric, "target": f"{op} {value}",
                        "measured": measured, "met": bool(met), "description": description})
     results["targets"] = checks
@@ -728,6 +891,13 @@ def write(results: dict, out: Path) -> None:
         f"{out / 'docs/images/benchmarks.svg'}")
 
 
+CATALOGUE_TITLES = {
+    "catalogue_filter": "`genre=fiction` (20%), `sort=title`, offsets 0–1,000",
+    "catalogue_search": "cold search mix: `q=` a different vocabulary word each request, `sort=year`",
+    "catalogue_hot": "hot search: `q=dragon` (1%), `sort=year`, offsets 0–1,000",
+    "catalogue_first": "`sort=title`, the first page",
+    "catalogue_deep": "`sort=title`, page 5,000 by cursor",
+}
 SCENARIO_TITLES = {
     "get_by_id": "`GET /books/{id}`, random ids",
     "list": "`GET /books?limit=20&sort=title`",
@@ -741,10 +911,8 @@ SCENARIO_TITLES = {
     "pg_mix": "PostgreSQL: 90% `GET /books/{id}`, 10% `POST /books`",
     "proxy": "`GET /books/{id}`: directly, and through nginx",
     "mix": "90% `GET /books/{id}`, 10% `POST /books`",
-    "catalogue_filter": "1,000,000 books: `genre=fiction` (20%), `sort=title`, offsets 0–1,000, 100 writes/s, 16 connections",
-    "catalogue_search": "1,000,000 books: `q=dragon` (1%), `sort=year`, offsets 0–1,000, 100 writes/s, 16 connections",
-    "pg_catalogue_filter": "PostgreSQL, 1,000,000 books: `genre=fiction`, `sort=title`, 100 writes/s",
-    "pg_catalogue_search": "PostgreSQL, 1,000,000 books: `q=dragon`, `sort=year`, 100 writes/s",
+    **{name: f"1,000,000 books: {title}" for name, title in CATALOGUE_TITLES.items()},
+    **{f"pg_{name}": f"PostgreSQL, 1,000,000 books: {title}" for name, title in CATALOGUE_TITLES.items()},
 }
 
 
@@ -774,6 +942,8 @@ def report(results: dict) -> str:
         "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for scenario, runs in results["scenarios"].items():
+        if scenario.removeprefix("pg_") in CATALOGUE:
+            continue  # in their own table, both engines side by side
         for name, r in runs.items():
             share = f"{r['ceiling_share']:.0%}" if "ceiling_share" in r else ""
             ratio = f"{r['fastapi_ratio']:,}×" if "fastapi_ratio" in r else ""
@@ -788,18 +958,32 @@ def report(results: dict) -> str:
         f"**{mem['peak_rss_mb']} MB**. Start-up to a ready `/readyz` on {start['books']:,} books: "
         f"**{start['ready_ms']} ms** (median of {', '.join(str(t) for t in start['runs_ms'])} ms).",
         "",
-        "Memory grows with the books held: each costs about 70 bytes of keys, and 4 more for each listing "
-        "order built that holds it (see [architecture.md](architecture.md#listings-at-catalogue-scale)); an "
-        "order is built the first time a listing needs it, so the POST scenarios, which add 170,000 to "
-        "220,000 books in their 10 seconds and list none, build none. The book cache (4 MB) and the page "
-        "cache (2 MB) fill up in the read scenarios. About 10 MB of every figure is the executable's and "
-        "libc's code, mapped from the operating system's file cache.",
+        "Memory does not grow with the catalogue: listings are answered by the database, and the only "
+        "memory layer is the SQLite engine's cache of books by id (4 MB at most, which the GET scenarios "
+        "fill); SQLite's own page caches are bounded too (see [architecture.md](architecture.md#performance)). "
+        "About 10 MB of every figure is the executable's and libc's code, mapped from the operating system's "
+        "file cache.",
         "",
         f"Durability: with `synchronous=FULL` (the default, every commit flushed to the disk, so an "
         f"acknowledged write survives power loss) the backend took **{results['durability']['full_rps']:,.0f}** "
         f"POSTs/s; with `NORMAL` (survives a crash of the process only) **{results['durability']['normal_rps']:,.0f}**: "
         f"FULL keeps {results['durability']['full_share']:.0%}. The batching writer shares one flush among every "
         "write of a batch, so under load the flush is paid per batch, not per write.",
+        "",
+        "What a write costs is now mostly SQLite's own work: each new book goes into the table, twelve "
+        "indexes (one per filter and sort), the FTS5 trigram index and the counts, in its transaction. "
+        f"SQLite alone, with no HTTP, no JSON and no flush, inserts **{results['storage_ceiling']['rows_per_s']:,}** "
+        "books a second into this schema on this machine (`storage_ceiling`: transactions of 64 rows through "
+        "Python's sqlite3). The 15,000 POSTs/s target was set when the table had only its primary key and "
+        "listings were an in-memory index; with listings answered by the database it cannot be met on these "
+        "two cores, and it is kept in the table below as the old bar, not lowered.",
+        "",
+        f"The repeated listing (`list`, the same first page by title every time) reaches "
+        f"{results['scenarios']['list']['bookstore'].get('ceiling_share', 0):.0%} of the ceiling, against a 30% "
+        "target set when listings came from an in-memory index: each is now a statement on a reader connection "
+        "(the page off the title index, its count from the counts the database keeps, the JSON written by "
+        "SQLite). No page cache is kept to flatter a repeated query: the cold search mix below would not use it "
+        "(see [architecture.md](architecture.md#listings-one-design-on-both-engines)).",
         "",
         f"At 64 connections the original can stall ({stalled} of its 64-connection runs here served "
         "nothing): FastAPI runs its sync endpoints and their session "
@@ -812,7 +996,8 @@ def report(results: dict) -> str:
         "Errors count connection errors, timeouts and non-2xx answers as wrk reports them.",
         "",
     ]
-    engines = [(s[3:], s) for s in results["scenarios"] if s.startswith("pg_") and s[3:] in results["scenarios"]]
+    engines = [(s[3:], s) for s in results["scenarios"]
+               if s.startswith("pg_") and s[3:] in results["scenarios"] and s[3:] not in CATALOGUE]
     if engines:
         lines += [
             "## PostgreSQL against SQLite",
@@ -829,13 +1014,14 @@ def report(results: dict) -> str:
                          f"{g['rps'] / s['rps']:.0%} | {g['p99_ms']:.2f} |")
         lines += [
             "",
-            "Why PostgreSQL costs what it costs: the SQLite engine answers reads from memory (books cached as "
-            "JSON, listings from its in-memory index) and batches writes into shared commits, because it is the "
-            "database's only user. On PostgreSQL nothing may be answered from one replica's memory (another "
-            "replica's write could have made it stale), so every read is a query over a socket to a server "
-            "that shares the same two cores, and every write is its own transaction (`SELECT … FOR UPDATE`, "
-            "the change, the commit and its flush). What PostgreSQL buys is in [scaling](scaling.md): any "
-            "number of backends, on any number of machines, correct together.",
+            "Why PostgreSQL costs what it costs: the SQLite engine answers `GET /books/{id}` from its cache "
+            "(exact, because its process is the database's only writer) and batches writes into shared commits. "
+            "On PostgreSQL nothing may be answered from one replica's memory (another replica's write could have "
+            "made it stale), so every read is a query over a socket to a server that shares the same two cores, "
+            "and every write is its own transaction (`SELECT … FOR UPDATE`, the change, the counts its trigger "
+            "keeps, the commit and its flush). Listings are the same design on both: see the catalogue below. "
+            "What PostgreSQL buys is in [scaling](scaling.md): any number of backends, on any number of "
+            "machines, correct together.",
             "",
         ]
     if "proxy" in results["scenarios"]:
@@ -869,46 +1055,53 @@ def report(results: dict) -> str:
             "dying replica gets a 502 that says it may or may not have been saved).",
             "",
         ]
-    if "catalogue_filter" in results["scenarios"] and "catalogue" in results:
-        cat = results["catalogue"]
+    cat = results.get("catalogue", {})
+    if "catalogue_filter" in results["scenarios"] and "ready_ms" in cat:
+        both = "pg_catalogue_filter" in results["scenarios"]
         lines += [
-            f"## A catalogue of {cat['books']:,} books",
+            f"## A catalogue of {cat['books']:,} books, on both engines",
             "",
-            f"Listings of a {cat['books']:,}-book catalogue (`bench/run.py`'s `catalogue`: a fifth of the books are "
-            "Fiction, one in a hundred has \"Dragon\" in its title), each page at a random offset from 0 to 1,000, "
-            f"while {WRITES_PER_SECOND} books a second are added alongside (each retires every cached page).",
+            f"`bench/run.py`'s `catalogue`: titles of two to four words drawn from a vocabulary of "
+            f"{len(vocabulary()):,} made-up words (so a word is in about one title in a thousand), one in a hundred "
+            "also \"of the Dragon\", a fifth of the books Fiction, 50,000 authors; the same books on both engines. "
+            f"16 connections, while {WRITES_PER_SECOND} books a second are added alongside. Every answer comes from "
+            "the database's indexes and counts (see [architecture.md](architecture.md#listings-one-design-on-both-engines)).",
             "",
             "| scenario | engine | req/s | p50 ms | p99 ms | errors | writes (failed) | peak RSS MB |",
             "|---|---|--:|--:|--:|--:|--:|--:|",
         ]
-        for name in CATALOGUE_PAGES:
+        for name in CATALOGUE:
             for engine, key in (("SQLite", name), ("PostgreSQL", f"pg_{name}")):
                 r = results["scenarios"].get(key, {}).get("bookstore")
                 if r:
-                    lines.append(f"| {SCENARIO_TITLES[name]} | {engine} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
+                    lines.append(f"| {CATALOGUE_TITLES[name]} | {engine} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
                                  f"{r['p99_ms']:.2f} | {r['errors_total']:,} | {r['writes']:,} ({r['failed_writes']}) | "
                                  f"{r['peak_rss_mb']} |")
-        orders = cat["orders_ms"]
+        deep = f"**{cat['deep_cost']}×** on SQLite" + (f", **{cat['pg_deep_cost']}×** on PostgreSQL" if both else "")
         lines += [
             "",
-            f"On SQLite the backend was ready **{cat['ready_ms']:,.0f} ms** after it started (median of "
-            f"{', '.join(str(t) for t in cat['runs_ms'])} ms): it reads every book's keys into its index first. "
-            "A listing order (every book, or each author's or genre's, sorted by one key) is built the first time a "
-            "listing needs it, on a thread of its own; meanwhile listings that need it are answered by a scan, exact "
-            "but slower. From the first request to its orders built: "
-            f"**{orders['catalogue_filter']:,.0f} ms** for the filter (title order within each genre), "
-            f"**{orders['catalogue_search']:,.0f} ms** for the search (year order of all books). "
-            f"Idle RSS with both built: **{cat['idle_rss_mb']} MB**; peak through both scenarios: "
-            f"**{cat['peak_rss_mb']} MB**. See [architecture.md](architecture.md#listings-at-catalogue-scale) "
-            "for the design and its memory per book.",
+            f"A page 5,000 pages deep, reached by the `next` links' cursor, costs {deep} what the first page costs "
+            "(the ratio of their requests/s): the cursor seeks into the (title, id) index where the last page ended, "
+            "where an offset would count its way there.",
             "",
-            "Why PostgreSQL costs more here: each page is two statements, the page and `count(*)` for "
-            "`X-Total-Count`. The page is read off an index of (genre, title, id) (0003_listing_indexes.sql), but "
-            "the count must visit every matching index entry: 200,000 of them for the filter. The search finds its "
-            "1% through the trigram indexes, then fetches and sorts the matches, or walks the year index testing "
-            "each book, which costs most when the matches sit late in that order (as they do here). The SQLite "
-            "engine keeps those counts and the search's matches in memory, kept exact by its single writer; "
-            "replicas on PostgreSQL share no memory, so every answer is the database's.",
+            "Start-up on the catalogue (median of three, to a ready `/readyz`): "
+            f"**{cat['ready_ms']:,.0f} ms** on SQLite ({', '.join(str(t) for t in cat['runs_ms'])} ms), idle RSS "
+            f"**{cat['idle_rss_mb']} MB**, peak through every catalogue scenario **{cat['peak_rss_mb']} MB**"
+            + (f"; **{cat['pg_ready_ms']:,.0f} ms** on PostgreSQL ({', '.join(str(t) for t in cat['pg_runs_ms'])} ms)"
+               if both else "") + ". Nothing is loaded at start: the database answers from its indexes.",
+            "",
+            "The one-time migration that moves listings into the database, on an existing catalogue of this size "
+            f"(start-up included): **{cat['migration_ms'] / 1000:,.1f} s** on SQLite (it builds twelve indexes, the "
+            "FTS5 trigram index and the counts)"
+            + (f", **{cat['pg_migration_ms'] / 1000:,.1f} s** on PostgreSQL (its indexes existed; it builds the "
+               "counts and their trigger)" if both else "") + ". Plan it as downtime of that length for a "
+            "single SQLite process; on PostgreSQL, replicas starting together wait for the one that migrates.",
+            "",
+            "Where the time goes: a filter's page is a walk of 20 entries of its index, and its `X-Total-Count` one "
+            "read of a counter row. A search is one statement on each engine: the text index (FTS5 trigram, "
+            "`pg_trgm` GIN) finds the matching books, which are sorted by the requested key and counted (up to "
+            "10,000) in the same statement; its cost grows with the matches, not with the catalogue. "
+            "The cold mix asks for a different word nearly every time, so no cache helps it; none is kept.",
             "",
         ]
     lines += [
@@ -934,7 +1127,8 @@ def report(results: dict) -> str:
         "## Why the backend is fast",
         "",
         "See [architecture.md](architecture.md#performance) for the data path: the single batching "
-        "writer, the read pool, the cache the writer keeps exact, and the in-memory index behind listings and search.",
+        "writer, the read pool, the by-id cache the writer keeps exact, and the indexes, counts and text index "
+        "every listing is answered from.",
         "",
     ]
     return "\n".join(lines)

@@ -26,7 +26,8 @@ cargo build --release --quiet -p bookstore -p ceiling
 ensure_postgres
 pgdir=$(mktemp -d)
 log "starting a throwaway PostgreSQL for the PostgreSQL scenarios"
-python3 scripts/testkit/postgres.py start "$pgdir" >/dev/null
+# A page cache that holds the million-book catalogue and its indexes, as a production server would.
+python3 scripts/testkit/postgres.py start "$pgdir" --shared-buffers 2GB >/dev/null
 # shellcheck disable=SC2064 # the folder is known now
 trap "python3 scripts/testkit/postgres.py stop '$pgdir'" EXIT
 

@@ -5,6 +5,8 @@
 --   post       POST {books} with a new valid book
 --   mix        90% get_by_id, 10% post
 --   offsets    GET BENCH_PAGE_PATH followed by a random offset in 0..BENCH_MAX_OFFSET
+--   words      GET BENCH_PAGE_PATH followed by a random word of the file BENCH_WORDS (one per
+--              line): a different search at (nearly) every request, which no cache flatters
 -- BENCH_BOOKS is the collection path ("/books", or "/books/" for the FastAPI original, which
 -- redirects without the slash). BENCH_AUTHORIZATION, if set, is sent as the Authorization
 -- header of every POST (changes need a credential). At the end it prints one JSON line with
@@ -26,6 +28,13 @@ local words = {
 
 local page_path = os.getenv("BENCH_PAGE_PATH") or "/books?limit=20&offset="
 local max_offset = tonumber(os.getenv("BENCH_MAX_OFFSET") or "1000")
+
+local vocabulary = {}
+if os.getenv("BENCH_WORDS") then
+  for line in io.lines(os.getenv("BENCH_WORDS")) do
+    table.insert(vocabulary, line)
+  end
+end
 
 local counter = 0
 local thread_id = 0
@@ -72,6 +81,8 @@ function request()
     return search()
   elseif scenario == "offsets" then
     return wrk.format("GET", page_path .. math.random(0, max_offset))
+  elseif scenario == "words" then
+    return wrk.format("GET", page_path .. vocabulary[math.random(1, #vocabulary)])
   elseif scenario == "mix" then
     if math.random(1, 10) == 1 then
       return post()

@@ -2,7 +2,7 @@
 folder, on a free port on 127.0.0.1, trust authentication), run as the unprivileged
 `postgres` user when this runs as root, since PostgreSQL refuses to run as root.
 
-    python3 scripts/testkit/postgres.py start DIR          # prints the admin URL; leaves it running
+    python3 scripts/testkit/postgres.py start DIR [--shared-buffers 1GB]  # prints the admin URL; leaves it running
     python3 scripts/testkit/postgres.py createdb DIR NAME  # prints the new database's URL
     python3 scripts/testkit/postgres.py stop DIR
 """
@@ -53,7 +53,7 @@ class Postgres:
     def url(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
-    def init(self) -> "Postgres":
+    def init(self, shared_buffers: str = "64MB") -> "Postgres":
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -61,7 +61,7 @@ class Postgres:
                  "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
         with open(self.data / "postgresql.conf", "a") as conf:
             # A throwaway server: fast, and the tests' many databases and connections fit.
-            conf.write("fsync = on\nmax_connections = 300\nshared_buffers = 64MB\n")
+            conf.write(f"fsync = on\nmax_connections = 300\nshared_buffers = {shared_buffers}\n")
         return self
 
     def start(self) -> "Postgres":
@@ -79,6 +79,14 @@ class Postgres:
         return self.run(str(self.bin / "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
                         "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql).stdout
 
+    def copy_in(self, table: str, csv_rows: str, database: str = "postgres") -> None:
+        """Loads CSV rows into `table` (with its column list) through psql's `\\copy`."""
+        command = [str(self.bin / "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", "-d", database,
+                   "-v", "ON_ERROR_STOP=1", "-c", f"\\copy {table} FROM STDIN WITH (FORMAT csv)"]
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, input=csv_rows, text=True, check=True, capture_output=True)
+
     def create_database(self, name: str, template: str | None = None) -> str:
         """A new database (empty, or a copy of `template`); returns its URL."""
         copy = f' TEMPLATE "{template}"' if template else ""
@@ -95,9 +103,10 @@ def main() -> int:
     parser.add_argument("action", choices=["start", "createdb", "stop"])
     parser.add_argument("dir", type=Path)
     parser.add_argument("name", nargs="?", help="the database to create (createdb)")
+    parser.add_argument("--shared-buffers", default="64MB", help="PostgreSQL's page cache (start)")
     args = parser.parse_args()
     if args.action == "start":
-        server = Postgres(args.dir).init().start()
+        server = Postgres(args.dir).init(args.shared_buffers).start()
         (args.dir / "port").write_text(str(server.port))
         print(server.admin_url)
         return 0
