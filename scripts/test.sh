@@ -175,6 +175,8 @@ tier_ui() {
   log "installing the browser-test tools (tests/e2e, from package-lock.json)"
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
+  log "nginx in front (frontend/nginx/default.conf): what it refuses itself, what it never passes on"
+  python3 -m unittest discover -s tests/proxy -v
   log "browser tests: headless Chromium -> nginx (frontend/nginx/default.conf) -> the backend"
   local file files=()
   for file in tests/e2e/*.test.mjs; do

@@ -184,7 +184,8 @@ pub struct CheckDatabaseArgs {
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://PATH` (the file and its folder are created if missing) or
     /// `postgres://USER:PASSWORD@HOST:PORT/DB`. Default: sqlite://data/bookstore.db.
-    #[arg(long, env = "DATABASE_URL")]
+    /// (`--help` never prints its value: it may hold a password.)
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// A file whose content is the database URL; it wins over DATABASE_URL (which the

@@ -401,6 +401,16 @@ impl Auth {
         })
     }
 
+    /// Refuses (429) a client that presented too many unknown credentials, before anything
+    /// else of its request is read.
+    pub fn admit(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Error> {
+        let client = client::limit_key(self.0.config.proxies.client(peer, headers));
+        self.0
+            .limiter
+            .check(client, Instant::now())
+            .map_err(|wait| self.refuse(Refusal::Limited(wait)))
+    }
+
     /// Exchanges `token` for a new session: its id (the cookie's value) and the caller.
     pub async fn sign_in(
         &self,

@@ -331,8 +331,10 @@ impl Errors {
     /// Starts with one error per field the contract does not know, and per name sent twice.
     fn for_object(object: &JsonObject) -> Self {
         let mut errors: Vec<FieldError> = Vec::new();
+        // In linear time: a body of thousands of distinct unknown names is cheap to refuse.
+        let mut unknown = std::collections::HashSet::new();
         for name in object.names() {
-            if !FIELDS.contains(&name) && !errors.iter().any(|e| e.field == name) {
+            if !FIELDS.contains(&name) && unknown.insert(name) {
                 errors.push(FieldError::new(name, UNKNOWN));
             }
         }

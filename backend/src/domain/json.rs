@@ -6,6 +6,7 @@
 //! all. Keeping every member, rather than a map, lets a name sent twice be reported instead
 //! of the last one silently winning.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -45,20 +46,15 @@ impl JsonObject {
         self.0.iter().map(|(key, _)| key.as_str())
     }
 
-    /// Names sent more than once, each once.
+    /// Names sent more than once, each once, in the order of their second appearance. In
+    /// time linear in the number of members: a body of many distinct names (anyone may send
+    /// one to `POST /session`) costs no more per name than a small one.
     pub fn repeated(&self) -> Vec<&str> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut repeated: Vec<&str> = Vec::new();
-        for name in self.names() {
-            if seen.contains(&name) {
-                if !repeated.contains(&name) {
-                    repeated.push(name);
-                }
-            } else {
-                seen.push(name);
-            }
-        }
-        repeated
+        let mut seen = HashSet::with_capacity(self.0.len());
+        let mut reported = HashSet::new();
+        self.names()
+            .filter(|name| !seen.insert(*name) && reported.insert(*name))
+            .collect()
     }
 }
 
@@ -107,6 +103,17 @@ mod tests {
         assert_eq!(object.get("b").unwrap().get(), "1");
         assert_eq!(object.get("a").unwrap().get(), r#"[1, {"x": 2}]"#);
         assert_eq!(object.repeated(), ["b"]);
+    }
+
+    #[test]
+    fn each_repeated_name_is_reported_once_among_many_distinct_ones() {
+        let mut body = String::from("{");
+        for n in 0..6000 {
+            body.push_str(&format!("\"k{n}\": {n}, "));
+        }
+        body.push_str(r#""k7": 0, "k3": 1, "k7": 2}"#);
+        let object = JsonObject::parse(body.as_bytes()).unwrap();
+        assert_eq!(object.repeated(), ["k7", "k3"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! session cookie (so page scripts never keep the token), `GET` says who is signed in, and
 //! `DELETE` signs out.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -194,7 +194,8 @@ pub async fn current(
 
 /// Sign in: exchanges a token for a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
 /// over HTTPS) that lasts `BOOKSTORE_SESSION_TTL` (12 h by default), never longer than the
-/// token. Page scripts need not keep the token afterwards.
+/// token. Page scripts need not keep the token afterwards. The session of a cookie sent
+/// along ends: the new one replaces it.
 #[utoipa::path(post, path = "/session", tag = "session",
     security(()),
     request_body(content = SignIn, content_type = "application/json"),
@@ -202,21 +203,23 @@ pub async fn current(
         (status = 200, description = "Signed in; the cookie is set", body = SessionInfo,
             headers(("Set-Cookie" = String, description = "`bookstore_session=…; Path=/; Max-Age=…; HttpOnly; SameSite=Strict`"))),
     ))]
-pub async fn sign_in(
-    State(state): State<AppState>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Result<Input<SignIn>, Error>,
-) -> Result<Response> {
-    // A page elsewhere must not sign a browser in (as the attacker, say): a browser sends
-    // Origin with every POST; curl and scripts send none.
+pub async fn sign_in(State(state): State<AppState>, Peer(peer): Peer, request: Request) -> Result<Response> {
+    let headers = request.headers().clone();
+    // What needs no body is refused before the body is read. A page elsewhere must not sign
+    // a browser in (as the attacker, say): a browser sends Origin with every POST; curl and
+    // scripts send none.
     if headers.contains_key(ORIGIN) && !state.auth.same_origin(peer, &headers) {
         return Err(state.auth.refuse(Refusal::Forbidden(
             "signing in must be done from this site's own pages (its Origin header)".to_owned(),
         )));
     }
-    let Input(SignIn { token }) = body?;
+    // A client past the limit on failed credentials.
+    state.auth.admit(peer, &headers)?;
+    let Input(SignIn { token }) = Input::from_request(request, &state).await?;
     let (id, caller) = state.auth.sign_in(peer, &headers, &token).await?;
+    // The browser's previous session, if it sent one, ends: a sign-in replaces it rather
+    // than leaving it alive beside the new one (whoever saw the old cookie keeps nothing).
+    state.auth.sign_out(&headers).await?;
     let max_age = caller.expires_at.map_or(0, |at| (at - unix_now()).max(0));
     let cookie = auth::session_cookie_header(&id, max_age, state.auth.https(peer, &headers));
     let mut response = Json(SessionInfo::of(Some(&caller), state.auth.public_reads())).into_response();

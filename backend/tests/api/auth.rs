@@ -392,6 +392,26 @@ contract_test! {
 
 contract_test! {
     #[tokio::test]
+    async fn signing_in_again_ends_the_browsers_previous_session(engine) {
+        let app = TestApp::spawn(engine).await;
+        let writer = token(&app, "carol", true).await;
+        let first = cookie_of(&sign_in(&app, &writer).await);
+        let again = app.anonymous.post(app.url("/session")).header("origin", app.origin())
+            .header("cookie", &first).json(&json!({ "token": writer })).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        let second = cookie_of(&again);
+        assert_ne!(first, second, "a new session, not the old one extended");
+        let who = |cookie: String| async {
+            app.anonymous.get(app.url("/session")).header("cookie", cookie).send().await.unwrap()
+                .json::<Value>().await.unwrap()["authenticated"].clone()
+        };
+        assert_eq!(who(first).await, json!(false), "the previous session has ended");
+        assert_eq!(who(second).await, json!(true));
+    }
+}
+
+contract_test! {
+    #[tokio::test]
     async fn a_read_only_session_may_not_change_anything(engine) {
         let app = TestApp::spawn(engine).await;
         let reader = token(&app, "viewer", false).await;
@@ -458,6 +478,32 @@ contract_test! {
         assert_eq!(app.anonymous.get(app.url("/books")).send().await.unwrap().status(), StatusCode::OK);
         assert!(failures(&app, "invalid").await >= invalid + 3.0);
         assert!(failures(&app, "limited").await >= limited + 2.0);
+    }
+}
+
+/// A sign-in whose body is not even JSON, from `origin`.
+async fn garbled_sign_in(app: &TestApp, origin: &str) -> Response {
+    app.anonymous
+        .post(app.url("/session"))
+        .header("origin", origin)
+        .header("content-type", "application/json")
+        .body("{\"token\": ")
+        .send()
+        .await
+        .unwrap()
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn another_site_or_a_limited_client_is_refused_before_its_sign_in_body_is_read(engine) {
+        let app = TestApp::spawn_with(engine, |args| args.auth_failures_per_minute = 3).await;
+        assert_problem(garbled_sign_in(&app, "http://evil.example").await, StatusCode::FORBIDDEN).await;
+        assert_problem(garbled_sign_in(&app, &app.origin()).await, StatusCode::BAD_REQUEST).await;
+        for _ in 0..3 {
+            assert_eq!(guess(&app, "198.51.100.1").await.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Past the limit, the body is not parsed: the answer is the limit, malformed or not.
+        assert_problem(garbled_sign_in(&app, &app.origin()).await, StatusCode::TOO_MANY_REQUESTS).await;
     }
 }
 
