@@ -16,13 +16,6 @@ pub const DATABASE_URL: &str = "database-url";
 /// The operator token (read through `BOOKSTORE_ADMIN_TOKEN_FILE`).
 pub const ADMIN_TOKEN: &str = "admin-token";
 
-/// `bytes` random bytes from the operating system, as lowercase hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    getrandom::fill(&mut buffer).expect("the operating system provides randomness");
-    buffer.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What `init` did with each file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Made {
@@ -47,7 +40,7 @@ pub fn init(dir: &Path, database_url: Option<&str>, password: Option<&str>) -> s
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let chosen = password
                     .filter(|p| !p.is_empty())
-                    .map_or_else(|| random_hex(16), str::to_owned);
+                    .map_or_else(|| crate::auth::secret::random_hex(16), str::to_owned);
                 write_new(&password_file, &chosen)?;
                 made.push(Made::Created(POSTGRES_PASSWORD));
                 chosen

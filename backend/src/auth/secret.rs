@@ -3,7 +3,12 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::secrets::random_hex;
+/// `bytes` random bytes from the operating system, as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the operating system provides randomness");
+    hex(&buffer)
+}
 
 /// What every API token starts with, so that secret scanners can find a leaked one.
 pub const TOKEN_PREFIX: &str = "bks_";

@@ -148,7 +148,7 @@ fn page_links(query: &ListQuery, page: &Page) -> Option<HeaderValue> {
     post,
     path = "/books",
     tag = "books",
-    request_body(content = super::openapi::BookInput, content_type = "application/json"),
+    request_body(content = super::schemas::BookInput, content_type = "application/json"),
     responses(
         (status = 201, description = "The book was created (or, for a retried `Idempotency-Key`, had been)", body = Book,
             headers(
@@ -232,7 +232,7 @@ pub async fn get_book(
     path = "/books/{id}",
     tag = "books",
     params(("id" = i64, Path, minimum = 1, description = "The book's id")),
-    request_body(content = super::openapi::BookInput, content_type = "application/json"),
+    request_body(content = super::schemas::BookInput, content_type = "application/json"),
     responses(
         (status = 200, description = "The replaced book", body = Book,
             headers(("ETag" = String, description = "The book's new version tag"))),
@@ -261,8 +261,8 @@ pub async fn replace_book(
     tag = "books",
     params(("id" = i64, Path, minimum = 1, description = "The book's id")),
     request_body(content(
-        (super::openapi::BookPatchInput = "application/merge-patch+json"),
-        (super::openapi::BookPatchInput = "application/json"),
+        (super::schemas::BookPatchInput = "application/merge-patch+json"),
+        (super::schemas::BookPatchInput = "application/json"),
     )),
     responses(
         (status = 200, description = "The updated book", body = Book,

@@ -7,6 +7,7 @@ mod health;
 mod input;
 mod observe;
 mod openapi;
+mod schemas;
 mod session;
 mod time_limit;
 pub mod trace;
