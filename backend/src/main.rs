@@ -14,47 +14,52 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     ignore_file_size_signal();
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     // init-secrets sets its own files' modes (some are for other services to read); the
     // alert log and the health check hold no catalogue data.
     if !matches!(
-        cli.command,
-        Some(Command::InitSecrets(_) | Command::AlertLog(_) | Command::Healthcheck(_))
+        command,
+        Command::InitSecrets(_) | Command::AlertLog(_) | Command::Healthcheck(_)
     ) {
         private_files();
     }
-    match cli.command {
-        Some(Command::Healthcheck(args)) => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            let result = match runtime {
-                Ok(runtime) => runtime.block_on(healthcheck::check(args.addr, args.timeout)),
-                Err(error) => Err(error.to_string()),
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(reason) => {
-                    eprintln!("{reason}");
-                    ExitCode::FAILURE
-                }
-            }
+    // The one runtime: the server's threads, one per core; a thread for any other command.
+    let mut builder = match command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(command)),
+        Err(error) => {
+            eprintln!("cannot start: {error}");
+            ExitCode::FAILURE
         }
-        Some(Command::CheckDatabase(args)) => check_database(&args.database),
-        Some(Command::CopyDatabase(args)) => copy_database(&args),
-        Some(Command::InitSecrets(args)) => init_secrets(&args),
-        Some(Command::Token(args)) => token(args.command),
-        Some(Command::Backup(args)) => backup(&args),
-        Some(Command::AlertLog(args)) => {
-            match block_on(bookstore::alert_log::run(args.addr, shutdown_signal())) {
-                Ok(Ok(())) => ExitCode::SUCCESS,
-                Ok(Err(error)) => {
-                    eprintln!("alert-log: cannot listen on {}: {error}", args.addr);
-                    ExitCode::FAILURE
-                }
-                Err(code) => code,
+    }
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Healthcheck(args) => match healthcheck::check(args.addr, args.timeout).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("{reason}");
+                ExitCode::FAILURE
             }
-        }
-        Some(Command::Restore(args)) => restore(&args),
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(cli.serve),
+        },
+        Command::CheckDatabase(args) => check_database(&args.database).await,
+        Command::CopyDatabase(args) => copy_database(&args).await,
+        Command::InitSecrets(args) => init_secrets(&args),
+        Command::Token(args) => token(args.command).await,
+        Command::Backup(args) => backup(&args).await,
+        Command::AlertLog(args) => match bookstore::alert_log::run(args.addr, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("alert-log: cannot listen on {}: {error}", args.addr);
+                ExitCode::FAILURE
+            }
+        },
+        Command::Restore(args) => restore(&args).await,
+        Command::Serve(args) => serve(args).await,
     }
 }
 
@@ -77,26 +82,15 @@ fn sqlite_url(database: &bookstore::config::DatabaseArgs, postgres_tool: &str) -
     }
 }
 
-fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|runtime| runtime.block_on(work))
-        .map_err(|error| {
-            eprintln!("cannot start: {error}");
-            ExitCode::FAILURE
-        })
-}
-
 /// `bookstore backup DEST`: 0 done, 1 failed (nothing is left under DEST), 2 a bad argument.
-fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
+async fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
     use bookstore::backups::copy as backup;
     let url = match sqlite_url(&args.database, "pg_dump") {
         Ok(url) => url,
         Err(code) => return code,
     };
-    match block_on(backup::backup(&url, &args.dest)) {
-        Ok(Ok(copy)) => {
+    match backup::backup(&url, &args.dest).await {
+        Ok(copy) => {
             println!(
                 "backed up {} books to {} ({} bytes, {:.2} s); integrity check ok",
                 copy.books,
@@ -106,24 +100,23 @@ fn backup(args: &bookstore::config::BackupArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             eprintln!("backup failed: {error}");
             ExitCode::FAILURE
         }
-        Err(code) => code,
     }
 }
 
 /// `bookstore restore SRC`: 0 done, 1 refused or failed (the database is untouched), 2 a bad
 /// argument.
-fn restore(args: &bookstore::config::RestoreArgs) -> ExitCode {
+async fn restore(args: &bookstore::config::RestoreArgs) -> ExitCode {
     use bookstore::backups::copy as backup;
     let url = match sqlite_url(&args.database, "pg_restore") {
         Ok(url) => url,
         Err(code) => return code,
     };
-    match block_on(backup::restore(&url, &args.src)) {
-        Ok(Ok((copy, kept))) => {
+    match backup::restore(&url, &args.src).await {
+        Ok((copy, kept)) => {
             println!(
                 "restored {} books into {} ({:.2} s); integrity check ok",
                 copy.books,
@@ -135,15 +128,14 @@ fn restore(args: &bookstore::config::RestoreArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             eprintln!("restore refused: {error}");
             ExitCode::FAILURE
         }
-        Err(code) => code,
     }
 }
 
-fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
+async fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
     let url = match database.url() {
         Ok(url) => url,
         Err(error) => {
@@ -155,17 +147,10 @@ fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
         eprintln!("check-database checks SQLite files; for PostgreSQL, use its own tools (amcheck, pg_dump)");
         return ExitCode::from(2);
     }
-    let url = url.as_str();
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|runtime| {
-            let path = bookstore::backups::copy::database_file(url).map_err(|e| e.to_string())?;
-            runtime
-                .block_on(bookstore::backups::copy::integrity(&path))
-                .map_err(|e| e.to_string())
-        });
+    let result = match bookstore::backups::copy::database_file(&url) {
+        Ok(path) => bookstore::backups::copy::integrity(&path).await,
+        Err(error) => Err(error),
+    };
     match result {
         Ok(problems) if problems == ["ok"] => {
             println!("ok");
@@ -182,15 +167,10 @@ fn check_database(database: &bookstore::config::DatabaseArgs) -> ExitCode {
     }
 }
 
-fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
+async fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
     use bookstore::startup::redacted;
     use bookstore::store::transfer::{CopyError, copy};
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CopyError::Database(sqlx::Error::Io(e)))
-        .and_then(|runtime| runtime.block_on(copy(&args.from, &args.to, args.overwrite)));
-    match result {
+    match copy(&args.from, &args.to, args.overwrite).await {
         Ok(copied) => {
             println!(
                 "copied {} books from {} to {} (new ids start after {})",
@@ -245,7 +225,7 @@ fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
 }
 
 /// `bookstore token …`. Exit status: 0 done, 1 refused or failed, 2 a bad argument.
-fn token(command: bookstore::config::TokenCommand) -> ExitCode {
+async fn token(command: bookstore::config::TokenCommand) -> ExitCode {
     use bookstore::auth::commands;
     use bookstore::config::TokenCommand;
     use bookstore::store::credentials::CreateError;
@@ -262,102 +242,90 @@ fn token(command: bookstore::config::TokenCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let run = async {
-        let store = match bookstore::store::open_credentials(&url).await {
-            Ok(store) => store,
-            Err(error) => {
-                eprintln!(
-                    "cannot open the database {}: {error}",
-                    bookstore::startup::redacted(&url)
-                );
-                return ExitCode::FAILURE;
-            }
-        };
-        let now = bookstore::store::unix_now();
-        let code = match command {
-            TokenCommand::Create(args) => {
-                let name = match commands::token_name(&args.name) {
-                    Ok(name) => name,
-                    Err(rule) => {
-                        eprintln!("{rule}");
-                        return ExitCode::from(2);
-                    }
-                };
-                match commands::create(&store, &name, !args.read_only, args.expires_in).await {
-                    Ok((token, record)) => {
-                        println!("{token}");
-                        eprintln!(
-                            "made the {} token {:?}; it is shown only this once. Use it as `Authorization: Bearer <token>`, \
-                             or sign in with it in the UI.",
-                            commands::scope(&record),
-                            record.name
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(CreateError::NameTaken(name)) => {
-                        eprintln!(
-                            "an active token is named {name:?} already: choose another name, or revoke it first"
-                        );
-                        ExitCode::FAILURE
-                    }
-                    Err(CreateError::Database(error)) => {
-                        eprintln!("cannot store the token: {error}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-            TokenCommand::List(args) => match store.list_tokens().await {
-                Ok(tokens) if args.json => {
-                    println!("{}", commands::json(&tokens, now));
-                    ExitCode::SUCCESS
-                }
-                Ok(tokens) => {
-                    print!("{}", commands::table(&tokens, now));
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("cannot list the tokens: {error}");
-                    ExitCode::FAILURE
-                }
-            },
-            TokenCommand::Revoke(args) => match store.revoke_token(args.name.trim(), now).await {
-                Ok(true) => {
-                    println!("revoked {:?}", args.name.trim());
-                    ExitCode::SUCCESS
-                }
-                Ok(false) => {
-                    eprintln!("there is no active token named {:?}", args.name.trim());
-                    ExitCode::FAILURE
-                }
-                Err(error) => {
-                    eprintln!("cannot revoke the token: {error}");
-                    ExitCode::FAILURE
-                }
-            },
-        };
-        store.close().await;
-        code
-    };
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run),
+    let store = match bookstore::store::open_credentials(&url).await {
+        Ok(store) => store,
         Err(error) => {
-            eprintln!("{error}");
-            ExitCode::FAILURE
+            eprintln!(
+                "cannot open the database {}: {error}",
+                bookstore::startup::redacted(&url)
+            );
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let now = bookstore::store::unix_now();
+    let code = match command {
+        TokenCommand::Create(args) => {
+            let name = match commands::token_name(&args.name) {
+                Ok(name) => name,
+                Err(rule) => {
+                    eprintln!("{rule}");
+                    return ExitCode::from(2);
+                }
+            };
+            match commands::create(&store, &name, !args.read_only, args.expires_in).await {
+                Ok((token, record)) => {
+                    println!("{token}");
+                    eprintln!(
+                        "made the {} token {:?}; it is shown only this once. Use it as `Authorization: Bearer <token>`, \
+                         or sign in with it in the UI.",
+                        commands::scope(&record),
+                        record.name
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(CreateError::NameTaken(name)) => {
+                    eprintln!(
+                        "an active token is named {name:?} already: choose another name, or revoke it first"
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(CreateError::Database(error)) => {
+                    eprintln!("cannot store the token: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TokenCommand::List(args) => match store.list_tokens().await {
+            Ok(tokens) if args.json => {
+                println!("{}", commands::json(&tokens, now));
+                ExitCode::SUCCESS
+            }
+            Ok(tokens) => {
+                print!("{}", commands::table(&tokens, now));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot list the tokens: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        TokenCommand::Revoke(args) => match store.revoke_token(args.name.trim(), now).await {
+            Ok(true) => {
+                println!("revoked {:?}", args.name.trim());
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("there is no active token named {:?}", args.name.trim());
+                ExitCode::FAILURE
+            }
+            Err(error) => {
+                eprintln!("cannot revoke the token: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    };
+    store.close().await;
+    code
 }
 
-fn serve(args: bookstore::config::ServeArgs) -> ExitCode {
+async fn serve(args: bookstore::config::ServeArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| {
-            runtime.block_on(async {
-                let app = Application::build(&args).await?;
-                app.run_until(shutdown_signal()).await?;
-                anyhow::Ok(())
-            })
-        });
+    let result = async {
+        let app = Application::build(&args).await?;
+        app.run_until(shutdown_signal()).await?;
+        anyhow::Ok(())
+    }
+    .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
