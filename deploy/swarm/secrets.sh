@@ -26,26 +26,21 @@ else
   echo "bookstore-postgres-password, bookstore-database-url: made"
 fi
 
-if exists bookstore-admin-token; then
-  echo "bookstore-admin-token: exists"
-else
-  token=${BOOKSTORE_ADMIN_TOKEN:-$(random)}
-  create bookstore-admin-token "$token"
-  if [ -z "${BOOKSTORE_ADMIN_TOKEN:-}" ]; then
-    echo "bookstore-admin-token: made; the operator token (shown this once): $token"
+# secret NAME WHAT VARIABLE: makes secret NAME from $VARIABLE, or from a random value that is
+# printed this once (WHAT says what it is).
+secret() {
+  local name=$1 what=$2 variable=$3 value
+  if exists "$name"; then
+    echo "$name: exists"
+  elif [ -n "${!variable:-}" ]; then
+    create "$name" "${!variable}"
+    echo "$name: made from $variable"
   else
-    echo "bookstore-admin-token: made from BOOKSTORE_ADMIN_TOKEN"
+    value=$(random)
+    create "$name" "$value"
+    echo "$name: made; $what (shown this once): $value"
   fi
-fi
+}
 
-if exists bookstore-grafana-password; then
-  echo "bookstore-grafana-password: exists"
-else
-  grafana=${GRAFANA_ADMIN_PASSWORD:-$(random)}
-  create bookstore-grafana-password "$grafana"
-  if [ -z "${GRAFANA_ADMIN_PASSWORD:-}" ]; then
-    echo "bookstore-grafana-password: made; Grafana's admin password (shown this once): $grafana"
-  else
-    echo "bookstore-grafana-password: made from GRAFANA_ADMIN_PASSWORD"
-  fi
-fi
+secret bookstore-admin-token "the operator token" BOOKSTORE_ADMIN_TOKEN
+secret bookstore-grafana-password "Grafana's admin password" GRAFANA_ADMIN_PASSWORD
