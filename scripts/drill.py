@@ -5,7 +5,9 @@ scripts/drill.sh (which installs what it needs).
 
   --native   starts its own stack from the binaries (backend, nginx, Prometheus,
              Alertmanager) with the project's configuration, addresses changed only
-  (default)  uses the running `docker compose` stack on its published ports
+  (default)  uses the running `docker compose` stack: the UI, Prometheus and Alertmanager on
+             their published ports (with the monitoring password from the stack's secrets),
+             the backend, which publishes no port, at its address on the compose network
 
 Writes artifacts/drill/<mode>.json and artifacts/drill/<mode>.md; exits 1 if a target is
 missed. Timings are in seconds; `t` values are measured from the moment the backend was
@@ -15,6 +17,7 @@ stopped.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -78,6 +81,8 @@ class NativeStack:
         self.token = OPERATOR_TOKEN
         self.prometheus_url = self.native.url("prometheus")
         self.alertmanager_url = self.native.url("alertmanager")
+        # Natively, Prometheus and Alertmanager run without the stack's web config.
+        self.monitoring_headers: dict = {}
 
     def up(self) -> None:
         self.start_backend()
@@ -119,11 +124,12 @@ class NativeStack:
 
 
 class ComposeStack:
-    """The running `docker compose` stack, on its published ports."""
+    """The running `docker compose` stack, on its published ports; the backend (which has
+    none) at its address on the compose network, which the Docker host reaches."""
 
     def __init__(self, project: str, files: list[str]):
         self.compose = [DOCKER, "compose", "-p", project] + [arg for f in files for arg in ("-f", f)]
-        self.backend_url = "http://127.0.0.1:8000"
+        self.backend_url = ""
         self.ui_url = "http://127.0.0.1:8080"
         self.prometheus_url = "http://127.0.0.1:9090"
         self.alertmanager_url = "http://127.0.0.1:9093"
@@ -141,15 +147,23 @@ class ComposeStack:
         return json.loads(subprocess.run([DOCKER, "inspect", container], check=True, capture_output=True,
                                          text=True).stdout)[0]
 
+    def find_backend(self) -> None:
+        networks = self.inspect("backend")["NetworkSettings"]["Networks"]
+        self.backend_url = f"http://{next(iter(networks.values()))['IPAddress']}:8000"
+
     def up(self) -> None:
         self.starts = {s: (d["State"]["StartedAt"], d["RestartCount"])
                        for s in ("frontend", "prometheus", "alertmanager") for d in [self.inspect(s)]}
+        self.find_backend()
+        password = self.run("exec", "-T", "prometheus", "cat", "/run/secrets/monitoring-password").strip()
+        self.monitoring_headers = basic_auth("bookstore", password)
         # The credential the drill writes with: an API token of its own, made as the README says.
         self.token = self.run("exec", "-T", "backend", "bookstore", "token", "create",
                               "--name", f"drill-{int(time.time())}").strip()
 
     def start_backend(self) -> None:
         self.run("start", "backend")
+        self.find_backend()
 
     def stop_backend(self) -> None:
         self.run("stop", "backend")
@@ -163,6 +177,7 @@ class ComposeStack:
         """The restart policy brings it back; Docker backs off restarts of a container that
         ran under 10 s, so give it that long before the next kill."""
         wait_until(lambda: self.inspect("backend")["State"]["Running"], 60, "the restart policy")
+        self.find_backend()
 
     def settle(self) -> None:
         started = self.inspect("backend")["State"]["StartedAt"]
@@ -221,13 +236,18 @@ class BannerWatch:
 # The drill
 
 
+def basic_auth(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def prometheus_query(stack, expr: str) -> list:
-    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}",
+                           headers=stack.monitoring_headers)
     return json.loads(body)["data"]["result"] if status == 200 else []
 
 
 def alert_state(stack) -> str | None:
-    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/alerts")
+    status, _, body = http("GET", f"{stack.prometheus_url}/api/v1/alerts", headers=stack.monitoring_headers)
     if status != 200:
         return None
     states = [a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == "BookstoreBackendDown"]
@@ -235,7 +255,8 @@ def alert_state(stack) -> str | None:
 
 
 def in_alertmanager(stack) -> bool:
-    status, _, body = http("GET", f"{stack.alertmanager_url}/api/v2/alerts?active=true")
+    status, _, body = http("GET", f"{stack.alertmanager_url}/api/v2/alerts?active=true",
+                           headers=stack.monitoring_headers)
     return status == 200 and any(a["labels"]["alertname"] == "BookstoreBackendDown" for a in json.loads(body))
 
 
@@ -516,6 +537,7 @@ def replica_loss(settings: dict) -> dict:
 
     class View:  # what prometheus_query needs
         prometheus_url = stack.url("prometheus")
+        monitoring_headers: dict = {}
 
     stack_view = View()
     result: dict = {}

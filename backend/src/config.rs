@@ -46,8 +46,13 @@ pub enum Command {
     CopyDatabase(CopyDatabaseArgs),
     /// Make the secrets a container deployment needs, as files in --dir, unless they exist:
     /// the operator token (--admin-token), the PostgreSQL password and the backend's database
-    /// URL (--database-url). Prints what it made, never the secrets themselves.
+    /// URL (--database-url), the monitoring secrets (--monitoring-dir). Prints what it made,
+    /// never the secrets themselves.
     InitSecrets(InitSecretsArgs),
+    /// Read a password on standard input and print a Prometheus/Alertmanager web config
+    /// (`--web.config.file`) that lets the user `bookstore` in with it (a bcrypt hash): for
+    /// deployments that keep their secrets elsewhere (deploy/swarm/secrets.sh).
+    WebConfig,
     /// Manage API tokens (`create`, `list`, `revoke`) in the database, while a server runs on
     /// it or not.
     Token(TokenArgs),
@@ -146,6 +151,10 @@ pub struct InitSecretsArgs {
     /// The backend's database URL, with `{password}` where the PostgreSQL password goes.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Keep the PostgreSQL password in this folder (one only the database container mounts)
+    /// rather than in --dir; one an earlier release kept in --dir is moved here.
+    #[arg(long)]
+    pub postgres_dir: Option<PathBuf>,
     /// The PostgreSQL password to use instead of a random one (first start only).
     #[arg(long, env = "POSTGRES_PASSWORD", hide_env_values = true)]
     pub postgres_password: Option<String>,
@@ -156,6 +165,14 @@ pub struct InitSecretsArgs {
     /// The operator token to write (BOOKSTORE_ADMIN_TOKEN, from `.env` in compose).
     #[arg(long, env = "BOOKSTORE_ADMIN_TOKEN", hide = true, hide_env_values = true)]
     pub chosen_admin_token: Option<String>,
+    /// Also make the monitoring secrets in this folder (one only the monitoring containers
+    /// mount): the password of Prometheus and Alertmanager (user `bookstore`), their web
+    /// config with its bcrypt hash, and Grafana's admin password.
+    #[arg(long)]
+    pub monitoring_dir: Option<PathBuf>,
+    /// Grafana's admin password to use instead of a random one (first start only).
+    #[arg(long, env = "GRAFANA_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
+    pub grafana_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

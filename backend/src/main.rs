@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     // alert log and the health check hold no catalogue data.
     if !matches!(
         command,
-        Command::InitSecrets(_) | Command::AlertLog(_) | Command::Healthcheck(_)
+        Command::InitSecrets(_) | Command::WebConfig | Command::AlertLog(_) | Command::Healthcheck(_)
     ) {
         private_files();
     }
@@ -49,6 +49,7 @@ async fn run(command: Command) -> ExitCode {
         Command::CheckDatabase(args) => check_database(&args.database).await,
         Command::CopyDatabase(args) => copy_database(&args).await,
         Command::InitSecrets(args) => init_secrets(&args),
+        Command::WebConfig => web_config(),
         Command::Token(args) => token(args.command).await,
         Command::Backup(args) => backup(&args).await,
         Command::AlertLog(args) => match bookstore::alert_log::run(args.addr, shutdown_signal()).await {
@@ -193,9 +194,10 @@ async fn copy_database(args: &bookstore::config::CopyDatabaseArgs) -> ExitCode {
 }
 
 fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
-    use bookstore::secrets::{Made, init, init_admin_token};
+    use bookstore::secrets::{Made, init, init_admin_token, init_monitoring};
     let mut made = match init(
         &args.dir,
+        args.postgres_dir.as_deref(),
         args.database_url.as_deref(),
         args.postgres_password.as_deref(),
     ) {
@@ -205,6 +207,15 @@ fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(dir) = &args.monitoring_dir {
+        match init_monitoring(dir, args.grafana_password.as_deref()) {
+            Ok(files) => made.extend(files),
+            Err(error) => {
+                eprintln!("cannot make the monitoring secrets in {}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if args.admin_token {
         match init_admin_token(&args.dir, args.chosen_admin_token.as_deref()) {
             Ok(file) => made.push(file),
@@ -222,6 +233,30 @@ fn init_secrets(args: &bookstore::config::InitSecretsArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `bookstore web-config`: the password from standard input, its web config on standard output.
+fn web_config() -> ExitCode {
+    let mut password = String::new();
+    if let Err(error) = std::io::stdin().read_line(&mut password) {
+        eprintln!("cannot read the password from standard input: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("no password on standard input");
+        return ExitCode::from(2);
+    }
+    match bookstore::secrets::web_config(password) {
+        Ok(config) => {
+            println!("{config}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cannot hash the password: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `bookstore token …`. Exit status: 0 done, 1 refused or failed, 2 a bad argument.

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Makes the Swarm secrets deploy/swarm/stack.yml reads, unless they exist: the database
-# password and the backend's database URL (made together), the operator token and Grafana's
-# admin password. Random values unless POSTGRES_PASSWORD, BOOKSTORE_ADMIN_TOKEN or
-# GRAFANA_ADMIN_PASSWORD choose them; a random token or Grafana password is printed once
-# (Swarm never shows a secret's value again).
-#   deploy/swarm/secrets.sh        (on a manager)
+# password and the backend's database URL (made together), the operator token, Grafana's
+# admin password, and the monitoring password with its web config (made together: the bcrypt
+# hash that Prometheus and Alertmanager check, computed by the backend image's `bookstore
+# web-config`). Random values unless POSTGRES_PASSWORD, BOOKSTORE_ADMIN_TOKEN,
+# GRAFANA_ADMIN_PASSWORD or MONITORING_PASSWORD choose them; a random token or password is
+# printed once (Swarm never shows a secret's value again).
+#   deploy/swarm/secrets.sh        (on a manager; BOOKSTORE_IMAGE names the backend image)
 set -euo pipefail
 docker=${DOCKER:-docker}
+image=${BOOKSTORE_IMAGE:-bookstore-backend:0.1.0}
 
 exists() { "$docker" secret inspect "$1" >/dev/null 2>&1; }
 create() { printf '%s' "$2" | "$docker" secret create "$1" - >/dev/null; }
@@ -44,3 +47,20 @@ secret() {
 
 secret bookstore-admin-token "the operator token" BOOKSTORE_ADMIN_TOKEN
 secret bookstore-grafana-password "Grafana's admin password" GRAFANA_ADMIN_PASSWORD
+
+if exists bookstore-monitoring-password && exists bookstore-monitoring-web; then
+  echo "bookstore-monitoring-password, bookstore-monitoring-web: exist"
+elif exists bookstore-monitoring-password || exists bookstore-monitoring-web; then
+  echo "only one of bookstore-monitoring-password and bookstore-monitoring-web exists: remove it (they are made together)" >&2
+  exit 1
+else
+  password=${MONITORING_PASSWORD:-$(random)}
+  web=$(printf '%s\n' "$password" | "$docker" run --rm -i --network none "$image" web-config)
+  create bookstore-monitoring-web "$web"
+  create bookstore-monitoring-password "$password"
+  if [ -n "${MONITORING_PASSWORD:-}" ]; then
+    echo "bookstore-monitoring-password, bookstore-monitoring-web: made from MONITORING_PASSWORD"
+  else
+    echo "bookstore-monitoring-password, bookstore-monitoring-web: made; the monitoring password of user bookstore (shown this once): $password"
+  fi
+fi

@@ -75,7 +75,10 @@ def render_nginx(directory: Path, listen: int, backends: list[str], workers: int
 
 def render_prometheus(directory: Path, backends: list[str], alertmanager: str, prometheus: str, node: str) -> Path:
     """The project's prometheus.yml with loopback addresses (the backends listed where the
-    image discovers them through DNS) and the repository's rules."""
+    image discovers them through DNS), the repository's rules, and its monitoring password in
+    a file of `directory`. Prometheus sends it, but these native runs start Prometheus and
+    Alertmanager without the web config that checks it: the containers tier proves that the
+    stack's own refuse a request without it."""
     config = PROMETHEUS_CONFIG.read_text()
     where = "monitoring/prometheus/prometheus.yml"
     discovery = """    dns_sd_configs:
@@ -89,6 +92,9 @@ def render_prometheus(directory: Path, backends: list[str], alertmanager: str, p
     config = replace(config, '"localhost:9090"', f'"{prometheus}"', where)
     config = replace(config, '"node-exporter:9100"', f'"{node}"', where)
     config = replace(config, "/etc/prometheus/rules/*.yml", str(RULES / "*.yml"), where)
+    password = directory / "monitoring-password"
+    password.write_text("native-monitoring-password\n")
+    config = replace(config, "/run/secrets/monitoring-password", str(password), where)
     path = directory / "prometheus.yml"
     path.write_text(config)
     return path

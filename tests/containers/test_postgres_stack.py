@@ -28,6 +28,7 @@ SERVICES = ["secrets", "postgres", "backend", "frontend", "prometheus", "alertma
 UI = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
 REPLICAS = 3
+MONITORING: dict[str, str] = {}
 
 
 def run(*command: str, check: bool = True) -> str:
@@ -56,8 +57,14 @@ def replicas() -> list[str]:
 
 
 def prometheus(query: str) -> list:
+    """A query to Prometheus, as the user `bookstore` with the stack's monitoring password."""
+    import base64
     import urllib.parse
-    status, _, body = request("GET", f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    if "password" not in MONITORING:
+        MONITORING["password"] = compose("exec", "-T", "prometheus", "cat", "/run/secrets/monitoring-password").strip()
+    credentials = base64.b64encode(f"bookstore:{MONITORING['password']}".encode()).decode()
+    status, _, body = request("GET", f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': query})}",
+                              headers={"Authorization": f"Basic {credentials}"})
     return json.loads(body)["data"]["result"] if status == 200 else []
 
 
@@ -92,6 +99,10 @@ class PostgresStack(unittest.TestCase):
             self.assertNotIn("BOOKSTORE_ADMIN_TOKEN=", environment, "nor is the operator token")
         postgres = inspect(compose("ps", "-q", "postgres").strip())
         self.assertEqual(postgres["State"]["Health"]["Status"], "healthy")
+        # The database mounts its password and nothing else secret: not the operator token.
+        self.assertEqual(sorted(m["Name"] for m in postgres["Mounts"] if "secrets" in m["Name"]),
+                         [f"{PROJECT}_postgres-secrets"])
+        self.assertEqual(compose("exec", "-T", "postgres", "ls", "/run/postgres-secrets").split(), ["postgres-password"])
         secrets = inspect(compose("ps", "-a", "-q", "secrets").strip())
         self.assertEqual(secrets["State"]["ExitCode"], 0)
 

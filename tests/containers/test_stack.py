@@ -8,7 +8,9 @@ stand-ins and the host binary first.
 
 from __future__ import annotations
 
+import base64
 import io
+import socket
 import json
 import os
 import re
@@ -67,6 +69,19 @@ def container(service: str) -> str:
 
 def inspect(service: str) -> dict:
     return json.loads(run(DOCKER, "inspect", container(service)))[0]
+
+
+def backend_url() -> str:
+    """The backend publishes no port: the Docker host reaches it on the compose network."""
+    networks = inspect("backend")["NetworkSettings"]["Networks"]
+    return f"http://{next(iter(networks.values()))['IPAddress']}:8000"
+
+
+def monitoring_auth() -> dict[str, str]:
+    """Prometheus's and Alertmanager's basic auth: the user `bookstore` and the password the
+    `secrets` one-shot made, read as the compose file's comment tells an operator to."""
+    password = compose("exec", "-T", "prometheus", "cat", "/run/secrets/monitoring-password").strip()
+    return {"Authorization": "Basic " + base64.b64encode(f"bookstore:{password}".encode()).decode()}
 
 
 def up() -> None:
@@ -150,25 +165,83 @@ class ContainerStack(unittest.TestCase):
         self.assertEqual(http("POST", f"{UI}/books", book, elsewhere, token=None)[0], 403)
 
     def test_5_prometheus_scrapes_the_backend_and_loaded_the_rules(self):
+        auth = monitoring_auth()
+
         def all_up():
-            _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/targets")
+            _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/targets", headers=auth)
             targets = {t["labels"]["job"]: t["health"] for t in json.loads(body)["data"]["activeTargets"]}
             # Prometheus scrapes itself and Alertmanager every 15 s: wait for the first scrape.
             return targets if set(targets.values()) == {"up"} else None
 
         targets = wait_until(all_up, 60, "every target to be up")
         self.assertEqual(targets, {"bookstore": "up", "prometheus": "up", "alertmanager": "up", "node": "up"})
-        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules")
+        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/rules", headers=auth)
         rules = sorted(r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"])
         self.assertIn("BookstoreBackendDown", rules)
         declared = "".join(p.read_text() for p in (ROOT / "monitoring/prometheus/rules").glob("*.yml"))
         self.assertEqual(rules, sorted(re.findall(r"- (?:alert|record): ([\w:]+)", declared)))
         # node-exporter measures the file system that holds the data volume.
         _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/query?query="
-                          + urllib.parse.quote('node_filesystem_size_bytes{job="node", mountpoint="/bookstore-data"} > 0'))
+                          + urllib.parse.quote('node_filesystem_size_bytes{job="node", mountpoint="/bookstore-data"} > 0'),
+                          headers=auth)
         self.assertTrue(json.loads(body)["data"]["result"], "no size of the data volume's file system")
-        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers")
+        _, _, body = http("GET", "http://127.0.0.1:9090/api/v1/alertmanagers", headers=auth)
         self.assertTrue(json.loads(body)["data"]["activeAlertmanagers"], "Prometheus found Alertmanager")
+
+    def test_5b_the_operations_plane_is_closed_to_anyone_without_its_credentials(self):
+        # The backend's port is not published: nginx (8080) is the only way to the API.
+        self.assertEqual(inspect("backend")["HostConfig"]["PortBindings"] or {}, {})
+        with self.assertRaises(OSError, msg="nothing listens on the host's port 8000"):
+            socket.create_connection(("127.0.0.1", 8000), timeout=2).close()
+        # Prometheus and Alertmanager: 401 without the password, 200 with it, for their APIs
+        # and for an Alertmanager silence (which would hide every alert).
+        auth = monitoring_auth()
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"bookstore:a-guess").decode()}
+        for url in ("http://127.0.0.1:9090/api/v1/query?query=up", "http://127.0.0.1:9090/-/ready",
+                    "http://127.0.0.1:9093/api/v2/silences", "http://127.0.0.1:9093/-/ready"):
+            self.assertEqual(http("GET", url)[0], 401, url)
+            self.assertEqual(http("GET", url, headers=wrong)[0], 401, url)
+            self.assertEqual(http("GET", url, headers=auth)[0], 200, url)
+        silence = {"matchers": [{"name": "alertname", "value": ".+", "isRegex": True}],
+                   "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+                   "createdBy": "attacker", "comment": "hide every alert"}
+        self.assertEqual(http("POST", "http://127.0.0.1:9093/api/v2/silences", silence, token=None)[0], 401)
+        # Each secret volume is mounted only where it is needed: the monitoring services
+        # cannot read the operator token, the backend cannot read the monitoring password.
+        mounts = {service: {m["Destination"]: m.get("Name") for m in inspect(service)["Mounts"]}
+                  for service in ("backend", "prometheus", "alertmanager")}
+        self.assertNotIn(f"{PROJECT}_monitoring-secrets", mounts["backend"].values())
+        for service in ("prometheus", "alertmanager"):
+            self.assertNotIn(f"{PROJECT}_bookstore-secrets", mounts[service].values(), service)
+
+    def test_5c_operations_ports_are_loopback_unless_bookstore_ops_bind_says_otherwise(self):
+        def published(environment: dict) -> dict:
+            config = json.loads(subprocess.run([*COMPOSE, "config", "--format", "json"], cwd=ROOT, check=True,
+                                               capture_output=True, text=True,
+                                               env={**os.environ, **environment}).stdout)
+            return {name: sorted(p.get("host_ip", "") for p in service.get("ports", []))
+                    for name, service in config["services"].items() if service.get("ports")}
+
+        self.assertEqual(published({}), {"frontend": ["127.0.0.1"], "prometheus": ["127.0.0.1"],
+                                          "alertmanager": ["127.0.0.1"], "grafana": ["127.0.0.1"]})
+        # The UI on every interface moves none of the operations ports, and the other way round.
+        self.assertEqual(published({"BOOKSTORE_BIND": "0.0.0.0"}),
+                         {"frontend": ["0.0.0.0"], "prometheus": ["127.0.0.1"],
+                          "alertmanager": ["127.0.0.1"], "grafana": ["127.0.0.1"]})
+        self.assertEqual(published({"BOOKSTORE_OPS_BIND": "10.1.2.3"})["prometheus"], ["10.1.2.3"])
+
+    def test_5d_grafana_has_no_anonymous_access_and_its_password_is_a_file_never_logged(self):
+        # No Grafana binary or image exists here (no registry, no Debian package), so this reads
+        # the configuration compose would start it with, and the secret the one-shot made.
+        grafana = json.loads(run(*COMPOSE, "config", "--format", "json"))["services"]["grafana"]
+        environment = grafana["environment"]
+        self.assertEqual(environment["GF_AUTH_ANONYMOUS_ENABLED"], "false")
+        self.assertEqual(environment["GF_SECURITY_ADMIN_PASSWORD__FILE"], "/run/secrets/grafana-password")
+        self.assertNotIn("GF_SECURITY_ADMIN_PASSWORD", environment)
+        self.assertIsNone(grafana.get("entrypoint"), "the image's own entrypoint: nothing prints the password")
+        password = compose("exec", "-T", "prometheus", "cat", "/run/secrets/grafana-password").strip()
+        self.assertRegex(password, r"^[0-9a-f]{32}$")
+        self.assertNotIn(password, compose("logs"), "no service logs it")
 
     def test_6_every_container_runs_as_a_non_root_user_on_a_read_only_root(self):
         for service in SERVICES:
@@ -210,8 +283,8 @@ class ContainerStack(unittest.TestCase):
         run(*COMPOSE, "run", "--rm", "-e", f"BOOKSTORE_ADMIN_TOKEN={chosen}", "secrets")
         compose("restart", "backend")
         wait_until(lambda: inspect("backend")["State"]["Health"]["Status"] == "healthy", 90, "the backend")
-        # Straight to the backend's port: nginx's kept-open connections to the old process are gone.
-        status, _, body = http("POST", "http://127.0.0.1:8000/books", {"title": "Op", "author": "A", "year": 1},
+        # Straight to the backend: nginx's kept-open connections to the old process are gone.
+        status, _, body = http("POST", f"{backend_url()}/books", {"title": "Op", "author": "A", "year": 1},
                                token=chosen)
         self.assertEqual(status, 201, body)
         self.assertNotIn(chosen, json.dumps(inspect("backend")["Config"]["Env"]), "not in the environment")
@@ -219,7 +292,7 @@ class ContainerStack(unittest.TestCase):
     def test_9b_scheduled_backups_run_and_the_readmes_restore_runbook_works(self):
         # The stack took one on its first start (the volume held none), and exports it.
         def last_backup():
-            _, _, body = http("GET", "http://127.0.0.1:8000/metrics")
+            _, _, body = http("GET", f"{backend_url()}/metrics")
             line = next(l for l in body.decode().splitlines()
                         if l.startswith("bookstore_backup_last_success_timestamp_seconds "))
             return float(line.split()[1]) or None
@@ -247,8 +320,8 @@ class ContainerStack(unittest.TestCase):
         self.assertIn("integrity check ok", restored)
         compose("start", "backend")
         wait_until(lambda: inspect("backend")["State"]["Health"]["Status"] == "healthy", 90, "the backend")
-        self.assertEqual(http("GET", f"http://127.0.0.1:8000/books/{kept}")[0], 200)
-        self.assertEqual(http("GET", f"http://127.0.0.1:8000/books/{lost}")[0], 404, "made after the backup")
+        self.assertEqual(http("GET", f"{backend_url()}/books/{kept}")[0], 200)
+        self.assertEqual(http("GET", f"{backend_url()}/books/{lost}")[0], 404, "made after the backup")
 
 
 if __name__ == "__main__":

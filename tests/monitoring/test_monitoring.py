@@ -133,6 +133,13 @@ class DashboardsAndProvisioning(unittest.TestCase):
         self.assertIn(f"uid: {DATASOURCE_UID}", text)
         self.assertIn("url: http://prometheus:9090", text)
         self.assertIn("type: prometheus", text)
+        # Prometheus asks for basic auth; the password is the secret file Prometheus itself
+        # reads (no Grafana binary exists here to sign in with it: this reads the provisioning).
+        self.assertIn("basicAuth: true", text)
+        self.assertIn("basicAuthUser: bookstore", text)
+        prometheus = (MONITORING / "prometheus/prometheus.yml").read_text()
+        password_file = re.search(r"password_file: (\S+)", prometheus).group(1)
+        self.assertIn(f"basicAuthPassword: $__file{{{password_file}}}", text)
 
     def test_the_dashboard_provider_reads_the_mounted_folder(self):
         provider = (MONITORING / "grafana/provisioning/dashboards/bookstore.yml").read_text()

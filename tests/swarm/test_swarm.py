@@ -36,7 +36,9 @@ BACKEND = f"{STACK}_backend"
 UI = "http://127.0.0.1:8080"
 TOKEN = "operator-token-of-the-swarm-tests"
 REPLICAS = 3
-SECRETS = ["bookstore-postgres-password", "bookstore-database-url", "bookstore-admin-token"]
+SECRETS = ["bookstore-postgres-password", "bookstore-database-url", "bookstore-admin-token",
+           "bookstore-monitoring-password", "bookstore-monitoring-web"]
+MONITORING_PASSWORD = "monitoring-password-of-the-swarm-tests"
 
 
 def docker(*args: str, check: bool = True, env: dict | None = None) -> str:
@@ -86,9 +88,10 @@ def healthy_backends() -> list[str]:
 
 
 def prometheus(query: str) -> list:
-    """A query to Prometheus, which publishes no port: asked from inside its container."""
+    """A query to Prometheus, which publishes no port: asked from inside its container, as
+    the user `bookstore` (Prometheus asks for basic auth)."""
     [container] = containers(f"{STACK}_prometheus")
-    url = f"http://127.0.0.1:9090/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    url = f"http://bookstore:{MONITORING_PASSWORD}@127.0.0.1:9090/api/v1/query?{urllib.parse.urlencode({'query': query})}"
     return json.loads(docker("exec", container, "wget", "-qO-", url))["data"]["result"]
 
 
@@ -166,7 +169,8 @@ class SwarmStack(unittest.TestCase):
         for secret in SECRETS + ["bookstore-grafana-password"]:
             docker("secret", "rm", secret, check=False)
         made = subprocess.run([ROOT / "deploy/swarm/secrets.sh"], capture_output=True, text=True, check=True,
-                              env={**os.environ, "DOCKER": DOCKER, "BOOKSTORE_ADMIN_TOKEN": TOKEN})
+                              env={**os.environ, "DOCKER": DOCKER, "BOOKSTORE_ADMIN_TOKEN": TOKEN,
+                                   "MONITORING_PASSWORD": MONITORING_PASSWORD})
         cls.secrets_output = made.stdout
         docker("stack", "deploy", "-c", str(stack_for_this_machine(Path(cls.scratch.name))), STACK)
         wait_until(lambda: len(healthy_backends()) == REPLICAS, 240, "three healthy backend tasks")
@@ -221,6 +225,16 @@ class SwarmStack(unittest.TestCase):
         wait_until(lambda: scraped_backends() == addresses or None, 60, "Prometheus to scrape each backend task")
         expected = prometheus('max(bookstore_replicas_expected{job="bookstore"})')
         self.assertEqual(float(expected[0]["value"][1]), REPLICAS)
+        # Its scrape of itself and of Alertmanager carries the password that both ask for.
+        targets = {r["metric"]["job"] for r in prometheus('up{job=~"prometheus|alertmanager"} == 1')}
+        self.assertEqual(targets, {"prometheus", "alertmanager"})
+        self.assertIn("bookstore-monitoring-web: made from MONITORING_PASSWORD", self.secrets_output)
+        self.assertNotIn(MONITORING_PASSWORD, self.secrets_output, "a chosen password is not printed")
+        for service, port in (("prometheus", 9090), ("alertmanager", 9093)):
+            [container] = containers(f"{STACK}_{service}")
+            anonymous = subprocess.run([DOCKER, "exec", container, "wget", "-S", "-qO-", f"http://127.0.0.1:{port}/-/ready"],
+                                       capture_output=True, text=True)
+            self.assertIn("401", anonymous.stderr, f"{service} answers without a password")
 
     def test_3_a_rolling_update_fails_no_request(self):
         before = {t["ID"] for t in running_tasks(BACKEND)}
