@@ -40,8 +40,12 @@ use crate::metrics::AUTH_FAILURES;
 use crate::store::credentials::{CredentialStore, NewToken, SessionRecord, TokenRecord};
 use crate::store::unix_now;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "bookstore_session";
+/// Its name over HTTPS. A browser stores a `__Host-` cookie only if it is `Secure`, has
+/// `Path=/` and no `Domain`, so neither a plain-HTTP answer (a network attacker's) nor a
+/// sibling domain can plant or overwrite one.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-bookstore_session";
 /// A token's last use is written at most this often (seconds): a busy script's requests do
 /// not each become a write.
 const TOUCH_EVERY: i64 = 60;
@@ -254,7 +258,7 @@ impl Auth {
     /// refusal if it presented a bad one, which counts against the client if nobody ever
     /// issued it (a guess).
     pub async fn authenticate(&self, peer: IpAddr, headers: &HeaderMap) -> Result<Option<Caller>, Error> {
-        let Some(presented) = presented(headers) else {
+        let Some(presented) = presented(headers, self.https(peer, headers)) else {
             return Ok(None);
         };
         let client = client::limit_key(self.0.config.proxies.client(peer, headers));
@@ -458,8 +462,8 @@ impl Auth {
     }
 
     /// Ends the session the request's cookie names, if any.
-    pub async fn sign_out(&self, headers: &HeaderMap) -> Result<(), Error> {
-        if let Some(id) = session_cookie(headers) {
+    pub async fn sign_out(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Error> {
+        if let Some(id) = session_cookie(headers, self.https(peer, headers)) {
             self.0.store.delete_session(&secret::hash(id)).await?;
         }
         Ok(())
@@ -536,7 +540,9 @@ fn usable(token: &TokenRecord, now: i64) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
+/// The credential a request presents: its `Authorization` header, else the session cookie
+/// named for its scheme (`https`).
+fn presented(headers: &HeaderMap, https: bool) -> Option<Presented<'_>> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let token = value
             .to_str()
@@ -547,18 +553,29 @@ fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
             .filter(|token| !token.is_empty());
         return Some(token.map_or(Presented::Malformed, Presented::Bearer));
     }
-    session_cookie(headers).map(Presented::Session)
+    session_cookie(headers, https).map(Presented::Session)
 }
 
-/// The session cookie's value, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The session cookie's name for a request made over HTTPS or not.
+fn cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The session cookie's value, if the request carries one. Over HTTPS only the `__Host-`
+/// cookie counts: an unprefixed one there may have been planted over plain HTTP.
+pub fn session_cookie(headers: &HeaderMap, https: bool) -> Option<&str> {
+    let name = cookie_name(https);
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
@@ -572,18 +589,19 @@ fn without_default_port<'a>(authority: &'a str, scheme: &str) -> &'a str {
     authority.strip_suffix(default).unwrap_or(authority)
 }
 
-/// The `Set-Cookie` value of a new session.
-pub fn session_cookie_header(id: &str, max_age: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+/// The `Set-Cookie` value of a new session: `__Host-`-prefixed and `Secure` over HTTPS.
+pub fn session_cookie_header(id: &str, max_age: i64, https: bool) -> HeaderValue {
+    let name = cookie_name(https);
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("hex and ASCII attributes make a valid header value")
 }
 
-/// The `Set-Cookie` value that deletes the session cookie.
-pub fn cleared_cookie_header() -> HeaderValue {
-    HeaderValue::from_static("bookstore_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")
+/// The `Set-Cookie` value that deletes the session cookie of a request's scheme.
+pub fn cleared_cookie_header(https: bool) -> HeaderValue {
+    session_cookie_header("", 0, https)
 }
 
 /// The address a request came from (loopback for a request made without a socket, as in
@@ -612,7 +630,10 @@ pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -
             let mut response = error.into_response();
             if by_cookie && ended {
                 // The browser's cookie no longer works: it may as well forget it.
-                response.headers_mut().insert(SET_COOKIE, cleared_cookie_header());
+                let https = auth.https(peer, request.headers());
+                response
+                    .headers_mut()
+                    .insert(SET_COOKIE, cleared_cookie_header(https));
             }
             return response;
         }
@@ -646,21 +667,44 @@ mod tests {
             ("authorization", "Bearer abc"),
             ("cookie", "bookstore_session=s1"),
         ]);
-        assert!(matches!(presented(&both), Some(Presented::Bearer("abc"))));
+        assert!(matches!(presented(&both, false), Some(Presented::Bearer("abc"))));
         let cookie = headers(&[("cookie", "theme=dark; bookstore_session=s1; x=y")]);
-        assert!(matches!(presented(&cookie), Some(Presented::Session("s1"))));
+        assert!(matches!(
+            presented(&cookie, false),
+            Some(Presented::Session("s1"))
+        ));
         let basic = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
-        assert!(matches!(presented(&basic), Some(Presented::Malformed)));
-        assert!(presented(&headers(&[("cookie", "bookstore_session=")])).is_none());
-        assert!(presented(&HeaderMap::new()).is_none());
+        assert!(matches!(presented(&basic, false), Some(Presented::Malformed)));
+        assert!(presented(&headers(&[("cookie", "bookstore_session=")]), false).is_none());
+        assert!(presented(&HeaderMap::new(), false).is_none());
     }
 
     #[test]
-    fn session_cookies_are_http_only_strict_and_secure_over_https() {
+    fn over_https_only_the_host_prefixed_cookie_counts() {
+        let plain = headers(&[("cookie", "bookstore_session=planted")]);
+        assert!(presented(&plain, true).is_none());
+        let both = headers(&[("cookie", "bookstore_session=planted; __Host-bookstore_session=s1")]);
+        assert!(matches!(presented(&both, true), Some(Presented::Session("s1"))));
+        assert!(matches!(
+            presented(&both, false),
+            Some(Presented::Session("planted"))
+        ));
+    }
+
+    #[test]
+    fn session_cookies_are_http_only_strict_and_secure_and_prefixed_over_https() {
         let cookie = session_cookie_header("abc", 3600, true);
         assert_eq!(
             cookie,
-            "bookstore_session=abc; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict; Secure"
+            "__Host-bookstore_session=abc; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert_eq!(
+            cleared_cookie_header(true),
+            "__Host-bookstore_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert_eq!(
+            cleared_cookie_header(false),
+            "bookstore_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
         );
         assert!(
             !session_cookie_header("abc", 60, false)

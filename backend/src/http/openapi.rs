@@ -92,8 +92,9 @@ impl Modify for Shared {
             SESSION,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::auth::SESSION_COOKIE,
-                "The browser session `POST /session` sets. Changes made with it must come from this \
-                 site's own pages (`Origin`).",
+                "The browser session `POST /session` sets (over HTTPS named \
+                 `__Host-bookstore_session`). Changes made with it must come from this site's own \
+                 pages (`Origin`).",
             ))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {

@@ -182,9 +182,10 @@ pub async fn current(
         Ok(caller) => Json(SessionInfo::of(caller.as_ref(), public_reads)).into_response(),
         Err(Error::Unauthorized { .. }) if by_cookie => {
             let mut response = Json(SessionInfo::of(None, public_reads)).into_response();
+            let https = state.auth.https(peer, headers);
             response
                 .headers_mut()
-                .insert(SET_COOKIE, auth::cleared_cookie_header());
+                .insert(SET_COOKIE, auth::cleared_cookie_header(https));
             response
         }
         Err(error) => return Err(error),
@@ -192,8 +193,8 @@ pub async fn current(
     Ok(no_store(response))
 }
 
-/// Sign in: exchanges a token for a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
-/// over HTTPS) that lasts `BOOKSTORE_SESSION_TTL` (12 h by default), never longer than the
+/// Sign in: exchanges a token for a session cookie (`HttpOnly`, `SameSite=Strict`; over
+/// HTTPS `Secure` and named `__Host-bookstore_session`) that lasts `BOOKSTORE_SESSION_TTL` (12 h by default), never longer than the
 /// token. Page scripts need not keep the token afterwards. The session of a cookie sent
 /// along ends: the new one replaces it.
 #[utoipa::path(post, path = "/session", tag = "session",
@@ -201,7 +202,7 @@ pub async fn current(
     request_body(content = SignIn, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in; the cookie is set", body = SessionInfo,
-            headers(("Set-Cookie" = String, description = "`bookstore_session=…; Path=/; Max-Age=…; HttpOnly; SameSite=Strict`"))),
+            headers(("Set-Cookie" = String, description = "`bookstore_session=…; Path=/; Max-Age=…; HttpOnly; SameSite=Strict`; over HTTPS `__Host-bookstore_session=…; …; Secure`"))),
     ))]
 pub async fn sign_in(State(state): State<AppState>, Peer(peer): Peer, request: Request) -> Result<Response> {
     let headers = request.headers().clone();
@@ -219,7 +220,7 @@ pub async fn sign_in(State(state): State<AppState>, Peer(peer): Peer, request: R
     let (id, caller) = state.auth.sign_in(peer, &headers, &token).await?;
     // The browser's previous session, if it sent one, ends: a sign-in replaces it rather
     // than leaving it alive beside the new one (whoever saw the old cookie keeps nothing).
-    state.auth.sign_out(&headers).await?;
+    state.auth.sign_out(peer, &headers).await?;
     let max_age = caller.expires_at.map_or(0, |at| (at - unix_now()).max(0));
     let cookie = auth::session_cookie_header(&id, max_age, state.auth.https(peer, &headers));
     let mut response = Json(SessionInfo::of(Some(&caller), state.auth.public_reads())).into_response();
@@ -231,11 +232,16 @@ pub async fn sign_in(State(state): State<AppState>, Peer(peer): Peer, request: R
 #[utoipa::path(delete, path = "/session", tag = "session",
     security(()),
     responses((status = 204, description = "Signed out; the cookie is cleared")))]
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    state.auth.sign_out(&headers).await?;
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Result<Response> {
+    state.auth.sign_out(peer, &headers).await?;
+    let https = state.auth.https(peer, &headers);
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(SET_COOKIE, auth::cleared_cookie_header());
+        .insert(SET_COOKIE, auth::cleared_cookie_header(https));
     Ok(no_store(response))
 }

@@ -434,7 +434,9 @@ contract_test! {
             .header("origin", "https://books.example").json(&json!({"token": TEST_OPERATOR_TOKEN}))
             .send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(header(&response, "set-cookie").ends_with("; Secure"));
+        let set = header(&response, "set-cookie");
+        assert!(set.starts_with("__Host-bookstore_session=") && set.ends_with("; Secure"), "{set}");
+        assert!(set.contains("; Path=/;") && !set.contains("Domain"), "{set}");
         let cookie = cookie_of(&response);
         let created = proxied(app.anonymous.post(app.url("/books"))).header("cookie", &cookie)
             .header("origin", "https://books.example").json(&dune()).send().await.unwrap();
@@ -442,6 +444,21 @@ contract_test! {
         let elsewhere = proxied(app.anonymous.post(app.url("/books"))).header("cookie", &cookie)
             .header("origin", app.origin()).json(&dune()).send().await.unwrap();
         assert_problem(elsewhere, StatusCode::FORBIDDEN).await;
+        // Over HTTPS a cookie without the prefix (one planted over plain HTTP) is no session.
+        let unprefixed = cookie.replacen("__Host-", "", 1);
+        let planted = proxied(app.anonymous.post(app.url("/books"))).header("cookie", &unprefixed)
+            .header("origin", "https://books.example").json(&dune()).send().await.unwrap();
+        assert_problem(planted, StatusCode::UNAUTHORIZED).await;
+        // Signing out clears the prefixed cookie, and ends the session.
+        let out = proxied(app.anonymous.delete(app.url("/session"))).header("cookie", &cookie)
+            .header("origin", "https://books.example").send().await.unwrap();
+        assert_eq!(out.status(), StatusCode::NO_CONTENT);
+        let cleared = header(&out, "set-cookie");
+        assert!(cleared.starts_with("__Host-bookstore_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+        assert!(cleared.ends_with("; Secure"), "{cleared}");
+        let after = proxied(app.anonymous.post(app.url("/books"))).header("cookie", &cookie)
+            .header("origin", "https://books.example").json(&dune()).send().await.unwrap();
+        assert_problem(after, StatusCode::UNAUTHORIZED).await;
     }
 }
 
