@@ -5,6 +5,7 @@ one, and only addresses and paths change; a replacement that does not apply is a
 an edited config cannot silently stop being what the tests run.
 
     python3 scripts/testkit/native.py nginx --dir DIR --listen PORT --backend HOST:PORT
+                                            [--https PORT --cert FILE --key FILE]
         writes DIR/nginx.conf (and DIR/default.conf) and prints the path of nginx.conf:
         how the browser tests (tests/e2e/harness.mjs) get the same nginx as the drill.
 """
@@ -26,6 +27,7 @@ from testkit import OPERATOR_ENV, ROOT, free_port, get, wait_until  # noqa: E402
 BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
 NGINX_SITE = ROOT / "frontend" / "nginx" / "default.conf"
 NGINX_UPSTREAM = ROOT / "frontend" / "nginx" / "bookstore-upstream.conf"
+NGINX_ENTRYPOINT = ROOT / "frontend" / "nginx" / "bookstore-nginx.sh"
 PROMETHEUS_CONFIG = ROOT / "monitoring" / "prometheus" / "prometheus.yml"
 RULES = ROOT / "monitoring" / "prometheus" / "rules"
 ALERTMANAGER_CONFIG = ROOT / "monitoring" / "alertmanager" / "alertmanager.yml"
@@ -38,13 +40,28 @@ def replace(text: str, old: str, new: str, where: str) -> str:
     return text.replace(old, new)
 
 
-def render_nginx(directory: Path, listen: int, backends: list[str], workers: int = 1) -> Path:
+def render_nginx(directory: Path, listen: int, backends: list[str], workers: int = 1,
+                 https: tuple[int, Path, Path] | None = None, trusted_proxies: str = "") -> Path:
     """The project's nginx site for loopback: listening on `listen`, balancing over
     `backends` (HOST:PORT each, where the image resolves the service name), serving the UI
     from the repository; wrapped in what the nginx image's own nginx.conf provides around
-    conf.d. Returns the path of the main configuration."""
+    conf.d. With `https` (port, certificate, key), also HTTPS on that port, plain HTTP
+    redirected to it. The image's entrypoint (bookstore-nginx.sh) writes what depends on
+    the start, as it does in the container. Returns the path of the main configuration."""
+    runtime = directory / "bookstore-nginx"
+    env = {"PATH": os.environ["PATH"], "BOOKSTORE_NGINX_DIR": str(runtime),
+           "BOOKSTORE_TLS_CERT": str(directory / "no-certificate"), "BOOKSTORE_TRUSTED_PROXIES": trusted_proxies}
+    if https:
+        port, cert, key = https
+        env.update(BOOKSTORE_TLS_CERT=str(cert), BOOKSTORE_TLS_KEY=str(key), BOOKSTORE_HTTPS_PORT=str(port))
+    subprocess.run(["sh", str(NGINX_ENTRYPOINT), "true"], env=env, check=True, capture_output=True)
+    if https:
+        tls = runtime / "tls.conf"
+        tls.write_text(replace(tls.read_text(), "listen 8443 ssl;", f"listen 127.0.0.1:{https[0]} ssl;",
+                               "bookstore-nginx.sh's tls.conf"))
     site = NGINX_SITE.read_text()
     where = "frontend/nginx/default.conf"
+    site = replace(site, "/tmp/bookstore-nginx/", f"{runtime}/", where)
     site = replace(site, "listen 8080;", f"listen 127.0.0.1:{listen};", where)
     upstream = "server backend:8000 resolve max_fails=2 fail_timeout=5s;"
     servers = "\n    ".join(f"server {b} max_fails=2 fail_timeout=5s;" for b in backends)
@@ -177,10 +194,13 @@ class NativeStack:
         """Where the backends listen."""
         return [f"127.0.0.1:{port}" for port in self.backend_ports]
 
-    def start_nginx(self) -> None:
-        config = render_nginx(self.dir, self.ports["nginx"], self.backends())
+    def start_nginx(self, https: tuple[int, Path, Path] | None = None, trusted_proxies: str = "") -> None:
+        """nginx in front of the backends; with `https` (port, certificate, key) also HTTPS,
+        and plain HTTP redirected to it (see render_nginx)."""
+        config = render_nginx(self.dir, self.ports["nginx"], self.backends(), https=https,
+                              trusted_proxies=trusted_proxies)
         self.spawn("nginx", "nginx", "-c", str(config), "-e", str(self.dir / "nginx-error.log"))
-        wait_until(lambda: get(f"{self.url('nginx')}/")[0] == 200, 30, "nginx")
+        wait_until(lambda: get(f"{self.url('nginx')}/_nginx/health")[0] == 200, 30, "nginx")
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         process = self.processes[name]
@@ -206,8 +226,12 @@ def main() -> int:
     nginx.add_argument("--dir", type=Path, required=True)
     nginx.add_argument("--listen", type=int, required=True)
     nginx.add_argument("--backend", required=True, action="append", help="HOST:PORT of a backend (repeatable)")
+    nginx.add_argument("--https", type=int, help="also HTTPS on this port (with --cert and --key)")
+    nginx.add_argument("--cert", type=Path)
+    nginx.add_argument("--key", type=Path)
     args = parser.parse_args()
-    print(render_nginx(args.dir, args.listen, args.backend))
+    https = (args.https, args.cert, args.key) if args.https else None
+    print(render_nginx(args.dir, args.listen, args.backend, https=https))
     return 0
 
 

@@ -9,11 +9,13 @@ stand-ins and the host binary first.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import socket
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -26,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from testkit import ROOT, http as request, wait_until as poll  # noqa: E402
+from testkit import tls  # noqa: E402
 
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 PROJECT = "bookstore-test"
@@ -242,6 +245,52 @@ class ContainerStack(unittest.TestCase):
         password = compose("exec", "-T", "prometheus", "cat", "/run/secrets/grafana-password").strip()
         self.assertRegex(password, r"^[0-9a-f]{32}$")
         self.assertNotIn(password, compose("logs"), "no service logs it")
+
+    def test_5e_with_a_certificate_mounted_the_site_is_https_only(self):
+        # A certificate from a throwaway CA in a folder named by BOOKSTORE_TLS_DIR, as a user
+        # would put theirs in ./tls; the frontend is recreated with it, and without it after.
+        folder = Path(tempfile.mkdtemp(prefix="bookstore-tls-"))
+        folder.chmod(0o755)
+        certificate = tls.make(folder, names=("localhost",))
+        context = ssl.create_default_context(cafile=str(certificate.ca))
+        with_tls = {**os.environ, "BOOKSTORE_TLS_DIR": str(folder), "DOCKER_BUILDKIT": "1"}
+
+        def recreate_frontend(env: dict) -> None:
+            subprocess.run([*COMPOSE, "up", "-d", "--no-deps", "--force-recreate", "--wait", "--wait-timeout", "60",
+                            "frontend"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+        def ask(method: str, path: str, body: dict | None = None, headers: dict | None = None, secure: bool = True):
+            connection = (http.client.HTTPSConnection("localhost", 8443, timeout=10, context=context) if secure
+                          else http.client.HTTPConnection("localhost", 8080, timeout=10))
+            try:
+                data = json.dumps(body).encode() if body is not None else None
+                connection.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
+                response = connection.getresponse()
+                return response.status, response.headers, response.read()
+            finally:
+                connection.close()
+
+        recreate_frontend(with_tls)
+        try:
+            self.assertIn("HTTPS on 8443", compose("logs", "frontend"))
+            status, headers, body = ask("GET", "/books?limit=1")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(headers["Strict-Transport-Security"], "max-age=31536000")
+            status, headers, _ = ask("GET", "/books?limit=1", secure=False)
+            self.assertEqual(status, 308)
+            self.assertEqual(headers["Location"], "https://localhost:8443/books?limit=1")
+            # Signing in over HTTPS: the cookie is Secure and __Host- prefixed, and it works.
+            origin = "https://localhost:8443"
+            status, headers, body = ask("POST", "/session", {"token": TOKEN["value"]}, {"Origin": origin})
+            self.assertEqual(status, 200, body)
+            cookie = headers["Set-Cookie"]
+            self.assertTrue(cookie.startswith("__Host-bookstore_session=") and "; Secure" in cookie, cookie)
+            status, _, body = ask("POST", "/books", {"title": "Over HTTPS", "author": "A", "year": 2026},
+                                  {"Cookie": cookie.split(";")[0], "Origin": origin})
+            self.assertEqual(status, 201, body)
+        finally:
+            recreate_frontend({**os.environ, "DOCKER_BUILDKIT": "1"})
+        self.assertEqual(http("GET", f"{UI}/books?limit=1")[0], 200, "plain HTTP again without the certificate")
 
     def test_6_every_container_runs_as_a_non_root_user_on_a_read_only_root(self):
         for service in SERVICES:

@@ -164,3 +164,32 @@ test('a session that ends mid-edit keeps what was typed and asks to sign in agai
     await short.close();
   }
 });
+
+test('over HTTPS, signing in sets a Secure __Host- cookie and the user can edit', async () => {
+  const secure = await startStack({ https: true });
+  try {
+    const page = await secure.page({ signedIn: false });
+    await page.goto(secure.base);
+    assert.ok(await page.evaluate(() => window.isSecureContext), 'Chromium accepted the certificate');
+    await signIn(page, secure.createToken('ui-https'));
+    await page.locator('#account-status').filter({ hasText: 'Signed in as ui-https' }).waitFor();
+    const [cookie] = await page.context().cookies();
+    assert.equal(cookie.name, '__Host-bookstore_session');
+    assert.ok(cookie.secure && cookie.httpOnly && cookie.sameSite === 'Strict' && cookie.path === '/',
+      JSON.stringify(cookie));
+    await page.fill('#add-title', 'HTTPS: Emma');
+    await page.fill('#add-author', 'Jane Austen');
+    await page.fill('#add-year', '1815');
+    await page.click('#add-form button[type=submit]');
+    await page.locator('#book-rows td.title', { hasText: 'HTTPS: Emma' }).waitFor();
+    // The plain-HTTP address sends the browser to HTTPS.
+    const plain = await page.context().newPage();
+    await plain.goto(`${secure.plainBase}/?q=HTTPS`);
+    assert.equal(plain.url(), `${secure.base}/?q=HTTPS`);
+    await plain.locator('#book-rows td.title', { hasText: 'HTTPS: Emma' }).waitFor();
+    await plain.close();
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await secure.close();
+  }
+});

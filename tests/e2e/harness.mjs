@@ -103,10 +103,12 @@ class Backend {
 }
 
 class Nginx {
-  constructor(dir, port, backendPort) {
+  // `tls`: { port, chain, key } to serve HTTPS on `port` too (plain HTTP then redirects).
+  constructor(dir, port, backendPort, tls = null) {
     this.dir = dir;
     this.port = port;
     this.backendPort = backendPort;
+    this.tls = tls;
   }
 
   async start() {
@@ -115,13 +117,14 @@ class Nginx {
     const rendered = spawnSync('python3', [
       path.join(ROOT, 'scripts', 'testkit', 'native.py'), 'nginx',
       '--dir', this.dir, '--listen', String(this.port), '--backend', `127.0.0.1:${this.backendPort}`,
+      ...(this.tls ? ['--https', String(this.tls.port), '--cert', this.tls.chain, '--key', this.tls.key] : []),
     ], { encoding: 'utf8' });
     if (rendered.status !== 0) throw new Error(`rendering the nginx config failed: ${rendered.stderr}`);
     const config = rendered.stdout.trim();
     this.process = spawn(NGINX, ['-c', config, '-e', path.join(this.dir, 'nginx-error.log')], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
-    await waitFor(`http://127.0.0.1:${this.port}/`);
+    await waitFor(`http://127.0.0.1:${this.port}/_nginx/health`);
   }
 
   async stop() {
@@ -146,23 +149,43 @@ export async function startBackend() {
   };
 }
 
+// A certificate for `localhost` from a throwaway CA (scripts/testkit/tls.py), and the
+// SHA-256 of its public key, which Chromium is told to accept (and nothing else unknown).
+function throwawayCertificate(dir) {
+  const made = spawnSync('python3', [path.join(ROOT, 'scripts', 'testkit', 'tls.py'), path.join(dir, 'tls'), 'localhost'],
+    { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`making a certificate failed: ${made.stderr}`);
+  const [ca, chain, key] = made.stdout.trim().split(' ');
+  const spki = spawnSync('sh', ['-c',
+    'openssl pkey -in "$1" -pubout -outform der | openssl dgst -sha256 -binary | base64', 'spki', key],
+  { encoding: 'utf8' });
+  if (spki.status !== 0) throw new Error(`hashing the key failed: ${spki.stderr}`);
+  return { ca, chain, key, spki: spki.stdout.trim() };
+}
+
 // The whole stack. `stack.base` is the UI's origin (nginx); `stack.api(path, init)` calls
-// the API through nginx, as the page does.
-export async function startStack({ demoData = false, sessionTtl } = {}) {
+// the API through nginx, as the page does. With `https`, nginx serves the UI over HTTPS with
+// a throwaway certificate that Chromium accepts, and `stack.base` is https://localhost:PORT
+// (`stack.api` then reaches the API over plain HTTP from loopback, redirected: use the page).
+export async function startStack({ demoData = false, sessionTtl, https = false } = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bookstore-e2e-'));
   const backend = new Backend(dir, await freePort(), { demoData, sessionTtl });
   await backend.start();
-  const nginx = new Nginx(dir, await freePort(), backend.port);
+  const certificate = https ? { ...throwawayCertificate(dir), port: await freePort() } : null;
+  const nginx = new Nginx(dir, await freePort(), backend.port, certificate);
   await nginx.start();
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync',
+      ...(certificate ? [`--ignore-certificate-errors-spki-list=${certificate.spki}`] : [])],
   });
   await fs.mkdir(ARTIFACTS, { recursive: true });
-  const base = `http://127.0.0.1:${nginx.port}`;
+  const base = certificate ? `https://localhost:${certificate.port}` : `http://127.0.0.1:${nginx.port}`;
   return {
     base,
+    // nginx's plain-HTTP address (with `https`, it redirects to `base`).
+    plainBase: `http://localhost:${nginx.port}`,
     backend,
     browser,
     // Changes carry the operator token unless `init.headers` has an Authorization of its

@@ -74,6 +74,16 @@ class Nginx(unittest.TestCase):
                                headers={"Origin": nginx})
         self.assertEqual(status, 200, body)
 
+    def test_a_clients_x_forwarded_proto_never_makes_the_cookie_secure(self):
+        # Over plain HTTP a client claiming HTTPS would get a Secure, __Host- cookie its
+        # browser then never sends back here; only a trusted proxy's word counts (test_https).
+        nginx = self.stack.url("nginx")
+        status, headers, body = http("POST", f"{nginx}/session", {"token": OPERATOR_TOKEN}, token=None,
+                                     headers={"Origin": nginx, "X-Forwarded-Proto": "https"})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(headers["Set-Cookie"].startswith("bookstore_session="), headers["Set-Cookie"])
+        self.assertNotIn("Secure", headers["Set-Cookie"])
+
 
 if __name__ == "__main__":
     unittest.main()

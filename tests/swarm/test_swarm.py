@@ -226,8 +226,9 @@ class SwarmStack(unittest.TestCase):
         expected = prometheus('max(bookstore_replicas_expected{job="bookstore"})')
         self.assertEqual(float(expected[0]["value"][1]), REPLICAS)
         # Its scrape of itself and of Alertmanager carries the password that both ask for.
-        targets = {r["metric"]["job"] for r in prometheus('up{job=~"prometheus|alertmanager"} == 1')}
-        self.assertEqual(targets, {"prometheus", "alertmanager"})
+        # (Each is scraped on its own schedule: the first scrape may not have happened yet.)
+        wait_until(lambda: {r["metric"]["job"] for r in prometheus('up{job=~"prometheus|alertmanager"} == 1')}
+                   == {"prometheus", "alertmanager"} or None, 60, "Prometheus to scrape itself and Alertmanager")
         self.assertIn("bookstore-monitoring-web: made from MONITORING_PASSWORD", self.secrets_output)
         self.assertNotIn(MONITORING_PASSWORD, self.secrets_output, "a chosen password is not printed")
         for service, port in (("prometheus", 9090), ("alertmanager", 9093)):
