@@ -53,8 +53,8 @@ tier_static() {
   cargo fmt --all --check
   log "cargo clippy -D warnings"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
-  log "shellcheck: scripts, the Swarm secrets script, the stand-ins build script, .ci/run"
-  shellcheck -x scripts/*.sh deploy/swarm/*.sh tests/containers/standins/build.sh .ci/run
+  log "shellcheck: scripts, the Swarm secrets script, the frontend's entrypoint, the stand-ins build script, .ci/run"
+  shellcheck -x scripts/*.sh deploy/swarm/*.sh frontend/nginx/*.sh tests/containers/standins/build.sh .ci/run
   log "no architecture named outside scripts/images.sh (the platform list), CI's set-up and the docs"
   # Written so that this line does not match itself.
   local named
