@@ -106,16 +106,20 @@ run_schemathesis() {
   port=$(free_port)
   dir=$(mktemp -d)
   # Changes need a credential: schemathesis sends the operator token with every request
-  # (and checks that the operations declaring security refuse requests without it). Its
-  # fuzzed sign-ins are failed credentials: the per-client limit is raised so that they do not
-  # lock its own requests out.
-  BOOKSTORE_ADMIN_TOKEN=schemathesis-operator-token BOOKSTORE_AUTH_FAILURES_PER_MINUTE=1000000 \
+  # (and checks that the operations declaring security refuse requests without it). The
+  # limit on failed credentials is the default: its fuzzed sign-ins and deliberately bad
+  # tokens fill it within seconds, and its valid requests must go on working regardless.
+  # Its `ignored_auth` check is left out: it expects 401 for every bad credential, and past
+  # the limit a bad credential is rightly a 429 (backend/tests/api/auth.rs proves every
+  # change refuses a missing, wrong or malformed credential, and what the limit answers).
+  BOOKSTORE_ADMIN_TOKEN=schemathesis-operator-token \
     "$bin" --addr "127.0.0.1:$port" --database-url "$database" --demo-data false \
     --static-dir "" >"$dir/server.log" 2>&1 &
   pid=$!
   wait_http "http://127.0.0.1:$port/readyz" 30
   log "schemathesis: every check against the served /openapi.json (${database%%:*})"
-  (cd "$dir" && st run "http://127.0.0.1:$port/openapi.json" --checks all --max-examples 100 \
+  (cd "$dir" && st run "http://127.0.0.1:$port/openapi.json" --checks all --exclude-checks ignored_auth \
+    --max-examples 100 \
     --header "Authorization: Bearer schemathesis-operator-token" --seed 1 --no-color) || status=$?
   kill "$pid"
   wait "$pid" || true

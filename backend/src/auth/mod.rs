@@ -262,10 +262,6 @@ impl Auth {
             return Ok(None);
         };
         let client = client::limit_key(self.0.config.proxies.client(peer, headers));
-        let now = Instant::now();
-        if let Err(wait) = self.0.limiter.check(client, now) {
-            return Err(self.refuse(Refusal::Limited(wait)));
-        }
         let checked = match presented {
             Presented::Malformed => Err(Checked::Unknown(
                 "the Authorization header must be `Bearer <token>`".to_owned(),
@@ -273,20 +269,20 @@ impl Auth {
             Presented::Bearer(token) => self.bearer(token).await,
             Presented::Session(id) => self.session(id).await,
         };
-        self.settle(checked, client, now).map(Some)
+        self.settle(checked, client).map(Some)
     }
 
-    /// The caller, or the answer to a credential that does not work.
-    fn settle(
-        &self,
-        checked: Result<Caller, Checked>,
-        client: IpAddr,
-        now: Instant,
-    ) -> Result<Caller, Error> {
+    /// The caller, or the answer to a credential that does not work. A valid credential is
+    /// never refused by the limit on failures; an unknown one is a 401 until its client (or
+    /// everyone) has failed too often, then a 429.
+    fn settle(&self, checked: Result<Caller, Checked>, client: IpAddr) -> Result<Caller, Error> {
         match checked {
             Ok(caller) => Ok(caller),
             Err(Checked::Unknown(why)) => {
-                // At most the limit's worth per client a minute: then it is refused unchecked.
+                let now = Instant::now();
+                if let Err(wait) = self.0.limiter.check(client, now) {
+                    return Err(self.refuse(Refusal::Limited(wait)));
+                }
                 tracing::warn!(%client, "refused an unknown credential: {why}");
                 self.0.limiter.fail(client, now);
                 Err(self.refuse(Refusal::Invalid(why)))
@@ -405,16 +401,6 @@ impl Auth {
         })
     }
 
-    /// Refuses (429) a client that presented too many unknown credentials, before anything
-    /// else of its request is read.
-    pub fn admit(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Error> {
-        let client = client::limit_key(self.0.config.proxies.client(peer, headers));
-        self.0
-            .limiter
-            .check(client, Instant::now())
-            .map_err(|wait| self.refuse(Refusal::Limited(wait)))
-    }
-
     /// Exchanges `token` for a new session: its id (the cookie's value) and the caller.
     pub async fn sign_in(
         &self,
@@ -423,11 +409,7 @@ impl Auth {
         token: &str,
     ) -> Result<(String, Caller), Error> {
         let client = client::limit_key(self.0.config.proxies.client(peer, headers));
-        let now = Instant::now();
-        if let Err(wait) = self.0.limiter.check(client, now) {
-            return Err(self.refuse(Refusal::Limited(wait)));
-        }
-        let caller = self.settle(self.bearer(token).await, client, now)?;
+        let caller = self.settle(self.bearer(token).await, client)?;
         let id = secret::new_session_id();
         let created_at = unix_now();
         let ttl = i64::try_from(self.session_ttl().as_secs()).unwrap_or(i64::MAX);

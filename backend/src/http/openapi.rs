@@ -178,7 +178,9 @@ fn credential_problems(method: Method) -> Vec<(u16, &'static str)> {
     .collect()
 }
 
-const LIMITED: &str = "Too many failed credentials from this client; retry after `Retry-After` seconds";
+const LIMITED: &str = "An unknown credential, from a client (or from all clients together) past the limit on \
+                       failed credentials; retry after `Retry-After` seconds. A valid credential is never refused \
+                       with this";
 
 const UNAVAILABLE_READ: &str = "The database is unavailable; safe to retry after `Retry-After` seconds";
 const UNAVAILABLE_WRITE: &str = "The database is unavailable. With `Retry-After`, nothing was written and the \

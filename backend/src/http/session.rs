@@ -167,7 +167,7 @@ fn no_store(mut response: Response) -> Response {
         (status = 401, description = "The `Authorization` header's token is not valid",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"bookstore\"`"))),
-        (status = 429, description = "Too many failed credentials from this client; wait `Retry-After` seconds",
+        (status = 429, description = "An unknown credential from a client past the limit on failed credentials; wait `Retry-After` seconds (a valid token is never refused with this)",
             body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn current(
@@ -214,8 +214,9 @@ pub async fn sign_in(State(state): State<AppState>, Peer(peer): Peer, request: R
             "signing in must be done from this site's own pages (its Origin header)".to_owned(),
         )));
     }
-    // A client past the limit on failed credentials.
-    state.auth.admit(peer, &headers)?;
+    // The body is read even from a client past the limit on failed credentials: a valid
+    // token always signs in (an unknown one is then a 429). Reading it is bounded: 64 KiB,
+    // parsed in linear time.
     let Input(SignIn { token }) = Input::from_request(request, &state).await?;
     let (id, caller) = state.auth.sign_in(peer, &headers, &token).await?;
     // The browser's previous session, if it sent one, ends: a sign-in replaces it rather

@@ -488,9 +488,14 @@ contract_test! {
         assert!((1..=60).contains(&wait), "Retry-After: {wait}");
         let problem = assert_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
         assert!(problem["detail"].is_string());
-        // While limited, even a good credential from that client waits: guessing on is pointless.
+        // While limited, a valid credential from that client (a colleague behind the same
+        // NAT) is still served: the limit never locks out anyone who has a credential.
         let good = app.post_json("/books", &dune()).await;
-        assert_eq!(good.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(good.status(), StatusCode::CREATED);
+        let reader = token(&app, "colleague", false).await;
+        let session = sign_in(&app, &reader).await;
+        assert_eq!(session.status(), StatusCode::OK, "signing in with a valid token too");
+        assert_eq!(guess(&app, "198.51.100.2").await.status(), StatusCode::TOO_MANY_REQUESTS, "guesses still wait");
         // Missing credentials are no guesses, and reads need none.
         assert_eq!(app.anonymous.get(app.url("/books")).send().await.unwrap().status(), StatusCode::OK);
         assert!(failures(&app, "invalid").await >= invalid + 3.0);
@@ -512,15 +517,30 @@ async fn garbled_sign_in(app: &TestApp, origin: &str) -> Response {
 
 contract_test! {
     #[tokio::test]
-    async fn another_site_or_a_limited_client_is_refused_before_its_sign_in_body_is_read(engine) {
-        let app = TestApp::spawn_with(engine, |args| args.auth_failures_per_minute = 3).await;
+    async fn another_site_is_refused_before_its_sign_in_body_is_read(engine) {
+        let app = TestApp::spawn(engine).await;
         assert_problem(garbled_sign_in(&app, "http://evil.example").await, StatusCode::FORBIDDEN).await;
         assert_problem(garbled_sign_in(&app, &app.origin()).await, StatusCode::BAD_REQUEST).await;
-        for _ in 0..3 {
-            assert_eq!(guess(&app, "198.51.100.1").await.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn guesses_from_many_clients_meet_a_global_limit_that_never_refuses_a_valid_credential(engine) {
+        // Three failures a minute per client, 150 for everyone: 150 clients guess once each.
+        let app = TestApp::spawn_with(engine, |args| {
+            args.auth_failures_per_minute = 3;
+            args.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+        }).await;
+        for n in 0..150 {
+            let client = format!("198.51.{}.{}", 100 + n / 250, 1 + n % 250);
+            assert_eq!(guess(&app, &client).await.status(), StatusCode::UNAUTHORIZED, "guess {n}");
         }
-        // Past the limit, the body is not parsed: the answer is the limit, malformed or not.
-        assert_problem(garbled_sign_in(&app, &app.origin()).await, StatusCode::TOO_MANY_REQUESTS).await;
+        let response = guess(&app, "203.0.113.77").await;
+        assert_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_eq!(app.post_json("/books", &dune()).await.status(), StatusCode::CREATED);
+        let reader = token(&app, "still-welcome", false).await;
+        assert_eq!(sign_in(&app, &reader).await.status(), StatusCode::OK);
     }
 }
 
