@@ -9,7 +9,6 @@ stand-ins and the host binary first.
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import socket
 import json
@@ -23,6 +22,7 @@ import tempfile
 import unittest
 import urllib.parse
 from collections.abc import Mapping
+from http.client import HTTPConnection, HTTPSConnection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -225,11 +225,12 @@ class ContainerStack(unittest.TestCase):
             return {name: sorted(p.get("host_ip", "") for p in service.get("ports", []))
                     for name, service in config["services"].items() if service.get("ports")}
 
-        self.assertEqual(published({}), {"frontend": ["127.0.0.1"], "prometheus": ["127.0.0.1"],
+        # The frontend's two: HTTP 8080 and HTTPS 8443.
+        self.assertEqual(published({}), {"frontend": ["127.0.0.1", "127.0.0.1"], "prometheus": ["127.0.0.1"],
                                           "alertmanager": ["127.0.0.1"], "grafana": ["127.0.0.1"]})
         # The UI on every interface moves none of the operations ports, and the other way round.
         self.assertEqual(published({"BOOKSTORE_BIND": "0.0.0.0"}),
-                         {"frontend": ["0.0.0.0"], "prometheus": ["127.0.0.1"],
+                         {"frontend": ["0.0.0.0", "0.0.0.0"], "prometheus": ["127.0.0.1"],
                           "alertmanager": ["127.0.0.1"], "grafana": ["127.0.0.1"]})
         self.assertEqual(published({"BOOKSTORE_OPS_BIND": "10.1.2.3"})["prometheus"], ["10.1.2.3"])
 
@@ -260,8 +261,8 @@ class ContainerStack(unittest.TestCase):
                             "frontend"], cwd=ROOT, env=env, check=True, capture_output=True)
 
         def ask(method: str, path: str, body: dict | None = None, headers: dict | None = None, secure: bool = True):
-            connection = (http.client.HTTPSConnection("localhost", 8443, timeout=10, context=context) if secure
-                          else http.client.HTTPConnection("localhost", 8080, timeout=10))
+            connection = (HTTPSConnection("localhost", 8443, timeout=10, context=context) if secure
+                          else HTTPConnection("localhost", 8080, timeout=10))
             try:
                 data = json.dumps(body).encode() if body is not None else None
                 connection.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
