@@ -63,7 +63,10 @@ impl FailureLimiter {
     /// client, or everyone, has failed too often.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let global = *self.global.lock().unwrap_or_else(|e| e.into_inner());
-        waiting(refill(global, now, self.global_per_minute), self.global_per_minute)?;
+        waiting(
+            refill(global, now, self.global_per_minute),
+            self.global_per_minute,
+        )?;
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         match buckets.get(&client) {
             Some(bucket) => waiting(self.refill(*bucket, now), self.per_minute),

@@ -49,6 +49,8 @@ pub const SECURE_SESSION_COOKIE: &str = "__Host-bookstore_session";
 /// A token's last use is written at most this often (seconds): a busy script's requests do
 /// not each become a write.
 const TOUCH_EVERY: i64 = 60;
+/// Live sessions one token may have: a new sign-in past this ends the oldest.
+pub const SESSIONS_PER_TOKEN: u32 = 16;
 /// How often expired sessions are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// How often the trusted proxies' host names are looked up again (a recreated container has a new
@@ -432,7 +434,7 @@ impl Auth {
             created_at,
             expires_at,
         };
-        self.0.store.create_session(&record).await?;
+        self.0.store.create_session(&record, SESSIONS_PER_TOKEN).await?;
         Ok((
             id,
             Caller {

@@ -100,7 +100,8 @@ pub trait Credentials: Send + Sync {
     async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, sqlx::Error>;
     /// Records that token `id` was used at `now`.
     async fn touch_token(&self, id: i64, now: i64) -> Result<(), sqlx::Error>;
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), sqlx::Error>;
+    /// Stores `session`, then ends the oldest sessions of the same token past the newest `keep`.
+    async fn create_session(&self, session: &SessionRecord, keep: u32) -> Result<(), sqlx::Error>;
     async fn find_session(&self, id_hash: &str) -> Result<Option<FoundSession>, sqlx::Error>;
     async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error>;
     /// Deletes the sessions that expired before `now`; returns how many.
@@ -209,7 +210,8 @@ where
             .map(drop)
     }
 
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), sqlx::Error> {
+    async fn create_session(&self, session: &SessionRecord, keep: u32) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, token_id, operator_fingerprint, name, can_write, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -221,9 +223,24 @@ where
         .bind(Arg::Bool(session.can_write))
         .bind(Arg::Int(session.created_at))
         .bind(Arg::Int(session.expires_at))
-        .execute(&self.write)
-        .await
-        .map(drop)
+        .execute(&mut *tx)
+        .await?;
+        // An older session of the same token with `keep` newer ones (the new one among them)
+        // ends. Sessions made in the same second are told apart by their id's hash.
+        sqlx::query(
+            "DELETE FROM sessions AS s WHERE token_id IS NOT DISTINCT FROM $1 \
+             AND operator_fingerprint IS NOT DISTINCT FROM $2 AND id_hash <> $4 \
+             AND $3 <= (SELECT count(*) FROM sessions n WHERE n.token_id IS NOT DISTINCT FROM $1 \
+             AND n.operator_fingerprint IS NOT DISTINCT FROM $2 \
+             AND (n.id_hash = $4 OR (n.created_at, n.id_hash) > (s.created_at, s.id_hash)))",
+        )
+        .bind(Arg::OptionalInt(session.token_id))
+        .bind(Arg::OptionalText(session.operator_fingerprint.clone()))
+        .bind(Arg::Int(i64::from(keep)))
+        .bind(Arg::Text(session.id_hash.clone()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     async fn find_session(&self, id_hash: &str) -> Result<Option<FoundSession>, sqlx::Error> {

@@ -2,6 +2,8 @@
 //! needs a credential that may write; API tokens, the operator token, browser sessions, and
 //! the limit on failed credentials.
 
+use std::time::Duration;
+
 use bookstore::auth::commands;
 use bookstore::config::TEST_OPERATOR_TOKEN;
 use bookstore::store::credentials::NewToken;
@@ -419,6 +421,33 @@ contract_test! {
         let response = app.anonymous.post(app.url("/books")).header("cookie", cookie)
             .header("origin", app.origin()).json(&dune()).send().await.unwrap();
         assert_problem(response, StatusCode::FORBIDDEN).await;
+    }
+}
+
+contract_test! {
+    #[tokio::test]
+    async fn a_token_has_at_most_sixteen_live_sessions_and_the_oldest_ends_first(engine) {
+        let app = TestApp::spawn(engine).await;
+        let user = token(&app, "many-browsers", true).await;
+        let works = |cookie: String| {
+            let request = app.anonymous.post(app.url("/books")).header("cookie", cookie)
+                .header("origin", app.origin()).json(&dune());
+            async move { request.send().await.unwrap().status() == StatusCode::CREATED }
+        };
+        let oldest = cookie_of(&sign_in(&app, &user).await);
+        // A second later (sessions are ordered by their creation time, in seconds).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let mut newer = Vec::new();
+        for _ in 0..16 {
+            newer.push(cookie_of(&sign_in(&app, &user).await));
+        }
+        assert!(!works(oldest).await, "the seventeenth sign-in ended the oldest session");
+        for cookie in newer {
+            assert!(works(cookie).await, "the newest sixteen live on");
+        }
+        // Another token's sessions are its own.
+        let other = cookie_of(&sign_in(&app, &token(&app, "elsewhere", true).await).await);
+        assert!(works(other).await);
     }
 }
 
