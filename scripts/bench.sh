@@ -17,7 +17,8 @@ wanted=$(sha256sum bench/peers/fastapi/requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
   log "installing the FastAPI original's stack from PyPI into .tools/fastapi-venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r bench/peers/fastapi/requirements.txt
+  # Every package pinned and hashed (bench/peers/fastapi/requirements.in says how it is made).
+  "$venv/bin/pip" install -q --require-hashes -r bench/peers/fastapi/requirements.txt
   echo "$wanted" >"$venv/.requirements"
 fi
 log "building release binaries (bookstore, ceiling)"
