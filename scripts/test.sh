@@ -85,11 +85,53 @@ tier_faults() {
 }
 
 tier_audit() {
-  cargo_tool cargo-audit cargo-audit
+  cargo_tool cargo-deny cargo-deny
   local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
   [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
-  log "cargo audit against $db (offline)"
-  cargo audit --db "$db" --no-fetch
+  log "cargo deny check against $db (offline): advisories, licences, bans, sources (deny.toml)"
+  local dbs="$TOOLS/advisory-dbs"
+  advisory_repository "$db" "$dbs/$DENY_DB_NAME"
+  BOOKSTORE_ADVISORY_DBS="$dbs" cargo deny --offline check --hide-inclusion-graph
+  log "the check reads that database: an advisory planted against a crate we use must fail it"
+  local planted
+  planted=$(mktemp -d)
+  cp -r "$dbs/$DENY_DB_NAME" "$planted/"
+  mkdir -p "$planted/$DENY_DB_NAME/crates/hex"
+  printf '%s\n' '```toml' '[advisory]' 'id = "RUSTSEC-2099-0001"' 'package = "hex"' 'date = "2026-01-01"' \
+    '[versions]' 'patched = [">= 99.0.0"]' '```' '' '# Planted by scripts/test.sh' '' 'Planted.' \
+    >"$planted/$DENY_DB_NAME/crates/hex/RUSTSEC-2099-0001.md"
+  git -C "$planted/$DENY_DB_NAME" add -A
+  git -C "$planted/$DENY_DB_NAME" -c user.name=audit -c user.email=audit@localhost commit -qm planted
+  if BOOKSTORE_ADVISORY_DBS="$planted" cargo deny --offline check --hide-inclusion-graph advisories \
+    >"$planted/out.log" 2>&1 || ! grep -q RUSTSEC-2099-0001 "$planted/out.log"; then
+    cat "$planted/out.log" >&2
+    die "cargo deny did not report the planted advisory: is it reading the snapshot?"
+  fi
+  rm -rf "$planted"
+}
+
+# Where deny.toml's advisory database lives under its db-path: cargo-deny names the folder
+# after the URL in db-urls (the last path segment and a hash of the URL).
+DENY_DB_NAME=advisory-db-3157b0e258782691
+
+# advisory_repository SNAPSHOT DIR — DIR as a git repository holding SNAPSHOT (cargo-deny opens
+# its databases as git repositories), committed with the snapshot's date; remade when the
+# snapshot changes.
+advisory_repository() {
+  local snapshot="$1" dir="$2" sum date
+  sum=$(cd "$snapshot" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$dir/.snapshot" 2>/dev/null)" = "$sum" ] && return 0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp -r "$snapshot"/. "$dir"
+  chmod -R u+w "$dir"
+  date=$(grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2}' "$snapshot/SNAPSHOT.md" 2>/dev/null | head -1)
+  date="${date:-$(date -u +%F)}T00:00:00Z"
+  git -C "$dir" init -q
+  git -C "$dir" add -A
+  GIT_AUTHOR_DATE="$date" GIT_COMMITTER_DATE="$date" \
+    git -C "$dir" -c user.name=snapshot -c user.email=snapshot@localhost commit -qm "snapshot of $snapshot"
+  echo "$sum" >"$dir/.snapshot"
 }
 
 tier_schemathesis() {
