@@ -190,6 +190,20 @@ class ThreeReplicasBehindNginx(unittest.TestCase):
             totals.add(direct["X-Total-Count"])
         self.assertEqual(totals, {headers["X-Total-Count"]})
 
+    def test_7_the_limit_on_failed_credentials_is_shared_by_every_replica(self):
+        # One client guessing at each replica in turn (straight to them: each believes a
+        # loopback peer's X-Forwarded-For): ten failures a minute in all, not ten per replica.
+        guesser = {"X-Forwarded-For": "198.51.100.200", "Authorization": "Bearer bks_" + "7" * 64}
+        answers = [http("POST", f"{self.stack.backend_url(n % REPLICAS)}/books", book("Guess"), guesser)[0]
+                   for n in range(3 * 10)]
+        self.assertEqual(answers[:10], [401] * 10, answers)
+        self.assertEqual(set(answers[10:]), {429}, answers)
+        # A valid credential from that client is still served, by every replica.
+        for replica in range(REPLICAS):
+            status, _, body = http("POST", f"{self.stack.backend_url(replica)}/books", book("Valid"),
+                                   {"X-Forwarded-For": "198.51.100.200"})
+            self.assertEqual(status, 201, body)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

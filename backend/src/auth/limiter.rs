@@ -5,196 +5,121 @@
 //! out, nor can a crowd of guessers lock everyone out. What that gives a guesser is nothing:
 //! tokens and session ids are 256 random bits.
 //!
-//! A token bucket per client and one for everyone: `per_minute` failures at once, then one
-//! more every `60 / per_minute` seconds. Memory is bounded: past [`MAX_CLIENTS`] clients,
-//! those whose bucket has refilled are forgotten first (they have nothing left to count),
-//! then the fullest: a client that is limited is the last to be forgotten.
-//!
-//! The count is per process: with several replicas, each keeps its own, and nginx's limit on
-//! changes per client bounds the total (docs/scaling.md).
+//! The counts are token buckets kept in the database (`failed_credentials`), so every replica
+//! on it shares them: one per client and one for everyone (`*`), each holding `per_minute`
+//! failures and regaining one every `60 / per_minute` seconds, in thousandths of a failure.
+//! A failure is spent by one statement, so replicas spending at once each see the other's
+//! spend; an unknown credential costs a read, and a write only while its client may still
+//! fail (a flood past the limit is answered from the read). Buckets that have refilled are
+//! deleted every ten minutes with the expired sessions.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Most clients remembered at once.
-pub const MAX_CLIENTS: usize = 65_536;
+use crate::store::credentials::CredentialStore;
+
 /// All clients together may fail this many times what one client may.
 pub const GLOBAL_FACTOR: u32 = 50;
+/// One failure, in the buckets' thousandths.
+const ONE: i64 = 1000;
+/// The key of the bucket every client shares.
+const EVERYONE: &str = "*";
 
 pub struct FailureLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-    global_per_minute: f64,
-    global: Mutex<Bucket>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// Failures the client may still make.
-    allowance: f64,
-    at: Instant,
+    store: CredentialStore,
+    per_minute: i64,
+    global_per_minute: i64,
 }
 
 impl FailureLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        Self::with_global(per_minute, per_minute.saturating_mul(GLOBAL_FACTOR))
-    }
-
-    fn with_global(per_minute: u32, global_per_minute: u32) -> Self {
-        let global_per_minute = f64::from(global_per_minute.max(1));
+    pub fn new(store: CredentialStore, per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
         Self {
-            per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::default(),
-            global_per_minute,
-            global: Mutex::new(Bucket {
-                allowance: global_per_minute,
-                at: Instant::now(),
-            }),
+            store,
+            per_minute: i64::from(per_minute),
+            global_per_minute: i64::from(per_minute.saturating_mul(GLOBAL_FACTOR)),
         }
     }
 
-    fn refill(&self, bucket: Bucket, now: Instant) -> f64 {
-        refill(bucket, now, self.per_minute)
+    /// `Err(wait)` if an unknown credential from `client` is to be answered 429: the client,
+    /// or everyone, has failed too often.
+    pub async fn check(&self, client: IpAddr) -> Result<Result<(), Duration>, sqlx::Error> {
+        let key = client.to_string();
+        let now = now_ms();
+        let rows = self.store.failure_buckets([&key, EVERYONE]).await?;
+        let wait = self
+            .buckets(&key)
+            .into_iter()
+            .filter_map(|(name, per_minute)| {
+                let (_, allowance, updated_ms) = rows.iter().find(|(k, ..)| k == name)?;
+                Some(wait_for_one(
+                    refill(*allowance, now - updated_ms, per_minute),
+                    per_minute,
+                ))
+            })
+            .max()
+            .unwrap_or_default();
+        Ok(if wait.is_zero() { Ok(()) } else { Err(wait) })
     }
 
-    /// `Err(wait)` while an unknown credential from `client` is answered with 429: the
-    /// client, or everyone, has failed too often.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let global = *self.global.lock().unwrap_or_else(|e| e.into_inner());
-        waiting(
-            refill(global, now, self.global_per_minute),
-            self.global_per_minute,
-        )?;
-        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        match buckets.get(&client) {
-            Some(bucket) => waiting(self.refill(*bucket, now), self.per_minute),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts one failed credential from `client`.
-    pub fn fail(&self, client: IpAddr, now: Instant) {
-        {
-            let mut global = self.global.lock().unwrap_or_else(|e| e.into_inner());
-            *global = Bucket {
-                allowance: (refill(*global, now, self.global_per_minute) - 1.0).max(0.0),
-                at: now,
-            };
-        }
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
-            self.make_room(&mut buckets, now);
-        }
-        let full = Bucket {
-            allowance: self.per_minute,
-            at: now,
-        };
-        let bucket = buckets.entry(client).or_insert(full);
-        *bucket = Bucket {
-            allowance: (self.refill(*bucket, now) - 1.0).max(0.0),
-            at: now,
-        };
-    }
-
-    /// Forgets the clients whose bucket has refilled; if that is not enough, the fullest
-    /// sixteenth (once per that many new clients, rather than a scan for each).
-    fn make_room(&self, buckets: &mut HashMap<IpAddr, Bucket>, now: Instant) {
-        buckets.retain(|_, bucket| self.refill(*bucket, now) < self.per_minute);
-        if buckets.len() >= MAX_CLIENTS {
-            let mut fullest: Vec<(f64, IpAddr)> = buckets
-                .iter()
-                .map(|(client, bucket)| (self.refill(*bucket, now), *client))
-                .collect();
-            let evict = MAX_CLIENTS / 16;
-            fullest.select_nth_unstable_by(evict, |a, b| b.0.total_cmp(&a.0));
-            for (_, client) in &fullest[..evict] {
-                buckets.remove(client);
+    /// Counts one unknown credential from `client`; `Err(wait)` if another replica spent
+    /// the last of a bucket first.
+    pub async fn spend(&self, client: IpAddr) -> Result<Result<(), Duration>, sqlx::Error> {
+        let key = client.to_string();
+        let now = now_ms();
+        let mut wait = Duration::ZERO;
+        for (name, per_minute) in self.buckets(&key) {
+            let left = self.store.spend_failure(name, per_minute, now).await?;
+            if left < 0 {
+                wait = wait.max(wait_for_one(left, per_minute));
             }
         }
+        Ok(if wait.is_zero() { Ok(()) } else { Err(wait) })
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.buckets.lock().unwrap().len()
+    /// Forgets the buckets untouched for two minutes: they have refilled.
+    pub async fn purge(&self) -> Result<(), sqlx::Error> {
+        self.store.purge_failures(now_ms() - 120_000).await
+    }
+
+    fn buckets<'a>(&self, key: &'a str) -> [(&'a str, i64); 2] {
+        [(key, self.per_minute), (EVERYONE, self.global_per_minute)]
     }
 }
 
-/// A bucket's allowance at `now`, refilled at `per_minute` up to `per_minute`.
-fn refill(bucket: Bucket, now: Instant, per_minute: f64) -> f64 {
-    let regained = now.saturating_duration_since(bucket.at).as_secs_f64() * per_minute / 60.0;
-    (bucket.allowance + regained).min(per_minute)
+/// A bucket's allowance `elapsed_ms` after it held `allowance`: what the database computes
+/// when it spends from it.
+fn refill(allowance: i64, elapsed_ms: i64, per_minute: i64) -> i64 {
+    (allowance + elapsed_ms * per_minute / 60).min(per_minute * ONE)
 }
 
-/// `Err(how long until one more failure is allowed)` if `allowance` is spent.
-fn waiting(allowance: f64, per_minute: f64) -> Result<(), Duration> {
-    if allowance >= 1.0 {
-        Ok(())
-    } else {
-        Err(Duration::from_secs_f64((1.0 - allowance) * 60.0 / per_minute))
-    }
+/// How long until a bucket holding `allowance` allows one more failure.
+fn wait_for_one(allowance: i64, per_minute: i64) -> Duration {
+    let missing = u64::try_from(ONE - allowance).unwrap_or(0);
+    Duration::from_millis(missing * 60 / u64::try_from(per_minute).unwrap_or(1))
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ip(n: u32) -> IpAddr {
-        IpAddr::V4(std::net::Ipv4Addr::from(n))
-    }
-
     #[test]
-    fn ten_failures_a_minute_then_one_every_six_seconds() {
-        let limiter = FailureLimiter::new(10);
-        let start = Instant::now();
-        for _ in 0..10 {
-            assert!(limiter.check(ip(1), start).is_ok());
-            limiter.fail(ip(1), start);
-        }
-        let wait = limiter.check(ip(1), start).unwrap_err();
-        assert_eq!(wait.as_secs_f64().round(), 6.0);
-        assert!(
-            limiter.check(ip(2), start).is_ok(),
-            "other clients are not affected"
+    fn ten_a_minute_refill_one_every_six_seconds_up_to_ten() {
+        assert_eq!(refill(0, 6_000, 10), ONE);
+        assert_eq!(refill(0, 3_000, 10), ONE / 2);
+        assert_eq!(refill(9 * ONE, 60_000, 10), 10 * ONE, "never more than the limit");
+        assert_eq!(wait_for_one(0, 10), Duration::from_secs(6));
+        assert_eq!(wait_for_one(ONE / 2, 10), Duration::from_secs(3));
+        assert_eq!(wait_for_one(ONE, 10), Duration::ZERO);
+        assert_eq!(
+            wait_for_one(-ONE, 10),
+            Duration::from_secs(12),
+            "an overdrawn bucket waits longer"
         );
-        assert!(limiter.check(ip(1), start + Duration::from_secs(5)).is_err());
-        let later = start + Duration::from_secs(6);
-        assert!(limiter.check(ip(1), later).is_ok());
-        limiter.fail(ip(1), later);
-        assert!(limiter.check(ip(1), later).is_err(), "one regained, one spent");
-        assert!(limiter.check(ip(1), start + Duration::from_secs(70)).is_ok());
-    }
-
-    #[test]
-    fn all_clients_together_have_a_budget_too() {
-        let limiter = FailureLimiter::with_global(10, 25);
-        let start = Instant::now();
-        for n in 0..25 {
-            assert!(limiter.check(ip(n), start).is_ok());
-            limiter.fail(ip(n), start);
-        }
-        let wait = limiter.check(ip(1000), start).unwrap_err();
-        assert_eq!(wait.as_secs_f64().round(), 2.0, "60 s / 25");
-        assert!(limiter.check(ip(1000), start + Duration::from_secs(3)).is_ok());
-        assert_eq!(FailureLimiter::new(10).global_per_minute, 500.0);
-    }
-
-    #[test]
-    fn memory_stays_bounded_under_many_clients() {
-        let limiter = FailureLimiter::with_global(10, u32::MAX);
-        let now = Instant::now();
-        for n in 0..(MAX_CLIENTS as u32 + 100) {
-            limiter.fail(ip(n), now);
-        }
-        assert!(limiter.len() <= MAX_CLIENTS);
-        // A client that is locked out stays locked out while others come and go.
-        for _ in 0..10 {
-            limiter.fail(ip(u32::MAX), now);
-        }
-        for n in 0..1000 {
-            limiter.fail(ip(1_000_000 + n), now);
-        }
-        assert!(limiter.check(ip(u32::MAX), now).is_err());
     }
 }

@@ -22,7 +22,7 @@ pub mod secret;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, SET_COOKIE};
@@ -158,8 +158,8 @@ impl Auth {
     /// every ten minutes (while this `Auth` lives).
     pub fn new(store: CredentialStore, config: AuthConfig) -> Self {
         let inner = Arc::new(Inner {
+            limiter: FailureLimiter::new(store.clone(), config.failures_per_minute),
             store,
-            limiter: FailureLimiter::new(config.failures_per_minute),
             config,
             touched: Mutex::default(),
         });
@@ -181,6 +181,9 @@ impl Auth {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Err(error) = inner.store.purge_sessions(unix_now()).await {
                     tracing::warn!(%error, "deleting expired sessions failed");
+                }
+                if let Err(error) = inner.limiter.purge().await {
+                    tracing::warn!(%error, "deleting refilled failure counts failed");
                 }
             }
         });
@@ -271,22 +274,25 @@ impl Auth {
             Presented::Bearer(token) => self.bearer(token).await,
             Presented::Session(id) => self.session(id).await,
         };
-        self.settle(checked, client).map(Some)
+        self.settle(checked, client).await.map(Some)
     }
 
     /// The caller, or the answer to a credential that does not work. A valid credential is
     /// never refused by the limit on failures; an unknown one is a 401 until its client (or
     /// everyone) has failed too often, then a 429.
-    fn settle(&self, checked: Result<Caller, Checked>, client: IpAddr) -> Result<Caller, Error> {
+    async fn settle(&self, checked: Result<Caller, Checked>, client: IpAddr) -> Result<Caller, Error> {
         match checked {
             Ok(caller) => Ok(caller),
             Err(Checked::Unknown(why)) => {
-                let now = Instant::now();
-                if let Err(wait) = self.0.limiter.check(client, now) {
+                let limiter = &self.0.limiter;
+                let counted = match limiter.check(client).await? {
+                    Ok(()) => limiter.spend(client).await?,
+                    limited => limited,
+                };
+                if let Err(wait) = counted {
                     return Err(self.refuse(Refusal::Limited(wait)));
                 }
                 tracing::warn!(%client, "refused an unknown credential: {why}");
-                self.0.limiter.fail(client, now);
                 Err(self.refuse(Refusal::Invalid(why)))
             }
             Err(Checked::Ended(why)) => Err(self.refuse(Refusal::Invalid(why))),
@@ -411,7 +417,7 @@ impl Auth {
         token: &str,
     ) -> Result<(String, Caller), Error> {
         let client = client::limit_key(self.0.config.proxies.client(peer, headers));
-        let caller = self.settle(self.bearer(token).await, client)?;
+        let caller = self.settle(self.bearer(token).await, client).await?;
         let id = secret::new_session_id();
         let created_at = unix_now();
         let ttl = i64::try_from(self.session_ttl().as_secs()).unwrap_or(i64::MAX);

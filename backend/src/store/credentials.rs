@@ -106,6 +106,13 @@ pub trait Credentials: Send + Sync {
     async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error>;
     /// Deletes the sessions that expired before `now`; returns how many.
     async fn purge_sessions(&self, now: i64) -> Result<u64, sqlx::Error>;
+    /// The buckets of failed credentials named `keys`: (key, allowance, updated_ms).
+    async fn failure_buckets(&self, keys: [&str; 2]) -> Result<Vec<(String, i64, i64)>, sqlx::Error>;
+    /// Spends one failure (1,000 thousandths) from bucket `key`, refilled since its last
+    /// update at `per_minute` failures a minute up to `per_minute`; returns what is left.
+    async fn spend_failure(&self, key: &str, per_minute: i64, now_ms: i64) -> Result<i64, sqlx::Error>;
+    /// Deletes the buckets last changed before `before_ms`.
+    async fn purge_failures(&self, before_ms: i64) -> Result<(), sqlx::Error>;
     /// Closes what `store::open_credentials` opened (a server's store closes its own).
     async fn close(&self);
 }
@@ -133,6 +140,7 @@ where
     for<'r> TokenRecord: FromRow<'r, <DB as Database>::Row>,
     for<'r> SessionRow: FromRow<'r, <DB as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <DB as Database>::Row>,
+    for<'r> (String, i64, i64): FromRow<'r, <DB as Database>::Row>,
 {
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, sqlx::Error> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
@@ -274,6 +282,41 @@ where
                 .fetch_all(&self.write)
                 .await?;
         Ok(purged.len() as u64)
+    }
+
+    async fn failure_buckets(&self, keys: [&str; 2]) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT client, allowance, updated_ms FROM failed_credentials WHERE client IN ($1, $2)",
+        )
+        .bind(Arg::Text(keys[0].to_owned()))
+        .bind(Arg::Text(keys[1].to_owned()))
+        .fetch_all(&self.read)
+        .await
+    }
+
+    async fn spend_failure(&self, key: &str, per_minute: i64, now_ms: i64) -> Result<i64, sqlx::Error> {
+        // One statement: replicas spending from one bucket at once each see the other's spend.
+        let (left,): (i64,) = sqlx::query_as(
+            "INSERT INTO failed_credentials (client, allowance, updated_ms) VALUES ($1, $2 * 1000 - 1000, $3) \
+             ON CONFLICT (client) DO UPDATE SET updated_ms = $3, allowance = CASE \
+             WHEN failed_credentials.allowance + ($3 - failed_credentials.updated_ms) * $2 / 60 > $2 * 1000 \
+             THEN $2 * 1000 ELSE failed_credentials.allowance + ($3 - failed_credentials.updated_ms) * $2 / 60 \
+             END - 1000 RETURNING allowance",
+        )
+        .bind(Arg::Text(key.to_owned()))
+        .bind(Arg::Int(per_minute))
+        .bind(Arg::Int(now_ms))
+        .fetch_one(&self.write)
+        .await?;
+        Ok(left)
+    }
+
+    async fn purge_failures(&self, before_ms: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM failed_credentials WHERE updated_ms < $1")
+            .bind(Arg::Int(before_ms))
+            .execute(&self.write)
+            .await
+            .map(drop)
     }
 
     async fn close(&self) {
