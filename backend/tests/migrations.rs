@@ -24,7 +24,8 @@ const SQLITE: &[(i64, &str)] = &[
     (
         4,
         "4e478114dc529215b0b6606a599003507643ced36dea34733255b9beee4c7540b219ed10356ed203dd5405a2f3fe7b6d",
-    ),    (
+    ),
+    (
         5,
         "3b424ec1b55da89c89698250fbdfad006b015880cf7ba58fc1efb53a9c9316032bd32d476d5299311191b80b0649411e",
     ),
@@ -47,7 +48,8 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         4,
         "081a126ecb82a21e5fa241d8a7f5cb7fc9ea514279a226c3caaaf3aa2669ba186b862d8188ccfebe587048d5198c8144",
-    ),    (
+    ),
+    (
         5,
         "acb4d1c868c8d2a23d79ffbd2863086ccb3a5e0fa0583e12f48136bbc5f04057c5944091b930daa04c4604a2e3c5506f",
     ),
