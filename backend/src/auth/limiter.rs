@@ -77,9 +77,10 @@ impl FailureLimiter {
         Ok(if wait.is_zero() { Ok(()) } else { Err(wait) })
     }
 
-    /// Forgets the buckets untouched for two minutes: they have refilled.
+    /// Forgets the buckets untouched for ten minutes: a full one refills in a minute, and one
+    /// overdrawn by parallel guesses (a few failures past empty) soon after.
     pub async fn purge(&self) -> Result<(), sqlx::Error> {
-        self.store.purge_failures(now_ms() - 120_000).await
+        self.store.purge_failures(now_ms() - 600_000).await
     }
 
     fn buckets<'a>(&self, key: &'a str) -> [(&'a str, i64); 2] {
