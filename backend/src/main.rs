@@ -1,5 +1,7 @@
 //! `bookstore [serve]` runs the server; `bookstore healthcheck` probes one.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use bookstore::config::{Cli, Command};
@@ -7,12 +9,13 @@ use bookstore::startup::{Application, shutdown_signal};
 use bookstore::{healthcheck, telemetry};
 use clap::Parser;
 
+/// mimalloc keeps per-thread heaps, so the runtime's workers never wait for each other to
+/// allocate; its options are chosen when it is built (`no_thp` in `Cargo.toml`, see
+/// docs/architecture.md#performance), never set at run time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
-    ignore_file_size_signal();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     // init-secrets sets its own files' modes (some are for other services to read); the
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> ExitCode {
+    survive_file_size_limit();
     match command {
         Command::Healthcheck(args) => match healthcheck::check(args.addr, args.timeout).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -370,80 +374,30 @@ async fn serve(args: bookstore::config::ServeArgs) -> ExitCode {
     }
 }
 
-/// mimalloc (the allocator of everything Rust allocates) keeps per-thread heaps, so the
-/// runtime's workers never wait for each other to allocate, as they did on glibc's one
-/// shared arena. Its defaults trade memory for speed (arenas committed eagerly, freed memory
-/// returned after a delay); this service's memory budget wants both off, which costs no
-/// measurable throughput here. mimalloc reads its options once, when it starts, before
-/// `main`: so they are set from a constructor (`.init_array`), which runs before any Rust
-/// code allocates. `MIMALLOC_*` variables, if set, are read instead.
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static TUNE_ALLOCATOR: extern "C" fn() = {
-    extern "C" fn tune() {
-        // mimalloc v3's `mi_option_e` (include/mimalloc.h): `mi_option_arena_eager_commit` and
-        // `mi_option_purge_delay` (the crate's bindings name older values).
-        const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
-        const PURGE_DELAY: std::ffi::c_int = 15;
-        unsafe extern "C" {
-            fn mi_option_set_default(option: std::ffi::c_int, value: std::ffi::c_long);
-        }
-        // SAFETY: plain option setters of the linked mimalloc, taking integers; `_default`
-        // leaves an option the environment has set alone.
-        unsafe {
-            mi_option_set_default(ARENA_EAGER_COMMIT, 0);
-            mi_option_set_default(PURGE_DELAY, 0);
-        }
-    }
-    tune
-};
-
 /// The files that hold the catalogue (the database, its journal, backups) are made readable
 /// by their user alone: they hold the hashes of API tokens and sessions, and nobody else on
 /// the host needs them, nor a neighbouring container that mounts the data volume
 /// (node-exporter measures its disk).
 #[cfg(unix)]
 fn private_files() {
-    // SAFETY: umask only sets this process's file-creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
 }
 
 #[cfg(not(unix))]
 fn private_files() {}
 
-/// glibc's malloc still serves SQLite's own allocations (page caches, statements), made on
-/// one thread per database connection. It gives every thread that allocates its own arena,
-/// and memory freed on one thread and allocated on another fragments across them; one arena
-/// keeps SQLite's share small. `MALLOC_ARENA_MAX` still wins if set.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread exists; mallopt
-        // only changes allocator tuning.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
 /// A write past the process's file-size limit (`RLIMIT_FSIZE`) raises SIGXFSZ, which kills
-/// the process by default. Ignored, the write fails with `EFBIG` instead: SQLite reports an
-/// I/O error, the writer answers 503 and recovers once the limit is lifted, as it does for a
-/// full disk.
+/// the process by default. Once any handler is installed (Tokio's, here, which only wakes a
+/// `Signal` nobody waits for), the signal no longer kills and the write fails with `EFBIG`:
+/// SQLite reports an I/O error, the writer answers 503 and recovers once the limit is lifted,
+/// as it does for a full disk. Tokio keeps the handler for the rest of the process.
 #[cfg(unix)]
-fn ignore_file_size_signal() {
-    // SAFETY: called first thing in `main`, before any other thread exists; setting a
-    // signal's disposition to SIG_IGN installs no handler code.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let Err(error) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        eprintln!("cannot handle SIGXFSZ (a write past the file-size limit will end the process): {error}");
     }
 }
 
 #[cfg(not(unix))]
-fn ignore_file_size_signal() {}
+fn survive_file_size_limit() {}

@@ -173,7 +173,7 @@ impl Server {
 
     /// Sets the process's soft limit on file size (`RLIMIT_FSIZE`), keeping the hard limit,
     /// as `prlimit --fsize=N: --pid PID` does: a write past it fails with EFBIG (the binary
-    /// ignores SIGXFSZ). `None` lifts it.
+    /// handles SIGXFSZ rather than dying of it). `None` lifts it.
     pub fn limit_file_size(&self, bytes: Option<u64>) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
         let mut old = libc::rlimit {
