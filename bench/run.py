@@ -632,7 +632,7 @@ def main() -> int:
 
     if postgres:
         shared = pg_database("small")
-        results["replica_loss"] = replica_loss(behind_nginx([ours_on(shared) for _ in range(3)]), seconds, small)
+        results["replica_loss"] = replica_loss(behind_nginx([ours_on(shared) for _ in range(3)]), seconds)
 
     log("idle memory and start-up time")
     server = ours("small.db")
@@ -679,64 +679,28 @@ def main() -> int:
     return 0 if not failed else 2
 
 
-def replica_loss(group: Behind, seconds: float, books: int) -> dict:
-    """Reads (wrk) and writes (a thread) through nginx to three replicas while one is killed
-    with SIGKILL and started again: how many reads failed, and whether every acknowledged
-    write is there afterwards."""
+def replica_loss(group: Behind, seconds: float) -> dict:
+    """Reads and writes through nginx to three replicas while one is killed with SIGKILL and
+    started again (testkit.replica_loss, as the drill and the replicas tier run it): how many
+    reads failed, and whether every acknowledged write is there afterwards."""
     import signal
-    import threading
 
-    from testkit import http
+    from testkit.replica_loss import replica_loss as under_load
 
-    duration = max(seconds, 6.0)
-    group.start()
-    acknowledged: set[int] = set()
-    stop = threading.Event()
+    victim = group.backends[1]
 
-    def writer() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            status, _, body = http("POST", f"http://127.0.0.1:{group.port}/books",
-                                   {"title": f"Replica loss {i}", "author": "Bench", "year": 2000}, timeout=10)
-            if status == 201:
-                acknowledged.add(json.loads(body)["id"])
-
-    def chaos() -> None:
-        time.sleep(duration * 0.3)
-        victim = group.backends[1]
+    def kill() -> None:
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait()
-        time.sleep(duration * 0.3)
-        victim.start()
 
-    log(f"replica loss: three replicas behind nginx, one SIGKILLed and restarted, {duration:.0f}s")
-    threads = [threading.Thread(target=writer), threading.Thread(target=chaos)]
+    log("replica loss: three replicas behind nginx, one SIGKILLed and restarted")
+    group.start()
     try:
-        for thread in threads:
-            thread.start()
-        reads = wrk(group.port, "get_by_id", "/", 64, duration, {"BENCH_MAX_ID": str(books)})
-        stop.set()
-        for thread in threads:
-            thread.join()
-        present: set[int] = set()
-        offset = 0
-        while True:
-            _, _, body = http("GET", f"http://127.0.0.1:{group.port}/books?q=replica+loss&limit=1000&offset={offset}",
-                              timeout=30)
-            page = json.loads(body)
-            present |= {b["id"] for b in page}
-            if len(page) < 1000:
-                break
-            offset += 1000
+        loss = under_load(f"http://127.0.0.1:{group.port}", kill, victim.start,
+                          while_down=lambda: time.sleep(max(seconds * 0.3, 2)), readers=8, settle=max(seconds * 0.3, 2))
     finally:
-        stop.set()
         group.stop()
-    result = {"reads": reads["requests"], "read_rps": reads["rps"], "failed_reads": reads["errors_total"],
-              "writes_acknowledged": len(acknowledged), "lost_writes": len(acknowledged - present)}
-    log(f"  {result['reads']:,} reads, {result['failed_reads']} failed; {result['writes_acknowledged']} writes "
-        f"acknowledged, {result['lost_writes']} lost")
-    return result
+    return {k: v for k, v in loss.items() if k != "failures"}
 
 
 def storage_ceiling(database: Path, seconds: float) -> dict:
@@ -1050,7 +1014,7 @@ def report(results: dict) -> str:
             "",
             f"With three replicas behind nginx and one killed with SIGKILL (and started again) under load: "
             f"**{loss['failed_reads']}** of {loss['reads']:,} reads failed (nginx retries a read that fails on the "
-            f"dying replica on another), and **{loss['lost_writes']}** of {loss['writes_acknowledged']:,} "
+            f"dying replica on another), and **{loss['lost_writes']}** of {loss['acknowledged_writes']:,} "
             "acknowledged writes were lost (a write is never retried on another replica: one in flight on the "
             "dying replica gets a 502 that says it may or may not have been saved).",
             "",

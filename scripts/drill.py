@@ -493,20 +493,22 @@ def backup_rehearsal(stack: NativeStack) -> dict:
 
 def replica_loss(settings: dict) -> dict:
     """Three replicas on a throwaway PostgreSQL behind nginx, under a read and write load
-    through nginx: one is killed with SIGKILL, and started again (as a supervisor would) once
-    the missing-replica alert is pending. Measures what clients saw, when Prometheus and the alert noticed, and whether any
-    acknowledged write was lost."""
+    through nginx (testkit.replica_loss): one is killed with SIGKILL, and started again (as a
+    supervisor would) once the missing-replica alert is pending. Measures what clients saw,
+    when Prometheus and the alert noticed, and whether any acknowledged write was lost."""
     from testkit.postgres import Postgres
+    from testkit.replica_loss import replica_loss as under_load
 
     server = Postgres().init().start()
     stack = Processes(prefix="bookstore-drill-replicas-", replicas=3, database_url=server.create_database("drill"))
     start = lambda replica: stack.start_backend("--replicas-expected", "3", replica=replica)  # noqa: E731
-    counts = {"reads": 0, "failed_reads": 0, "writes": 0, "failed_writes": 0}
-    acknowledged, lock, stop = set(), threading.Lock(), threading.Event()
-    nginx = stack.url("nginx")
+
+    class View:  # what prometheus_query needs
+        prometheus_url = stack.url("prometheus")
+        monitoring_headers: dict = {}
 
     def up_replicas() -> int:
-        result = prometheus_query(stack_view, 'count(up{job="bookstore"} == 1)')
+        result = prometheus_query(View(), 'count(up{job="bookstore"} == 1)')
         return int(float(result[0]["value"][1])) if result else 0
 
     def missing_state() -> str | None:
@@ -515,32 +517,33 @@ def replica_loss(settings: dict) -> dict:
                   if a["labels"]["alertname"] == "BookstoreReplicasMissing"]
         return states[0] if states else None
 
-    def reader() -> None:
-        while not stop.is_set():
-            status = http("GET", f"{nginx}/books?limit=5&sort=-id", timeout=10)[0]
-            with lock:
-                counts["reads"] += 1
-                counts["failed_reads"] += status != 200
-
-    def writer(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            status, _, body = http("POST", f"{nginx}/books", {"title": f"Replica drill {n}-{i}", "author": "Drill",
-                                                             "year": 2000}, timeout=10)
-            with lock:
-                counts["writes"] += 1
-                if status == 201:
-                    acknowledged.add(json.loads(body)["id"])
-                else:
-                    counts["failed_writes"] += 1
-
-    class View:  # what prometheus_query needs
-        prometheus_url = stack.url("prometheus")
-        monitoring_headers: dict = {}
-
-    stack_view = View()
+    seen: dict[str, float] = {}
     result: dict = {}
+
+    def kill() -> None:
+        seen["t0"] = time.time()
+        stack.stop(stack.backend_name(1), signal.SIGKILL)
+
+    def while_down() -> None:
+        # Down for at least 10 s, and until the alert has had a scrape and an evaluation to
+        # notice (at most 30 s).
+        t0, limit = seen["t0"], settings["scrape_interval"] + settings["evaluation_interval"] + 15
+        while time.time() - t0 < limit and (time.time() - t0 < 10 or "alert_pending" not in seen):
+            if "prometheus_two_up" not in seen and up_replicas() == 2:
+                seen["prometheus_two_up"] = time.time() - t0
+            if "alert_pending" not in seen and missing_state() in ("pending", "firing"):
+                seen["alert_pending"] = time.time() - t0
+            time.sleep(0.1)
+
+    def restart() -> None:
+        t1 = time.time()
+        start(1)
+        result["replica_ready_after_start"] = round(time.time() - t1, 2)
+
+    def once_back() -> None:
+        wait_until(lambda: up_replicas() == 3, 30, "Prometheus to scrape three replicas again")
+        seen["prometheus_three_up_again"] = time.time() - seen["t0"]
+
     try:
         for replica in range(3):
             start(replica)
@@ -549,39 +552,12 @@ def replica_loss(settings: dict) -> dict:
         stack.start_nginx()
         wait_until(lambda: up_replicas() == 3, 60, "Prometheus to scrape three replicas")
         log("replica loss: three replicas behind nginx under load; SIGKILL to one")
-        with ThreadPoolExecutor(6) as pool:
-            for _ in range(4):
-                pool.submit(reader)
-            for n in range(2):
-                pool.submit(writer, n)
-            time.sleep(2)
-            t0 = time.time()
-            stack.stop(stack.backend_name(1), signal.SIGKILL)
-            seen: dict[str, float] = {}
-            # Down for at least 10 s, and until the alert has had a scrape and an evaluation
-            # to notice (at most 30 s).
-            limit = settings["scrape_interval"] + settings["evaluation_interval"] + 15
-            while time.time() - t0 < limit and (time.time() - t0 < 10 or "alert_pending" not in seen):
-                if "prometheus_two_up" not in seen and up_replicas() == 2:
-                    seen["prometheus_two_up"] = time.time() - t0
-                if "alert_pending" not in seen and missing_state() in ("pending", "firing"):
-                    seen["alert_pending"] = time.time() - t0
-                time.sleep(0.1)
-            t1 = time.time()
-            start(1)
-            result["replica_ready_after_start"] = round(time.time() - t1, 2)
-            wait_until(lambda: up_replicas() == 3, 30, "Prometheus to scrape three replicas again")
-            seen["prometheus_three_up_again"] = time.time() - t0
-            time.sleep(2)
-            stop.set()
-        present = {b["id"] for b in every_book(nginx, "q=replica+drill")}
+        loss = under_load(stack.url("nginx"), kill, restart, while_down, once_back, marker="Replica drill")
+        seen.pop("t0")
         result.update({k: round(v, 2) for k, v in seen.items()})
-        result.update(counts)
-        result["acknowledged_writes"] = len(acknowledged)
-        result["lost_writes"] = len(acknowledged - present)
+        result.update({k: v for k, v in loss.items() if k != "failures"})
         result["scrape_interval"] = settings["scrape_interval"]
     finally:
-        stop.set()
         stack.down()
         server.destroy()
     return result
