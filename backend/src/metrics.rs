@@ -4,11 +4,16 @@
 //! describe state (books, pool, process) are refreshed when Prometheus scrapes, so they cost
 //! nothing between scrapes.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use axum::http::StatusCode;
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use crate::store::{Engine, Store};
 
@@ -35,43 +40,117 @@ const DURATION_BUCKETS: [f64; 14] = [
 /// How often histograms are compacted; without upkeep their memory grows between scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// The recorder and the process collector. Cloning shares them.
+/// The counter and histogram of one (method, route, status) of [`REQUESTS_TOTAL`] and
+/// [`REQUEST_DURATION`].
+pub type RequestSeries = (Counter, Histogram);
+type SeriesKey = (&'static str, String, u16);
+
+/// One application's metrics: its own recorder (never the process-wide one, so two
+/// applications in one process, as in the API tests, never count each other's requests), the
+/// process collector, and the handles the request path uses, looked up once. Cloning shares
+/// them.
 #[derive(Clone)]
-pub struct Metrics {
-    handle: PrometheusHandle,
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    recorder: PrometheusRecorder,
     process: metrics_process::Collector,
+    in_flight: Gauge,
+    /// The label sets are few and fixed, and building a key per request is not free.
+    requests: RwLock<HashMap<SeriesKey, RequestSeries>>,
+    auth_failures: Vec<(&'static str, Counter)>,
 }
 
 impl Metrics {
-    /// Installs the process-wide recorder on first use (a process has one global recorder;
-    /// tests that start many apps in one process share it) and starts its upkeep thread.
-    pub fn install(engine: Engine, replicas_expected: Option<u32>) -> anyhow::Result<Self> {
-        static INSTALLED: OnceLock<Result<Metrics, String>> = OnceLock::new();
-        INSTALLED
-            .get_or_init(|| {
-                let handle = PrometheusBuilder::new()
-                    .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &DURATION_BUCKETS)
-                    .and_then(PrometheusBuilder::install_recorder)
-                    .map_err(|e| e.to_string())?;
-                let metrics = Self {
-                    handle,
-                    process: metrics_process::Collector::default(),
-                };
-                metrics.describe(engine, replicas_expected);
-                let upkeep = metrics.handle.clone();
-                std::thread::Builder::new()
-                    .name("metrics-upkeep".into())
-                    .spawn(move || {
-                        loop {
-                            std::thread::sleep(UPKEEP_EVERY);
-                            upkeep.run_upkeep();
-                        }
-                    })
-                    .map_err(|e| e.to_string())?;
-                Ok(metrics)
-            })
+    /// The metrics of one application, with its upkeep task (which ends with the runtime, or
+    /// once the metrics are dropped).
+    pub fn new(engine: Engine, replicas_expected: Option<u32>) -> anyhow::Result<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &DURATION_BUCKETS)
+            .map_err(|e| anyhow::anyhow!("cannot make the metrics recorder: {e}"))?
+            .build_recorder();
+        let (in_flight, auth_failures) = metrics::with_local_recorder(&recorder, || {
+            // Every reason from the start, at 0, so that rates and alerts see the first failure.
+            let auth_failures = AUTH_FAILURE_REASONS
+                .iter()
+                .map(|&reason| (reason, counter!(AUTH_FAILURES, "reason" => reason)))
+                .collect::<Vec<_>>();
+            (gauge!(REQUESTS_IN_FLIGHT), auth_failures)
+        });
+        for (_, counter) in &auth_failures {
+            counter.absolute(0);
+        }
+        in_flight.set(0.0);
+        let metrics = Self(Arc::new(Inner {
+            recorder,
+            process: metrics_process::Collector::default(),
+            in_flight,
+            requests: RwLock::default(),
+            auth_failures,
+        }));
+        metrics.record(|| metrics.describe(engine, replicas_expected));
+        let upkeep = Arc::downgrade(&metrics.0);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(inner) = upkeep.upgrade() else { break };
+                inner.recorder.handle().run_upkeep();
+            }
+        });
+        Ok(metrics)
+    }
+
+    /// Runs `f` with this application's recorder as the one the `metrics` macros use: a
+    /// handle made inside records into it for as long as it is kept.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.0.recorder, f)
+    }
+
+    /// [`REQUESTS_IN_FLIGHT`].
+    pub fn in_flight(&self) -> &Gauge {
+        &self.0.in_flight
+    }
+
+    /// The series of one (method, route, status).
+    pub fn requests(&self, method: &'static str, route: &str, status: StatusCode) -> RequestSeries {
+        let key = (method, route.to_owned(), status.as_u16());
+        if let Some(found) = self
+            .0
+            .requests
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return found.clone();
+        }
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", key.1.clone()),
+            ("status", status.as_str().to_owned()),
+        ];
+        let made = self.record(|| {
+            (
+                counter!(REQUESTS_TOTAL, &labels),
+                histogram!(REQUEST_DURATION, &labels),
+            )
+        });
+        self.0
+            .requests
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(made)
             .clone()
-            .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
+    }
+
+    /// Counts a request refused for its credential, by `reason` (one of
+    /// [`AUTH_FAILURE_REASONS`]).
+    pub fn auth_failure(&self, reason: &str) {
+        if let Some((_, counter)) = self.0.auth_failures.iter().find(|(known, _)| *known == reason) {
+            counter.increment(1);
+        }
     }
 
     fn describe(&self, engine: Engine, replicas_expected: Option<u32>) {
@@ -99,13 +178,8 @@ impl Metrics {
             "Requests refused for their credential, by reason: missing, invalid (unknown, expired or revoked), \
              forbidden (may not do this), limited (too many failures from the client)."
         );
-        // Every reason from the start, at 0, so that rates and alerts see the first failure.
-        for reason in AUTH_FAILURE_REASONS {
-            counter!(AUTH_FAILURES, "reason" => reason).absolute(0);
-        }
-        self.process.describe();
+        self.0.process.describe();
         gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "database" => engine.name()).set(1.0);
-        gauge!(REQUESTS_IN_FLIGHT).set(0.0);
         if let Some(replicas) = replicas_expected {
             describe_gauge!(
                 REPLICAS_EXPECTED,
@@ -117,14 +191,17 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the state gauges read just now.
     pub async fn render(&self, store: &Store) -> String {
-        self.process.collect();
-        if let Some(books) = store.book_count().await {
-            gauge!(BOOKS).set(books as f64);
-        }
+        let books = store.book_count().await;
         let pool = store.pool_use();
-        gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
-        gauge!(POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pool.in_use));
-        with_exact_cpu(&self.handle.render(), cpu_seconds())
+        self.record(|| {
+            self.0.process.collect();
+            if let Some(books) = books {
+                gauge!(BOOKS).set(books as f64);
+            }
+            gauge!(POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
+            gauge!(POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pool.in_use));
+        });
+        with_exact_cpu(&self.0.recorder.handle().render(), cpu_seconds())
     }
 }
 

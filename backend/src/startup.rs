@@ -81,14 +81,15 @@ impl Application {
             tracing::info!(dir = %schedule.dir.display(), every = ?schedule.every, keep = schedule.keep,
                 "scheduled backups on");
         }
-        let auth = Auth::new(store.credentials(), args.auth()?);
+        let metrics = Metrics::new(store.engine(), args.replicas_expected)?;
+        let auth = Auth::new(store.credentials(), args.auth()?, metrics.clone());
         auth.announce()
             .await
             .context("cannot read or make the API tokens")?;
         let state = AppState {
             store: store.clone(),
             auth,
-            metrics: Metrics::install(store.engine(), args.replicas_expected)?,
+            metrics: metrics.clone(),
             docs: Docs::build(args.public_reads),
             stopping: Arc::default(),
         };
@@ -111,8 +112,7 @@ impl Application {
             tracing::info!(dir = %dir.display(), "serving the UI");
         }
         let router = http::router(state, &config);
-        // Now that the metrics recorder is installed, for the backups' metrics.
-        let backups = backups.map(|(schedule, url)| AbortOnDrop(schedule.spawn(url)));
+        let backups = backups.map(|(schedule, url)| AbortOnDrop(schedule.spawn(url, &metrics)));
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;

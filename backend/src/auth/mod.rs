@@ -29,14 +29,13 @@ use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::counter;
 
 pub use client::{Network, TrustedProxies};
 use limiter::FailureLimiter;
 use secret::OperatorToken;
 
 use crate::error::Error;
-use crate::metrics::AUTH_FAILURES;
+use crate::metrics::Metrics;
 use crate::store::credentials::{CredentialStore, NewToken, SessionRecord, TokenRecord};
 use crate::store::unix_now;
 
@@ -141,6 +140,7 @@ pub struct Auth(Arc<Inner>);
 struct Inner {
     store: CredentialStore,
     config: AuthConfig,
+    metrics: Metrics,
     limiter: FailureLimiter,
     /// When each token's last use was last written.
     touched: Mutex<HashMap<i64, i64>>,
@@ -156,11 +156,12 @@ enum Presented<'a> {
 impl Auth {
     /// Starts checking credentials against `store`, and deleting expired sessions from it
     /// every ten minutes (while this `Auth` lives).
-    pub fn new(store: CredentialStore, config: AuthConfig) -> Self {
+    pub fn new(store: CredentialStore, config: AuthConfig, metrics: Metrics) -> Self {
         let inner = Arc::new(Inner {
             limiter: FailureLimiter::new(store.clone(), config.failures_per_minute),
             store,
             config,
+            metrics,
             touched: Mutex::default(),
         });
         if !inner.config.proxies.hosts().is_empty() {
@@ -491,7 +492,7 @@ impl Auth {
 
     /// The error answering `refusal`, counted.
     pub fn refuse(&self, refusal: Refusal) -> Error {
-        counter!(AUTH_FAILURES, "reason" => refusal.reason()).increment(1);
+        self.0.metrics.auth_failure(refusal.reason());
         match refusal {
             Refusal::Missing => Error::Unauthorized {
                 detail: "this needs a credential: send `Authorization: Bearer <token>`, or sign in"

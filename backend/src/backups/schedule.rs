@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::copy::{CopyError, backup};
-use crate::metrics::{BACKUP_FAILURES, BACKUP_INTERVAL, BACKUP_LAST_SUCCESS};
+use crate::metrics::{BACKUP_FAILURES, BACKUP_INTERVAL, BACKUP_LAST_SUCCESS, Metrics};
 
 /// Scheduled backups (`BOOKSTORE_BACKUP_DIR`): where, how often, how many to keep.
 #[derive(Debug, Clone)]
@@ -24,22 +24,28 @@ impl Schedule {
     /// task runs: the first at once unless the folder holds a recent one. Exports when the last
     /// one succeeded and how many failed; a failure is logged and counted, and never touches
     /// serving.
-    pub fn spawn(self, url: String) -> tokio::task::JoinHandle<()> {
-        metrics::describe_gauge!(
-            BACKUP_LAST_SUCCESS,
-            "When the last scheduled backup succeeded (Unix time)."
-        );
-        metrics::describe_counter!(BACKUP_FAILURES, "Scheduled backups that failed.");
-        metrics::describe_gauge!(
-            BACKUP_INTERVAL,
-            "How often a scheduled backup runs (BOOKSTORE_BACKUP_INTERVAL)."
-        );
-        metrics::counter!(BACKUP_FAILURES).absolute(0);
-        metrics::gauge!(BACKUP_INTERVAL).set(self.every.as_secs_f64());
+    pub fn spawn(self, url: String, metrics: &Metrics) -> tokio::task::JoinHandle<()> {
+        let (last_success, failures) = metrics.record(|| {
+            metrics::describe_gauge!(
+                BACKUP_LAST_SUCCESS,
+                "When the last scheduled backup succeeded (Unix time)."
+            );
+            metrics::describe_counter!(BACKUP_FAILURES, "Scheduled backups that failed.");
+            metrics::describe_gauge!(
+                BACKUP_INTERVAL,
+                "How often a scheduled backup runs (BOOKSTORE_BACKUP_INTERVAL)."
+            );
+            metrics::gauge!(BACKUP_INTERVAL).set(self.every.as_secs_f64());
+            (
+                metrics::gauge!(BACKUP_LAST_SUCCESS),
+                metrics::counter!(BACKUP_FAILURES),
+            )
+        });
+        failures.absolute(0);
         tokio::spawn(async move {
             self.remove_leftovers();
             let last = self.newest().map(|(_, at)| at);
-            metrics::gauge!(BACKUP_LAST_SUCCESS).set(last.map_or(0.0, unix_seconds));
+            last_success.set(last.map_or(0.0, unix_seconds));
             let mut wait = last
                 .and_then(|at| at.elapsed().ok())
                 .map_or(Duration::ZERO, |age| self.every.saturating_sub(age));
@@ -55,7 +61,7 @@ impl Schedule {
                 };
                 match result {
                     Ok(copy) => {
-                        metrics::gauge!(BACKUP_LAST_SUCCESS).set(unix_seconds(SystemTime::now()));
+                        last_success.set(unix_seconds(SystemTime::now()));
                         tracing::info!(
                             path = %copy.path.display(), books = copy.books, bytes = copy.bytes,
                             seconds = copy.seconds, "scheduled backup done"
@@ -64,7 +70,7 @@ impl Schedule {
                         wait = self.every;
                     }
                     Err(error) => {
-                        metrics::counter!(BACKUP_FAILURES).increment(1);
+                        failures.increment(1);
                         tracing::error!(dir = %self.dir.display(), %error, "scheduled backup failed");
                         wait = self.every.min(RETRY_AFTER_FAILURE);
                     }

@@ -100,7 +100,13 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(from_fn_with_state(config.spans.clone(), observe::observe))
+        .layer(from_fn_with_state(
+            observe::Observer {
+                metrics: state.metrics.clone(),
+                spans: config.spans.clone(),
+            },
+            observe::observe,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -7,8 +7,6 @@
 //! and methods outside the standard set are folded into `OTHER`, so no client can create
 //! new series. Requests that match no route share the single route label [`UNMATCHED`].
 
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,10 +14,10 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics::Gauge;
 
 use crate::error::{Error, PROBLEM_JSON, ServerFault};
-use crate::metrics::{REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL};
+use crate::metrics::Metrics;
 use crate::otlp::{RequestSpan, Spans};
 
 use super::trace::TraceContext;
@@ -52,56 +50,38 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 
 /// Keeps the in-flight gauge right even when a client disconnects and the request future
 /// is dropped half-way.
-struct InFlight(&'static Gauge);
+struct InFlight<'a>(&'a Gauge);
 
-impl InFlight {
-    fn start() -> Self {
-        static GAUGE: OnceLock<Gauge> = OnceLock::new();
-        let gauge = GAUGE.get_or_init(|| gauge!(REQUESTS_IN_FLIGHT));
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a Gauge) -> Self {
         gauge.increment(1.0);
         Self(gauge)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }
 }
 
-/// The counter and histogram of one (method, route, status), looked up once and then
-/// reused: the label sets are few and fixed, and building a key per request is not free.
-type Series = (Counter, Histogram);
-type SeriesKey = (&'static str, String, u16);
-
-fn series(method: &'static str, route: &str, status: StatusCode) -> Series {
-    static SERIES: OnceLock<RwLock<HashMap<SeriesKey, Series>>> = OnceLock::new();
-    let all = SERIES.get_or_init(Default::default);
-    let key = (method, route.to_owned(), status.as_u16());
-    if let Some(found) = all.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return found.clone();
-    }
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", key.1.clone()),
-        ("status", status.as_str().to_owned()),
-    ];
-    let made = (
-        counter!(REQUESTS_TOTAL, &labels),
-        histogram!(REQUEST_DURATION, &labels),
-    );
-    all.write()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_insert(made)
-        .clone()
+/// What [`observe`] needs: the application's metrics, and where spans go when they are
+/// exported.
+#[derive(Clone)]
+pub struct Observer {
+    pub metrics: Metrics,
+    pub spans: Option<Spans>,
 }
 
 /// Counts and times every request, logs the ones that failed on the server's side (with
 /// their route and request id), gives error responses made outside the handlers (the
 /// router's 404 and 405, the timeout, the static file server) the same problem+json body as
 /// every other error, and queues the request's span for export when that is on.
-pub async fn observe(State(spans): State<Option<Spans>>, request: Request, next: Next) -> Response {
+pub async fn observe(
+    State(Observer { metrics, spans }): State<Observer>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = method_label(request.method());
     // Only when spans are exported, and the trace is sampled: the request's own span.
     let traced = spans.as_ref().and_then(|_| {
@@ -117,7 +97,7 @@ pub async fn observe(State(spans): State<Option<Spans>>, request: Request, next:
         .and_then(|id| id.to_str().ok())
         .map(str::to_owned);
     let started = Instant::now();
-    let in_flight = InFlight::start();
+    let in_flight = InFlight::start(metrics.in_flight());
     let response = problem_body(next.run(request).await);
     drop(in_flight);
 
@@ -128,7 +108,7 @@ pub async fn observe(State(spans): State<Option<Spans>>, request: Request, next:
     };
     let elapsed = started.elapsed();
     let status = response.status();
-    let (requests, duration) = series(method, route, status);
+    let (requests, duration) = metrics.requests(method, route, status);
     requests.increment(1);
     duration.record(elapsed.as_secs_f64());
     if let (Some(spans), Some((trace, path, start))) = (&spans, traced) {
