@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::auth::Auth;
 use crate::backups::Schedule;
 use crate::config::ServeArgs;
-use crate::http::{self, AppState, Docs, HttpConfig};
+use crate::http::{self, AppState, Docs, HttpConfig, Services};
 use crate::metrics::Metrics;
 use crate::otlp::{OtlpConfig, Spans};
 use crate::server::{self, ConnectionLimits};
@@ -86,13 +86,13 @@ impl Application {
         auth.announce()
             .await
             .context("cannot read or make the API tokens")?;
-        let state = AppState {
+        let state = AppState::from(Services {
             store: store.clone(),
             auth,
             metrics: metrics.clone(),
             docs: Docs::build(args.public_reads),
             stopping: Arc::default(),
-        };
+        });
         let stopping = state.stopping.clone();
         let (spans, exporter) = match OtlpConfig::from_env().context("cannot export spans (OTLP)")? {
             Some(otlp) => {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ETAG, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ETAG};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::response::Response;
@@ -27,9 +27,7 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -40,9 +38,27 @@ use crate::auth::{self, Auth};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so that handing it to a request is
+/// one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl From<Services> for AppState {
+    fn from(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The application's services, shared by every request through [`AppState`].
+pub struct Services {
     pub store: Store,
     pub auth: Auth,
     pub metrics: Metrics,
@@ -83,15 +99,15 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         None => routes,
     };
 
-    let x_request_id = HeaderName::from_static(observe::X_REQUEST_ID);
     let cors = (!config.cors_origins.is_empty()).then(|| cors(&config.cors_origins));
     let limit = config.request_timeout;
+    let observer = observe::Observer {
+        ids: observe::RequestIds::new(),
+        metrics: state.metrics.clone(),
+        spans: config.spans.clone(),
+    };
     let middleware = ServiceBuilder::new()
-        .layer(from_fn_with_state(
-            observe::RequestIds::new(),
-            observe::request_id,
-        ))
-        .layer(from_fn(trace::context))
+        .layer(from_fn_with_state(observer, observe::observe))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -99,18 +115,6 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 // Failures are logged once, by `observe`, with the route and the cause.
                 .on_failure(()),
         )
-        .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(from_fn_with_state(
-            observe::Observer {
-                metrics: state.metrics.clone(),
-                spans: config.spans.clone(),
-            },
-            observe::observe,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
         .option_layer(cors)
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(COMPRESS_ABOVE).and(NoValidator)))
         .layer(from_fn(move |request, next| {

@@ -10,7 +10,7 @@
 use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use crate::error::{Error, PROBLEM_JSON, ServerFault};
 use crate::metrics::Metrics;
 use crate::otlp::{RequestSpan, Spans};
 
-use super::trace::TraceContext;
+use super::trace::{self, TRACEPARENT, TraceContext};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 
@@ -65,41 +65,46 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// What [`observe`] needs: the application's metrics, and where spans go when they are
-/// exported.
+/// What [`observe`] needs: the request ids to hand out, the application's metrics, and
+/// where spans go when they are exported.
 #[derive(Clone)]
 pub struct Observer {
+    pub ids: RequestIds,
     pub metrics: Metrics,
     pub spans: Option<Spans>,
 }
 
-/// Counts and times every request, logs the ones that failed on the server's side (with
-/// their route and request id), gives error responses made outside the handlers (the
-/// router's 404 and 405, the timeout, the static file server) the same problem+json body as
-/// every other error, and queues the request's span for export when that is on.
+/// The outermost middleware, one layer doing what every request needs (a layer each cost a
+/// boxed future and a clone of its state per request: docs/profiling.md). It gives the
+/// request its id and its trace (`traceparent`), both echoed on the answer with
+/// `X-Content-Type-Options: nosniff`; counts and times it; logs it if it failed on the
+/// server's side (with its route and request id); gives error responses made outside the
+/// handlers (the router's 404 and 405, the timeout, the static file server) the same
+/// problem+json body as every other error; and queues the request's span for export when
+/// that is on.
 pub async fn observe(
-    State(Observer { metrics, spans }): State<Observer>,
-    request: Request,
+    State(Observer { ids, metrics, spans }): State<Observer>,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let request_id = ids.assign(&mut request);
+    let trace = TraceContext::from_header(request.headers().get(TRACEPARENT).map(HeaderValue::as_bytes));
+    request.extensions_mut().insert(trace);
     let method = method_label(request.method());
     // Only when spans are exported, and the trace is sampled: the request's own span.
-    let traced = spans.as_ref().and_then(|_| {
-        let trace = request
-            .extensions()
-            .get::<TraceContext>()
-            .filter(|trace| trace.sampled)?;
-        Some((*trace, request.uri().path().to_owned(), SystemTime::now()))
-    });
-    let request_id = request
-        .headers()
-        .get(X_REQUEST_ID)
-        .and_then(|id| id.to_str().ok())
-        .map(str::to_owned);
+    let traced = spans
+        .as_ref()
+        .filter(|_| trace.sampled)
+        .map(|_| (request.uri().path().to_owned(), SystemTime::now()));
     let started = Instant::now();
     let in_flight = InFlight::start(metrics.in_flight());
-    let response = problem_body(next.run(request).await);
+    let mut response = problem_body(trace::in_scope(trace, next.run(request)).await);
     drop(in_flight);
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID, request_id.clone());
+    headers.insert(TRACEPARENT, trace.header_value());
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let request_id = request_id.to_str().ok();
 
     let route = match response.extensions().get::<RouteLabel>() {
         Some(RouteLabel(path)) => path.as_str(),
@@ -111,7 +116,7 @@ pub async fn observe(
     let (requests, duration) = metrics.requests(method, route, status);
     requests.increment(1);
     duration.record(elapsed.as_secs_f64());
-    if let (Some(spans), Some((trace, path, start))) = (&spans, traced) {
+    if let (Some(spans), Some((path, start))) = (&spans, traced) {
         spans.record(RequestSpan {
             trace,
             method,
@@ -123,7 +128,7 @@ pub async fn observe(
         });
     }
     if let Some(ServerFault(cause)) = response.extensions().get::<ServerFault>() {
-        let request_id = request_id.as_deref().unwrap_or_default();
+        let request_id = request_id.unwrap_or_default();
         let ms = elapsed.as_secs_f64() * 1000.0;
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(
@@ -193,23 +198,12 @@ fn is_problem(response: &Response) -> bool {
 /// Longest request id kept from a caller.
 const MAX_REQUEST_ID: usize = 64;
 
-/// Keeps the caller's `X-Request-Id` if it is a plausible id (1 to 64 letters, digits and
-/// `.`, `_`, `:`, `-`), and otherwise gives the request one: an id is echoed in the response
-/// and written to the logs, so it must not be anything a client cares to send.
-pub async fn request_id(State(ids): State<RequestIds>, mut request: Request, next: Next) -> Response {
-    let valid = request.headers().get(X_REQUEST_ID).is_some_and(|id| {
-        let id = id.as_bytes();
-        !id.is_empty()
-            && id.len() <= MAX_REQUEST_ID
-            && id
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-    });
-    if !valid {
-        let id = ids.next();
-        request.headers_mut().insert(X_REQUEST_ID, id);
-    }
-    next.run(request).await
+fn plausible(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Request ids for requests that arrive without one: a per-process random prefix and a
@@ -229,6 +223,20 @@ impl RequestIds {
         Self {
             prefix: hasher.finish() as u32,
             next: Default::default(),
+        }
+    }
+
+    /// Keeps the caller's `X-Request-Id` if it is a plausible id (1 to 64 letters, digits and
+    /// `.`, `_`, `:`, `-`), and otherwise gives the request one: an id is echoed in the
+    /// response and written to the logs, so it must not be anything a client cares to send.
+    fn assign(&self, request: &mut Request) -> HeaderValue {
+        match request.headers().get(X_REQUEST_ID) {
+            Some(id) if plausible(id.as_bytes()) => id.clone(),
+            _ => {
+                let id = self.next();
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
         }
     }
 

@@ -9,10 +9,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
@@ -70,12 +67,29 @@ impl TraceContext {
 
     /// The `traceparent` naming this server's span (version 00).
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        String::from_utf8(self.traceparent_bytes().to_vec()).expect("hex digits and dashes")
+    }
+
+    /// [`Self::traceparent`] as a header value, written without formatting machinery (it is
+    /// on every answer).
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.traceparent_bytes()).expect("hex digits and dashes")
+    }
+
+    fn traceparent_bytes(&self) -> [u8; 55] {
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        put_hex(&mut text[3..35], self.trace_id.0);
+        put_hex(&mut text[36..52], u128::from(self.span_id.0));
+        put_hex(&mut text[53..55], u128::from(self.sampled));
+        text
+    }
+}
+
+/// Writes `value` into `out` as lowercase hex digits, right-aligned.
+fn put_hex(out: &mut [u8], mut value: u128) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 
@@ -121,15 +135,10 @@ pub fn current() -> Option<TraceContext> {
     CURRENT.try_with(|context| *context).ok()
 }
 
-/// Puts the request's [`TraceContext`] on it (and on the task handling it), and its
-/// `traceparent` on the answer.
-pub async fn context(mut request: Request, next: Next) -> Response {
-    let context = TraceContext::from_header(request.headers().get(TRACEPARENT).map(HeaderValue::as_bytes));
-    request.extensions_mut().insert(context);
-    let mut response = CURRENT.scope(context, next.run(request)).await;
-    let value = HeaderValue::from_str(&context.traceparent()).expect("hex digits and dashes");
-    response.headers_mut().insert(TRACEPARENT, value);
-    response
+/// Runs `answer` (a request's handling) with `context` as its task's trace, for the log
+/// lines it writes.
+pub async fn in_scope<F: Future>(context: TraceContext, answer: F) -> F::Output {
+    CURRENT.scope(context, answer).await
 }
 
 fn nonzero(draw: fn() -> u64) -> u64 {

@@ -116,6 +116,28 @@ contract_test! {
 
 contract_test! {
     #[tokio::test]
+    async fn every_answer_carries_its_request_id_trace_and_nosniff(engine) {
+        let app = TestApp::spawn(engine).await;
+        let book = app.create(dune()).await;
+        let answers = [
+            app.get(&format!("/books/{}", book["id"])).await,
+            app.get("/books?limit=1").await,
+            app.get("/books/987654").await,
+            app.get("/no-such-path").await,
+            app.send_raw("BREW", "/books", None, "").await,
+            app.anonymous.post(app.url("/books")).json(&dune()).send().await.unwrap(),
+        ];
+        for response in &answers {
+            let what = format!("{} {}", response.status(), response.url().path());
+            assert!(!header(response, "x-request-id").is_empty(), "{what}");
+            assert_eq!(header(response, "traceparent").len(), 55, "{what}");
+            assert_eq!(header(response, "x-content-type-options"), "nosniff", "{what}");
+        }
+    }
+}
+
+contract_test! {
+    #[tokio::test]
     async fn a_request_id_that_is_too_long_or_odd_is_replaced_not_echoed(engine) {
         let app = TestApp::spawn(engine).await;
         let long = "x".repeat(8000);
