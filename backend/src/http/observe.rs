@@ -240,9 +240,15 @@ impl RequestIds {
         }
     }
 
+    /// `PREFIX-N`: the prefix in 8 hex digits, the counter in as few as it needs (written
+    /// without formatting machinery: most requests come without an id).
     fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix)).expect("hex digits and a dash")
+        let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(1);
+        let mut text = [b'-'; 8 + 1 + 16];
+        trace::put_hex(&mut text[..8], u128::from(self.prefix));
+        trace::put_hex(&mut text[9..9 + digits], u128::from(n));
+        HeaderValue::from_bytes(&text[..9 + digits]).expect("hex digits and a dash")
     }
 }
 
@@ -254,5 +260,19 @@ mod tests {
     fn request_ids_differ() {
         let ids = RequestIds::new();
         assert_ne!(ids.next(), ids.next());
+    }
+
+    #[test]
+    fn a_request_id_is_the_prefix_and_the_counter_in_hex() {
+        let ids = RequestIds {
+            prefix: 0xab,
+            next: Default::default(),
+        };
+        ids.next.store(0x1f, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(ids.next(), "000000ab-1f");
+        ids.next.store(0, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(ids.next(), "000000ab-0");
+        ids.next.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(ids.next(), "000000ab-ffffffffffffffff");
     }
 }

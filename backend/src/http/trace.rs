@@ -86,7 +86,7 @@ impl TraceContext {
 }
 
 /// Writes `value` into `out` as lowercase hex digits, right-aligned.
-fn put_hex(out: &mut [u8], mut value: u128) {
+pub(super) fn put_hex(out: &mut [u8], mut value: u128) {
     for digit in out.iter_mut().rev() {
         *digit = b"0123456789abcdef"[(value & 0xf) as usize];
         value >>= 4;
