@@ -15,19 +15,40 @@ exists() { "$docker" secret inspect "$1" >/dev/null 2>&1; }
 create() { printf '%s' "$2" | "$docker" secret create "$1" - >/dev/null; }
 random() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
-if exists bookstore-postgres-password && exists bookstore-database-url; then
-  echo "bookstore-postgres-password, bookstore-database-url: exist"
-elif exists bookstore-postgres-password || exists bookstore-database-url; then
-  echo "only one of bookstore-postgres-password and bookstore-database-url exists: remove it (they are made together)" >&2
-  exit 1
-else
+# pair FIRST SECOND MAKE: the two secrets exist together or are made together by MAKE; one
+# without the other is an error (remove it: each is derived from the same password).
+pair() {
+  local first=$1 second=$2 make=$3
+  if exists "$first" && exists "$second"; then
+    echo "$first, $second: exist"
+  elif exists "$first" || exists "$second"; then
+    echo "only one of $first and $second exists: remove it (they are made together)" >&2
+    exit 1
+  else
+    "$make"
+  fi
+}
+
+database_secrets() {
   # Hex, so that it needs no escaping in the URL.
-  password=${POSTGRES_PASSWORD:-$(random)}
+  local password=${POSTGRES_PASSWORD:-$(random)}
   [[ $password =~ ^[A-Za-z0-9._~-]+$ ]] || { echo "POSTGRES_PASSWORD: letters, digits and ._~- only" >&2; exit 1; }
   create bookstore-postgres-password "$password"
   create bookstore-database-url "postgres://bookstore:$password@postgres:5432/bookstore"
   echo "bookstore-postgres-password, bookstore-database-url: made"
-fi
+}
+
+monitoring_secrets() {
+  local password=${MONITORING_PASSWORD:-$(random)} web
+  web=$(printf '%s\n' "$password" | "$docker" run --rm -i --network none "$image" web-config)
+  create bookstore-monitoring-web "$web"
+  create bookstore-monitoring-password "$password"
+  if [ -n "${MONITORING_PASSWORD:-}" ]; then
+    echo "bookstore-monitoring-password, bookstore-monitoring-web: made from MONITORING_PASSWORD"
+  else
+    echo "bookstore-monitoring-password, bookstore-monitoring-web: made; the monitoring password of user bookstore (shown this once): $password"
+  fi
+}
 
 # secret NAME WHAT VARIABLE: makes secret NAME from $VARIABLE, or from a random value that is
 # printed this once (WHAT says what it is).
@@ -45,22 +66,8 @@ secret() {
   fi
 }
 
+pair bookstore-postgres-password bookstore-database-url database_secrets
 secret bookstore-admin-token "the operator token" BOOKSTORE_ADMIN_TOKEN
 secret bookstore-grafana-password "Grafana's admin password" GRAFANA_ADMIN_PASSWORD
 
-if exists bookstore-monitoring-password && exists bookstore-monitoring-web; then
-  echo "bookstore-monitoring-password, bookstore-monitoring-web: exist"
-elif exists bookstore-monitoring-password || exists bookstore-monitoring-web; then
-  echo "only one of bookstore-monitoring-password and bookstore-monitoring-web exists: remove it (they are made together)" >&2
-  exit 1
-else
-  password=${MONITORING_PASSWORD:-$(random)}
-  web=$(printf '%s\n' "$password" | "$docker" run --rm -i --network none "$image" web-config)
-  create bookstore-monitoring-web "$web"
-  create bookstore-monitoring-password "$password"
-  if [ -n "${MONITORING_PASSWORD:-}" ]; then
-    echo "bookstore-monitoring-password, bookstore-monitoring-web: made from MONITORING_PASSWORD"
-  else
-    echo "bookstore-monitoring-password, bookstore-monitoring-web: made; the monitoring password of user bookstore (shown this once): $password"
-  fi
-fi
+pair bookstore-monitoring-password bookstore-monitoring-web monitoring_secrets

@@ -139,6 +139,18 @@ class NativeStack:
         self.database = self.dir / "bookstore.db"
         self.database_url = database_url or f"sqlite://{self.database}"
 
+    @classmethod
+    def up(cls, start, **options) -> "NativeStack":
+        """A stack on which `start(stack)` has run, or none at all: if `start` fails, whatever
+        it had started is taken down before the failure is raised."""
+        stack = cls(**options)
+        try:
+            start(stack)
+        except BaseException:
+            stack.down()
+            raise
+        return stack
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 

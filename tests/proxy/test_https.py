@@ -35,16 +35,14 @@ class Https(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.stack = NativeStack(prefix="bookstore-https-")
-        try:
-            certificate = tls.make(cls.stack.dir / "tls", names=("localhost",))
+        def start(stack: NativeStack) -> None:
+            certificate = tls.make(stack.dir / "tls", names=("localhost",))
             cls.context = ssl.create_default_context(cafile=str(certificate.ca))
             cls.https = free_port()
-            cls.stack.start_backend("--demo-data", "false")
-            cls.stack.start_nginx(https=(cls.https, certificate.chain, certificate.key), trusted_proxies=PROXY)
-        except BaseException:
-            cls.stack.down()
-            raise
+            stack.start_backend("--demo-data", "false")
+            stack.start_nginx(https=(cls.https, certificate.chain, certificate.key), trusted_proxies=PROXY)
+
+        cls.stack = NativeStack.up(start, prefix="bookstore-https-")
 
     @classmethod
     def tearDownClass(cls) -> None:

@@ -28,13 +28,11 @@ class Nginx(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.stack = NativeStack(prefix="bookstore-nginx-")
-        try:
-            cls.stack.start_backend("--demo-data", "false")
-            cls.stack.start_nginx()
-        except BaseException:
-            cls.stack.down()
-            raise
+        def start(stack: NativeStack) -> None:
+            stack.start_backend("--demo-data", "false")
+            stack.start_nginx()
+
+        cls.stack = NativeStack.up(start, prefix="bookstore-nginx-")
 
     @classmethod
     def tearDownClass(cls) -> None:

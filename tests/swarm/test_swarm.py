@@ -166,15 +166,29 @@ class SwarmStack(unittest.TestCase):
         cls.tear_down_stack()
         node = docker("info", "--format", "{{.Swarm.NodeID}}").strip()
         docker("node", "update", "--label-add", "bookstore.database=true", node)
-        for secret in SECRETS + ["bookstore-grafana-password"]:
-            docker("secret", "rm", secret, check=False)
-        made = subprocess.run([ROOT / "deploy/swarm/secrets.sh"], capture_output=True, text=True, check=True,
-                              env={**os.environ, "DOCKER": DOCKER, "BOOKSTORE_ADMIN_TOKEN": TOKEN,
-                                   "MONITORING_PASSWORD": MONITORING_PASSWORD})
-        cls.secrets_output = made.stdout
+        # One secret of a pair without the other (say, the other removed by hand) is refused:
+        # each is derived from the same password.
+        cls.remove_secrets()
+        lone = Path(cls.scratch.name) / "lone"
+        lone.write_text("not made with its password")
+        docker("secret", "create", "bookstore-monitoring-web", str(lone))
+        cls.lone_secret = cls.make_secrets(check=False)
+        cls.remove_secrets()
+        cls.secrets_output = cls.make_secrets().stdout
         docker("stack", "deploy", "-c", str(stack_for_this_machine(Path(cls.scratch.name))), STACK)
         wait_until(lambda: len(healthy_backends()) == REPLICAS, 240, "three healthy backend tasks")
         wait_until(lambda: http("GET", f"{UI}/books?limit=1")[0] == 200, 60, "the UI's API through nginx")
+
+    @classmethod
+    def make_secrets(cls, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([ROOT / "deploy/swarm/secrets.sh"], capture_output=True, text=True, check=check,
+                              env={**os.environ, "DOCKER": DOCKER, "BOOKSTORE_ADMIN_TOKEN": TOKEN,
+                                   "MONITORING_PASSWORD": MONITORING_PASSWORD})
+
+    @classmethod
+    def remove_secrets(cls):
+        for secret in SECRETS + ["bookstore-grafana-password"]:
+            docker("secret", "rm", secret, check=False)
 
     @classmethod
     def tear_down_stack(cls):
@@ -192,8 +206,7 @@ class SwarmStack(unittest.TestCase):
         if os.environ.get("KEEP_STACK"):
             return
         cls.tear_down_stack()
-        for secret in SECRETS + ["bookstore-grafana-password"]:
-            docker("secret", "rm", secret, check=False)
+        cls.remove_secrets()
         if cls.made_swarm:
             docker("swarm", "leave", "--force", check=False)
         cls.scratch.cleanup()
@@ -236,6 +249,18 @@ class SwarmStack(unittest.TestCase):
             anonymous = subprocess.run([DOCKER, "exec", container, "wget", "-S", "-qO-", f"http://127.0.0.1:{port}/-/ready"],
                                        capture_output=True, text=True)
             self.assertIn("401", anonymous.stderr, f"{service} answers without a password")
+
+    def test_2b_the_secrets_script_keeps_what_exists_and_refuses_half_a_pair(self):
+        again = self.make_secrets()
+        self.assertEqual(
+            again.stdout.splitlines(),
+            ["bookstore-postgres-password, bookstore-database-url: exist", "bookstore-admin-token: exists",
+             "bookstore-grafana-password: exists", "bookstore-monitoring-password, bookstore-monitoring-web: exist"],
+        )
+        self.assertEqual(self.lone_secret.returncode, 1, self.lone_secret.stdout)
+        self.assertIn("only one of bookstore-monitoring-password and bookstore-monitoring-web exists",
+                      self.lone_secret.stderr)
+        self.assertNotIn("bookstore-monitoring-password, bookstore-monitoring-web: made", self.lone_secret.stdout)
 
     def test_3_a_rolling_update_fails_no_request(self):
         before = {t["ID"] for t in running_tasks(BACKEND)}
