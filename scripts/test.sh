@@ -320,11 +320,13 @@ tier_drill() {
   require python3 python3
   ensure_chromium
   ensure_node
-  ensure_postgres
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
   build_release >/dev/null
-  log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load, the loss of one of three replicas (about 3 minutes)"
-  python3 scripts/drill.py --native --replicas
+  # The loss of one of three replicas (`--replicas`) is left to the replicas tier, which runs
+  # the same scenario (scripts/testkit/replica_loss.py) and asserts what clients saw and
+  # that the alert fired; scripts/drill.sh --replicas measures it for the post-mortem.
+  log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load (about 2 minutes)"
+  python3 scripts/drill.py --native
 }
 
 tier_bench() {
