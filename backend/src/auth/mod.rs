@@ -452,12 +452,14 @@ impl Auth {
         ))
     }
 
-    /// Ends the session the request's cookie names, if any.
-    pub async fn sign_out(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Error> {
-        if let Some(id) = session_cookie(headers, self.https(peer, headers)) {
+    /// Ends the session the request's cookie names, if any, and gives the `Set-Cookie` value
+    /// that makes the browser forget it (for the scheme the request came over).
+    pub async fn sign_out(&self, peer: IpAddr, headers: &HeaderMap) -> Result<HeaderValue, Error> {
+        let https = self.https(peer, headers);
+        if let Some(id) = session_cookie(headers, https) {
             self.0.store.delete_session(&secret::hash(id)).await?;
         }
-        Ok(())
+        Ok(cleared_cookie_header(https))
     }
 
     /// Whether a request's `Origin` is this site's own (or an allowed CORS origin): the

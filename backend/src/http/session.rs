@@ -238,11 +238,8 @@ pub async fn sign_out(
     Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response> {
-    state.auth.sign_out(peer, &headers).await?;
-    let https = state.auth.https(peer, &headers);
+    let cleared = state.auth.sign_out(peer, &headers).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(SET_COOKIE, auth::cleared_cookie_header(https));
+    response.headers_mut().insert(SET_COOKIE, cleared);
     Ok(no_store(response))
 }
