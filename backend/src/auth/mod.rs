@@ -24,10 +24,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ConnectInfo;
 use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 pub use client::{Network, TrustedProxies};
@@ -605,48 +604,45 @@ pub fn peer(request_extensions: &axum::http::Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip())
 }
 
-/// Middleware for the catalogue's routes: every change needs a credential that may write,
-/// and so does every read when reads are not public. The caller is handed to the handler
-/// as a request extension.
-pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
-    let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !changes && auth.public_reads() {
-        return next.run(request).await;
-    }
-    let peer = peer(request.extensions());
-    let caller = match auth.authenticate(peer, request.headers()).await {
-        Ok(Some(caller)) => caller,
-        Ok(None) => return auth.refuse(Refusal::Missing).into_response(),
-        Err(error) => {
-            let by_cookie = !request.headers().contains_key(AUTHORIZATION);
-            let ended = matches!(error, Error::Unauthorized { .. });
-            let mut response = error.into_response();
-            if by_cookie && ended {
-                // The browser's cookie no longer works: it may as well forget it.
-                let https = auth.https(peer, request.headers());
-                response
-                    .headers_mut()
-                    .insert(SET_COOKIE, cleared_cookie_header(https));
+impl Auth {
+    /// The caller of a request to the catalogue that needs a credential (every change, and
+    /// every read when reads are not public): a change needs one that may write, and by
+    /// session must come from this site's own pages. `Err` is the refusal, ready to send (a
+    /// session that no longer works also tells the browser to forget its cookie).
+    pub async fn admit(&self, peer: IpAddr, headers: &HeaderMap, changes: bool) -> Result<Caller, Response> {
+        let caller = match self.authenticate(peer, headers).await {
+            Ok(Some(caller)) => caller,
+            Ok(None) => return Err(self.refuse(Refusal::Missing).into_response()),
+            Err(error) => {
+                let by_cookie = !headers.contains_key(AUTHORIZATION);
+                let ended = matches!(error, Error::Unauthorized { .. });
+                let mut response = error.into_response();
+                if by_cookie && ended {
+                    // The browser's cookie no longer works: it may as well forget it.
+                    let https = self.https(peer, headers);
+                    response
+                        .headers_mut()
+                        .insert(SET_COOKIE, cleared_cookie_header(https));
+                }
+                return Err(response);
             }
-            return response;
+        };
+        if changes && !caller.can_write {
+            let refusal = Refusal::Forbidden(format!(
+                "the token {:?} is read-only; changes need a token made without --read-only",
+                caller.name
+            ));
+            return Err(self.refuse(refusal).into_response());
         }
-    };
-    if changes && !caller.can_write {
-        let refusal = Refusal::Forbidden(format!(
-            "the token {:?} is read-only; changes need a token made without --read-only",
-            caller.name
-        ));
-        return auth.refuse(refusal).into_response();
+        if changes && caller.via == Via::Session && !self.same_origin(peer, headers) {
+            let refusal = Refusal::Forbidden(
+                "a change made with a session cookie must come from this site's own pages (its Origin header)"
+                    .to_owned(),
+            );
+            return Err(self.refuse(refusal).into_response());
+        }
+        Ok(caller)
     }
-    if changes && caller.via == Via::Session && !auth.same_origin(peer, request.headers()) {
-        let refusal = Refusal::Forbidden(
-            "a change made with a session cookie must come from this site's own pages (its Origin header)"
-                .to_owned(),
-        );
-        return auth.refuse(refusal).into_response();
-    }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
 }
 
 #[cfg(test)]

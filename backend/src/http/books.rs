@@ -3,7 +3,6 @@
 //! The problem answers each operation can give (400, 404, 412, 503...) are added to the
 //! OpenAPI document in one place, `openapi.rs`; the attributes here say what succeeds.
 
-use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, ETAG, LINK, LOCATION};
@@ -13,8 +12,7 @@ use axum::routing::get;
 
 use super::AppState;
 use super::conditional::{etag, none_match_hits};
-use super::input::{BookId, Input};
-use crate::auth::Caller;
+use super::input::{BookId, Input, Reader, Writer};
 use crate::deadline::Deadline;
 use crate::domain::{
     Book, BookPatch, Edit, FieldError, IdempotencyKey, ListQuery, MAX_OFFSET, NewBook, Precondition,
@@ -87,7 +85,7 @@ pub fn router() -> Router<AppState> {
             )),
     )
 )]
-pub async fn list_books(State(state): State<AppState>, query: ListQuery) -> Result<Response> {
+pub async fn list_books(State(state): State<AppState>, _: Reader, query: ListQuery) -> Result<Response> {
     let page = state.store.list_books(&query).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -159,7 +157,7 @@ fn page_links(query: &ListQuery, page: &Page) -> Option<HeaderValue> {
 )]
 pub async fn create_book(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Writer(caller): Writer,
     deadline: Deadline,
     headers: HeaderMap,
     Input(book): Input<NewBook>,
@@ -212,6 +210,7 @@ fn bad_key(rule: &str) -> Error {
 )]
 pub async fn get_book(
     State(state): State<AppState>,
+    _: Reader,
     BookId(id): BookId,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -240,6 +239,7 @@ pub async fn get_book(
 )]
 pub async fn replace_book(
     State(state): State<AppState>,
+    _: Writer,
     BookId(id): BookId,
     precondition: Precondition,
     deadline: Deadline,
@@ -271,6 +271,7 @@ pub async fn replace_book(
 )]
 pub async fn patch_book(
     State(state): State<AppState>,
+    _: Writer,
     BookId(id): BookId,
     precondition: Precondition,
     deadline: Deadline,
@@ -310,6 +311,7 @@ async fn body_or_refusal<T>(
 )]
 pub async fn delete_book(
     State(state): State<AppState>,
+    _: Writer,
     BookId(id): BookId,
     precondition: Precondition,
     deadline: Deadline,

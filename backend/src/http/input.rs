@@ -10,6 +10,10 @@ use axum::http::header::{CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 
+use axum::response::Response;
+
+use super::AppState;
+use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::domain::{BookPatch, FieldError, JsonObject, ListQuery, NewBook, NotAnObject, Precondition, Tags};
 use crate::error::Error;
@@ -163,6 +167,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
             .unwrap_or(RawQuery(None));
         let raw = raw.unwrap_or_default();
         ListQuery::from_pairs(form_urlencoded::parse(raw.as_bytes())).map_err(Error::invalid_query)
+    }
+}
+
+/// The caller of a change to the catalogue, admitted by `Auth::admit`. Handlers take it
+/// first, so a refused change is answered before anything else of it is read.
+pub struct Writer(pub Caller);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let peer = crate::auth::peer(&parts.extensions);
+        state.auth.admit(peer, &parts.headers, true).await.map(Writer)
+    }
+}
+
+/// A read of the catalogue: anyone's when reads are public, otherwise it needs a credential.
+pub struct Reader;
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if state.auth.public_reads() {
+            return Ok(Reader);
+        }
+        let peer = crate::auth::peer(&parts.extensions);
+        state
+            .auth
+            .admit(peer, &parts.headers, false)
+            .await
+            .map(|_| Reader)
     }
 }
 

@@ -34,7 +34,7 @@ use tracing::Level;
 use input::BODY_LIMIT;
 pub use openapi::Docs;
 
-use crate::auth::{self, Auth};
+use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -87,9 +87,8 @@ const UI_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none
     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
-    let books = books::router().route_layer(from_fn_with_state(state.auth.clone(), auth::guard));
     let routes = Router::new()
-        .merge(books)
+        .merge(books::router())
         .merge(session::router())
         .merge(health::router())
         .merge(openapi::router())
