@@ -13,7 +13,9 @@ docs/flamegraphs/. The same databases as the benchmark's small catalogue.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,54 @@ SCENARIOS = {  # name: (wrk scenario, path)
 }
 
 
+# The columns of the table the script prints: where each sample was, by crate.
+GROUPS = [
+    ("kernel", ()), ("nginx", ()),
+    ("hyper, http", ("hyper", "hyper_util", "http", "httparse", "bytes", "http_body", "http_body_util")),
+    ("axum, tower (routing, middleware)",
+     ("axum", "axum_core", "tower", "tower_http", "tower_layer", "tower_service", "matchit", "percent_encoding")),
+    ("allocator", ()), ("bookstore", ("bookstore",)),
+    ("database driver", ("sqlx_sqlite", "sqlx_core", "sqlx_postgres", "flume", "libsqlite3_sys")),
+    ("JSON", ("serde_json", "serde")), ("tokio", ("tokio",)),
+]
+# Crates too general to say whose work a sample was: the next one out decides.
+GENERAL = {"core", "alloc", "std", "futures_util", "futures_core", "pin_project_lite", "hashbrown", "memchr", "itoa",
+           "ryu"}
+
+
+def shares(folded: bytes) -> dict[str, float]:
+    """Each sample charged to the code it was in: the kernel (a kernel frame on top), nginx
+    (its processes), the allocator (mimalloc on top), SQLite's C code, otherwise the innermost
+    named crate on the stack that is not a general-purpose one."""
+    counts: collections.Counter = collections.Counter()
+    for line in folded.decode(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames, weight = stack.split(";"), int(n)
+        leaf = frames[-1]
+        if frames[0].startswith("nginx"):
+            group = "nginx"
+        elif leaf.endswith("_[k]"):
+            group = "kernel"
+        elif leaf.startswith(("mi_", "_mi_")):
+            group = "allocator"
+        elif leaf.startswith("sqlite3"):
+            group = "database driver"
+        else:
+            crates = (re.match(r"<?([A-Za-z_][A-Za-z0-9_]*)::", f) for f in reversed(frames))
+            crate = next((m.group(1) for m in crates if m and m.group(1) not in GENERAL), None)
+            group = next((name for name, members in GROUPS if crate in members), "other")
+        counts[group] += weight
+    total = sum(counts.values()) or 1
+    return {name: counts[name] / total for name, _ in GROUPS + [("other", ())]}
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    names = [name for name, _ in GROUPS] + ["other"]
+    lines = ["| graph | " + " | ".join(names) + " |", "|---|" + "--:|" * len(names)]
+    lines += [f"| {stem} | " + " | ".join(f"{row[n]:.0%}" for n in names) + " |" for stem, row in rows.items()]
+    return "\n".join(lines)
+
+
 def pids_of(server: Server | Behind) -> list[int]:
     """The processes to sample: the backend, and nginx's workers in front of it."""
     if isinstance(server, Server):
@@ -48,7 +98,7 @@ def pids_of(server: Server | Behind) -> list[int]:
 
 
 def profile(server: Server | Behind, port: int, scenario: str, path: str, seconds: float, svg: Path,
-            title: str, work: Path, folded_dir: Path | None) -> dict:
+            title: str, work: Path, folded_dir: Path | None) -> tuple[dict, dict[str, float]]:
     """Loads `port` with wrk for `seconds` while perf samples the server's processes in the
     middle of it, then writes the flame graph to `svg`."""
     data = work / f"{svg.stem}.perf"
@@ -74,7 +124,7 @@ def profile(server: Server | Behind, port: int, scenario: str, path: str, second
         input=folded.stdout, check=True, capture_output=True).stdout)
     data.unlink()
     log(f"  {svg.relative_to(ROOT)}: {load.get('rps', 0):,.0f} req/s, {load.get('errors_total', 0)} errors")
-    return load
+    return load, shares(folded.stdout)
 
 
 def main() -> int:
@@ -111,6 +161,7 @@ def main() -> int:
                                         "--static-dir", ""], port, "/readyz", env={"RUST_LOG": "info"})
 
         wanted = set(args.only.split(",")) if args.only else None
+        rows: dict[str, dict[str, float]] = {}
         for engine in engines:
             for name, (scenario, path) in SCENARIOS.items():
                 for via in ("direct", "nginx"):
@@ -123,12 +174,14 @@ def main() -> int:
                     server.start()
                     try:
                         title = f"{engine}: {scenario} {path if name == 'list' else ''} ({via})".replace("  ", " ")
-                        profile(server, server.port, scenario, path, args.seconds, OUT / f"{stem}.svg", title, work,
-                                args.folded)
+                        _, rows[stem] = profile(server, server.port, scenario, path, args.seconds,
+                                                OUT / f"{stem}.svg", title, work, args.folded)
                     finally:
                         server.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # The table of docs/profiling.md.
+    print(table(rows))
     return 0
 
 
