@@ -15,7 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::statement::{Arg, Engine, Statement, book_columns};
+use super::sql::{KeyRow, Sql};
+use super::statement::{Arg, Engine, PageRow, Statement, book_columns};
 use crate::domain::{Book, Timestamp, fold_case};
 
 /// Books read and written per batch.
@@ -239,51 +240,39 @@ trait Side: Send {
 
 struct Connection<DB: Database>(PoolConnection<DB>, Pool<DB>);
 
-// What sqlx must do with the driver for the statements above (the bounds of `store::sql::Sql`
-// again: Rust does not carry a trait's `where` clause to the code that uses the trait).
+// The statements run through `store::sql::Sql`, whose `where` clause Rust does not carry
+// here: restated.
 #[async_trait::async_trait]
 impl<DB> Side for Connection<DB>
 where
-    DB: Database,
+    DB: Sql,
     for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
     for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> Arg: Encode<'q, DB> + Type<DB>,
     for<'r> Book: FromRow<'r, <DB as Database>::Row>,
+    for<'r> PageRow: FromRow<'r, <DB as Database>::Row>,
+    for<'r> KeyRow: FromRow<'r, <DB as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <DB as Database>::Row>,
+    for<'r> (i64, i64): FromRow<'r, <DB as Database>::Row>,
+    for<'r> (i64, String): FromRow<'r, <DB as Database>::Row>,
 {
     fn engine(&self) -> Engine {
-        if DB::NAME == "SQLite" {
-            Engine::Sqlite
-        } else {
-            Engine::Postgres
-        }
+        DB::ENGINE
     }
 
     async fn run(&mut self, statements: Vec<Statement>) -> Result<(), sqlx::Error> {
         for statement in statements {
-            let mut query = sqlx::query::<DB>(&statement.sql);
-            for arg in statement.args {
-                query = query.bind(arg);
-            }
-            query.execute(&mut *self.0).await?;
+            DB::execute(&mut *self.0, statement).await?;
         }
         Ok(())
     }
 
     async fn books(&mut self, statement: Statement) -> Result<Vec<Book>, sqlx::Error> {
-        let mut query = sqlx::query_as::<DB, Book>(&statement.sql);
-        for arg in statement.args {
-            query = query.bind(arg);
-        }
-        query.fetch_all(&mut *self.0).await
+        DB::rows(&mut *self.0, statement).await
     }
 
     async fn number(&mut self, statement: Statement) -> Result<i64, sqlx::Error> {
-        let mut query = sqlx::query_as::<DB, (i64,)>(&statement.sql);
-        for arg in statement.args {
-            query = query.bind(arg);
-        }
-        Ok(query.fetch_one(&mut *self.0).await?.0)
+        DB::number(&mut *self.0, statement).await
     }
 
     async fn close(self: Box<Self>) {
