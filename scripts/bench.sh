@@ -4,6 +4,7 @@
 #   scripts/bench.sh           full run; rewrites docs/benchmarks.md, the chart and
 #                              bench/results/latest.json
 #   scripts/bench.sh --quick   smoke run into a scratch directory; asserts nothing about speed
+#   scripts/bench.sh --prepare only install and build what a run needs
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -25,6 +26,7 @@ log "building release binaries (bookstore, ceiling)"
 cargo build --release --quiet -p bookstore -p ceiling
 
 ensure_postgres
+[ "${1:-}" = "--prepare" ] && exit 0
 pgdir=$(mktemp -d)
 log "starting a throwaway PostgreSQL for the PostgreSQL scenarios"
 # A page cache that holds the million-book catalogue and its indexes, as a production server would.

@@ -12,9 +12,7 @@ cd "$ROOT"
 require python3 python3
 ensure_chromium
 ensure_node
-if [ ! -d tests/e2e/node_modules/playwright-core ]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-fi
+e2e_modules
 if [ "${1:-}" = "--native" ]; then
   require nginx nginx-light
   require prometheus prometheus

@@ -91,13 +91,26 @@ wait_http() {
   return 1
 }
 
-# build_release — builds the release binary once per run; prints its path.
+# build_release — builds the release binary once per run; prints its path (BOOKSTORE_BIN
+# when a full test run has set it: a copy that the readme tier's rebuild cannot replace
+# under the tiers running alongside it).
 build_release() {
   if [ -z "${BOOKSTORE_RELEASE_BUILT:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet --bins) >&2
     export BOOKSTORE_RELEASE_BUILT=1
   fi
-  printf '%s\n' "$ROOT/target/release/bookstore"
+  printf '%s\n' "${BOOKSTORE_BIN:-$ROOT/target/release/bookstore}"
+}
+
+# e2e_modules — the browser tests' npm packages, as `npm ci` installs them from
+# tests/e2e/package-lock.json; kept while the lock file is unchanged.
+e2e_modules() {
+  local dir="$ROOT/tests/e2e" wanted
+  wanted=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  [ "$(cat "$dir/node_modules/.installed-from" 2>/dev/null)" = "$wanted" ] && return 0
+  log "installing the browser-test tools (tests/e2e, npm ci from package-lock.json)"
+  (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  echo "$wanted" >"$dir/node_modules/.installed-from"
 }
 
 # Debian's own docker CLI: the first `docker` on PATH may be a newer client without buildx,

