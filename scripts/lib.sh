@@ -31,7 +31,13 @@ apt_install() {
   log "installing Debian packages: ${missing[*]}"
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
+  # One update per hour is enough, however many tiers install something.
+  local updated="$TOOLS/.apt-updated"
+  if [ -z "$(find "$updated" -mmin -60 2>/dev/null)" ]; then
+    "${sudo[@]}" apt-get update -qq
+    mkdir -p "$TOOLS"
+    touch "$updated"
+  fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 

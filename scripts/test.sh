@@ -411,7 +411,7 @@ run_lane() {
   local tier
   for tier in "$@"; do
     [ -e "$RESULTS/$tier" ] && continue # its needs failed
-    log "tier $tier: started (output: artifacts/tests/$tier.log, printed when it ends)"
+    log "tier $tier: started at ${SECONDS}s (output: artifacts/tests/$tier.log, printed when it ends)"
     run_tier "$tier" >"$LOGS/$tier.log" 2>&1 || true
     (
       flock 9
@@ -434,7 +434,7 @@ full_run() {
   log "installing and building what every tier needs, one tier after another"
   for tier in "${TIERS[@]}"; do
     declare -F "needs_$tier" >/dev/null || continue
-    log "needs of $tier"
+    log "needs of $tier (at ${SECONDS}s)"
     set +e
     (
       set -euo pipefail
