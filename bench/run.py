@@ -436,7 +436,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     # Its databases take a gigabyte: gone however the run ends.
     atexit.register(shutil.rmtree, work, True)
-    bookstore = ROOT / "target" / "release" / "bookstore"
+    # The backend as `cargo run --release` builds it, or (BOOKSTORE_BIN) the test run's binary.
+    bookstore = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
     ceiling_bin = ROOT / "target" / "release" / "ceiling"
 
     log(f"preparing databases: {small:,} and {large:,} books")

@@ -22,8 +22,14 @@ if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
   "$venv/bin/pip" install -q --require-hashes -r bench/peers/fastapi/requirements.txt
   echo "$wanted" >"$venv/.requirements"
 fi
-log "building release binaries (bookstore, ceiling)"
-cargo build --release --quiet -p bookstore -p ceiling
+if [ -n "${BOOKSTORE_BIN:-}" ]; then
+  # A test run's binary (scripts/test.sh): only the ceiling server is built here.
+  log "building the ceiling server (the backend: $BOOKSTORE_BIN)"
+  cargo build --release --quiet -p ceiling
+else
+  log "building release binaries (bookstore, ceiling)"
+  cargo build --release --quiet -p bookstore -p ceiling
+fi
 
 ensure_postgres
 [ "${1:-}" = "--prepare" ] && exit 0

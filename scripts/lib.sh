@@ -98,8 +98,7 @@ wait_http() {
 }
 
 # build_release — builds the release binary once per run; prints its path (BOOKSTORE_BIN
-# when a full test run has set it: a copy that the readme tier's rebuild cannot replace
-# under the tiers running alongside it).
+# when a full test run has set it: the static binary the images package).
 build_release() {
   if [ -z "${BOOKSTORE_RELEASE_BUILT:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet --bins) >&2

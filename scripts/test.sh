@@ -17,12 +17,15 @@ TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitor
 
 # The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
 # Every tier uses ports of its own (free ones, or the compose stack's, which only the Docker
-# lane starts), and every cargo command is in the second lane (cargo locks the target
-# directory), except the benchmark's no-op build.
+# lane starts). Compiling is what a fresh clone spends its time on, and cargo builds one thing
+# at a time in a target directory: the tests' debug build (rust, then postgres in the fourth
+# lane, which waits for it), clippy's check build and the readme tier's release build follow
+# one another while the other lanes wait on health checks and alert timings.
 LANES=(
   "containers swarm"
-  "readme static rust faults postgres schemathesis"
+  "rust faults static readme"
   "monitoring drill ui replicas kubernetes audit bench"
+  "postgres schemathesis"
 )
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
@@ -112,14 +115,14 @@ tier_faults() {
 
 needs_audit() {
   cargo_tool cargo-deny cargo-deny
+  local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
+  [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
+  advisory_repository "$db" "$TOOLS/advisory-dbs/$DENY_DB_NAME"
 }
 
 tier_audit() {
-  local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
-  [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
-  log "cargo deny check against $db (offline): advisories, licences, bans, sources (deny.toml)"
+  log "cargo deny check against ${ADVISORY_DB:-$ROOT/../shared/advisory-db} (offline): advisories, licences, bans, sources (deny.toml)"
   local dbs="$TOOLS/advisory-dbs"
-  advisory_repository "$db" "$dbs/$DENY_DB_NAME"
   BOOKSTORE_ADVISORY_DBS="$dbs" cargo deny --offline check --hide-inclusion-graph
   log "the check reads that database: an advisory planted against a crate we use must fail it"
   local planted
@@ -431,6 +434,13 @@ full_run() {
   done
   [ "$(printf '%s\n' "${lanes_tiers[@]}" | sort | tr '\n' ' ')" = "$(printf '%s\n' "${TIERS[@]}" | sort | tr '\n' ' ')" ] \
     || die "LANES must hold every tier of TIERS exactly once"
+  # Every tier runs the one release binary the images package: the static one. (A second,
+  # dynamic release build would be one more tree of dependencies to compile before any
+  # tier could start; the readme tier builds that one itself, as the README's command does.)
+  log "building the backend binary every tier runs: the static one, as the images package it"
+  if (set -euo pipefail; build_static); then
+    export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
+  fi
   log "installing and building what every tier needs, one tier after another"
   for tier in "${TIERS[@]}"; do
     declare -F "needs_$tier" >/dev/null || continue
@@ -444,12 +454,6 @@ full_run() {
     set -e
     [ "$status" -eq 0 ] || printf 'FAIL  %s  (what it needs could not be installed or built)\n' "$tier" >"$RESULTS/$tier"
   done
-  # Every tier runs this one binary, copied out of target/release: the readme tier's build
-  # of a fresh clone replaces target/release/bookstore while the other lanes run.
-  if [ -x target/release/bookstore ]; then
-    install -D -m 0755 target/release/bookstore target/tested/bookstore
-    export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/tested/bookstore"
-  fi
   export NEEDS_DONE=1
   log "the tiers, in ${#LANES[@]} lanes side by side: $(printf '[%s] ' "${LANES[@]}")"
   for lane in "${LANES[@]}"; do

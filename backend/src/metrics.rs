@@ -43,7 +43,9 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// The counter and histogram of one (method, route, status) of [`REQUESTS_TOTAL`] and
 /// [`REQUEST_DURATION`].
 pub type RequestSeries = (Counter, Histogram);
-type SeriesKey = (&'static str, String, u16);
+/// The series by (method, status), then by route: looked up with the route as a `&str`,
+/// so that finding a request's series allocates nothing.
+type SeriesByRoute = HashMap<(&'static str, u16), HashMap<String, RequestSeries>>;
 
 /// One application's metrics: its own recorder (never the process-wide one, so two
 /// applications in one process, as in the API tests, never count each other's requests), the
@@ -57,7 +59,7 @@ struct Inner {
     process: metrics_process::Collector,
     in_flight: Gauge,
     /// The label sets are few and fixed, and building a key per request is not free.
-    requests: RwLock<HashMap<SeriesKey, RequestSeries>>,
+    requests: RwLock<SeriesByRoute>,
     auth_failures: Vec<(&'static str, Counter)>,
 }
 
@@ -115,19 +117,20 @@ impl Metrics {
 
     /// The series of one (method, route, status).
     pub fn requests(&self, method: &'static str, route: &str, status: StatusCode) -> RequestSeries {
-        let key = (method, route.to_owned(), status.as_u16());
+        let key = (method, status.as_u16());
         if let Some(found) = self
             .0
             .requests
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
+            .and_then(|routes| routes.get(route))
         {
             return found.clone();
         }
         let labels = [
             ("method", method.to_owned()),
-            ("route", key.1.clone()),
+            ("route", route.to_owned()),
             ("status", status.as_str().to_owned()),
         ];
         let made = self.record(|| {
@@ -141,6 +144,8 @@ impl Metrics {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(key)
+            .or_default()
+            .entry(route.to_owned())
             .or_insert(made)
             .clone()
     }
