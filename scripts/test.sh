@@ -18,14 +18,16 @@ TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitor
 # The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
 # Every tier uses ports of its own (free ones, or the compose stack's, which only the Docker
 # lane starts). Compiling is what a fresh clone spends its time on, and cargo builds one thing
-# at a time in a target directory: the tests' debug build (rust, then postgres in the fourth
-# lane, which waits for it), clippy's check build and the readme tier's release build follow
-# one another while the other lanes wait on health checks and alert timings.
+# at a time in a target directory: the tests' debug build (rust, which postgres in the fourth
+# lane waits for) and clippy's check build follow one another in target/, while the readme
+# tier's release build runs in a target directory of its own and the other lanes wait on
+# health checks and alert timings.
 LANES=(
   "containers swarm"
-  "rust faults static readme"
+  "rust faults static"
   "monitoring drill ui replicas kubernetes audit bench"
   "postgres schemathesis"
+  "readme"
 )
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
@@ -437,10 +439,12 @@ full_run() {
   # Every tier runs the one release binary the images package: the static one. (A second,
   # dynamic release build would be one more tree of dependencies to compile before any
   # tier could start; the readme tier builds that one itself, as the README's command does.)
-  log "building the backend binary every tier runs: the static one, as the images package it"
-  if (set -euo pipefail; build_static); then
-    export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
-  fi
+  # It compiles while the tools are installed.
+  cargo_tool cargo-auditable cargo-auditable@0.7.7
+  log "building the backend binary every tier runs, the static one the images package, while the tools are installed"
+  (set -euo pipefail; build_static) &
+  local static=$!
+  export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
   log "installing and building what every tier needs, one tier after another"
   for tier in "${TIERS[@]}"; do
     declare -F "needs_$tier" >/dev/null || continue
@@ -454,6 +458,12 @@ full_run() {
     set -e
     [ "$status" -eq 0 ] || printf 'FAIL  %s  (what it needs could not be installed or built)\n' "$tier" >"$RESULTS/$tier"
   done
+  if ! wait "$static"; then
+    warn "the static binary did not build: every tier fails without it"
+    for tier in "${TIERS[@]}"; do
+      [ -e "$RESULTS/$tier" ] || printf 'FAIL  %s  (the backend binary did not build)\n' "$tier" >"$RESULTS/$tier"
+    done
+  fi
   export NEEDS_DONE=1
   log "the tiers, in ${#LANES[@]} lanes side by side: $(printf '[%s] ' "${LANES[@]}")"
   for lane in "${LANES[@]}"; do
