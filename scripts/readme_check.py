@@ -9,11 +9,9 @@
 3. The README's configuration table, `bookstore serve --help` and `.env.example` name the
    same settings.
 
-The clone builds into target/readme of this checkout (CARGO_TARGET_DIR), a target directory
-of its own kept between runs: its dependencies are compiled once per machine and only the
-clone's own crate again, and its build neither waits for nor holds up the cargo commands of
-the tiers running alongside (cargo builds one thing at a time in a target directory). A
-build cache, not part of the command, which runs as written.
+The clone builds into this checkout's own target/ (CARGO_TARGET_DIR): the dependencies
+compiled once serve the clone and the other tiers' release builds, and only the clone's own
+crate is built again. A build cache, not part of the command, which runs as written.
 """
 
 from __future__ import annotations
@@ -227,7 +225,7 @@ def main() -> int:
             log("note: the working tree has uncommitted changes; the clone checks HEAD only")
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
-        target = ROOT / "target" / "readme"
+        target = ROOT / "target"
         with tempfile.TemporaryDirectory(prefix="bookstore-readme-") as scratch:
             clone = Path(scratch) / "bookstore"
             subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
