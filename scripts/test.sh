@@ -436,15 +436,20 @@ full_run() {
   done
   [ "$(printf '%s\n' "${lanes_tiers[@]}" | sort | tr '\n' ' ')" = "$(printf '%s\n' "${TIERS[@]}" | sort | tr '\n' ' ')" ] \
     || die "LANES must hold every tier of TIERS exactly once"
-  # Every tier runs the one release binary the images package: the static one. (A second,
-  # dynamic release build would be one more tree of dependencies to compile before any
-  # tier could start; the readme tier builds that one itself, as the README's command does.)
+  # Every tier runs the one release binary the images package: the static one. A second,
+  # dynamic release build would be one more tree of dependencies to compile before any tier
+  # could start; the readme tier builds that one itself, as the README's command does.
   # (Measured: compiling it while the tools install made the needs phase slower, not faster:
-  # the installs want the CPU too.)
+  # the installs want the CPU too.) If it does not build, each tier's needs build their own.
   log "building the backend binary every tier runs: the static one, as the images package it"
-  if (set -euo pipefail; build_static); then
-    export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
-  fi
+  set +e
+  (
+    set -euo pipefail
+    build_static
+  )
+  local built=$?
+  set -e
+  [ "$built" -ne 0 ] || export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
   log "installing and building what every tier needs, one tier after another"
   for tier in "${TIERS[@]}"; do
     declare -F "needs_$tier" >/dev/null || continue
