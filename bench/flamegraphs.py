@@ -98,9 +98,9 @@ def pids_of(server: Server | Behind) -> list[int]:
 
 
 def profile(server: Server | Behind, port: int, scenario: str, path: str, seconds: float, svg: Path,
-            title: str, work: Path, folded_dir: Path | None) -> tuple[dict, dict[str, float]]:
+            title: str, work: Path, folded_dir: Path | None) -> dict[str, float]:
     """Loads `port` with wrk for `seconds` while perf samples the server's processes in the
-    middle of it, then writes the flame graph to `svg`."""
+    middle of it, then writes the flame graph to `svg`; returns where the samples were."""
     data = work / f"{svg.stem}.perf"
     load: dict = {}
     runner = threading.Thread(target=lambda: load.update(
@@ -124,7 +124,7 @@ def profile(server: Server | Behind, port: int, scenario: str, path: str, second
         input=folded.stdout, check=True, capture_output=True).stdout)
     data.unlink()
     log(f"  {svg.relative_to(ROOT)}: {load.get('rps', 0):,.0f} req/s, {load.get('errors_total', 0)} errors")
-    return load, shares(folded.stdout)
+    return shares(folded.stdout)
 
 
 def main() -> int:
@@ -174,7 +174,7 @@ def main() -> int:
                     server.start()
                     try:
                         title = f"{engine}: {scenario} {path if name == 'list' else ''} ({via})".replace("  ", " ")
-                        _, rows[stem] = profile(server, server.port, scenario, path, args.seconds,
+                        rows[stem] = profile(server, server.port, scenario, path, args.seconds,
                                                 OUT / f"{stem}.svg", title, work, args.folded)
                     finally:
                         server.stop()

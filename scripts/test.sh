@@ -115,15 +115,17 @@ tier_faults() {
   (cd tests/e2e && node --test --test-concurrency=1 faults.test.mjs)
 }
 
+# The RustSec snapshot the audit tier checks against.
+ADVISORY_DB="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
+
 needs_audit() {
   cargo_tool cargo-deny cargo-deny
-  local db="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
-  [ -d "$db" ] || die "no advisory database at $db (set ADVISORY_DB)"
-  advisory_repository "$db" "$TOOLS/advisory-dbs/$DENY_DB_NAME"
+  [ -d "$ADVISORY_DB" ] || die "no advisory database at $ADVISORY_DB (set ADVISORY_DB)"
+  advisory_repository "$ADVISORY_DB" "$TOOLS/advisory-dbs/$DENY_DB_NAME"
 }
 
 tier_audit() {
-  log "cargo deny check against ${ADVISORY_DB:-$ROOT/../shared/advisory-db} (offline): advisories, licences, bans, sources (deny.toml)"
+  log "cargo deny check against $ADVISORY_DB (offline): advisories, licences, bans, sources (deny.toml)"
   local dbs="$TOOLS/advisory-dbs"
   BOOKSTORE_ADVISORY_DBS="$dbs" cargo deny --offline check --hide-inclusion-graph
   log "the check reads that database: an advisory planted against a crate we use must fail it"

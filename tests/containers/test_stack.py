@@ -194,9 +194,10 @@ class ContainerStack(unittest.TestCase):
         # The backend's port is not published: nginx (8080) is the only way to the API.
         # (Read from Docker, not by trying the host's port 8000, which a native backend may hold
         # while other tiers run alongside this one.)
-        self.assertEqual(inspect("backend")["HostConfig"]["PortBindings"] or {}, {})
-        self.assertEqual({port: None for port in inspect("backend")["NetworkSettings"]["Ports"]},
-                         inspect("backend")["NetworkSettings"]["Ports"], "a backend port bound on the host")
+        backend = inspect("backend")
+        self.assertEqual(backend["HostConfig"]["PortBindings"] or {}, {})
+        ports = backend["NetworkSettings"]["Ports"]
+        self.assertEqual({port: None for port in ports}, ports, "a backend port bound on the host")
         # Prometheus and Alertmanager: 401 without the password, 200 with it, for their APIs
         # and for an Alertmanager silence (which would hide every alert).
         auth = monitoring_auth()
