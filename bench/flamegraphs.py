@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from run import Behind, Server, bookstore_db, wrk  # noqa: E402
-from testkit import ROOT, free_port, log  # noqa: E402
+from testkit import ROOT, built, free_port, log  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
 
-BINARY = ROOT / "target" / "profiling" / "bookstore"
+BINARY = built("bookstore", "profiling")
 OUT = ROOT / "docs" / "flamegraphs"
 BOOKS = 10_000
 SCENARIOS = {  # name: (wrk scenario, path)

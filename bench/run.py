@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from testkit import OPERATOR_ENV, OPERATOR_TOKEN, ROOT, free_port, log  # noqa: E402
+from testkit import OPERATOR_ENV, OPERATOR_TOKEN, ROOT, built, free_port, log  # noqa: E402
 from testkit.native import render_nginx  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
 
@@ -437,8 +437,8 @@ def main() -> int:
     # Its databases take a gigabyte: gone however the run ends.
     atexit.register(shutil.rmtree, work, True)
     # The backend as `cargo run --release` builds it, or (BOOKSTORE_BIN) the test run's binary.
-    bookstore = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
-    ceiling_bin = ROOT / "target" / "release" / "ceiling"
+    bookstore = Path(os.environ.get("BOOKSTORE_BIN") or built("bookstore"))
+    ceiling_bin = built("ceiling")
 
     log(f"preparing databases: {small:,} and {large:,} books")
     bookstore_db(bookstore, work / "small.db", small)

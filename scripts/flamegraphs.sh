@@ -14,7 +14,7 @@ require wrk wrk
 require nginx nginx-light
 cargo_tool inferno-flamegraph inferno
 ensure_postgres
-log "building the profiling binary (the release build with symbols: target/profiling/bookstore)"
+log "building the profiling binary (the release build with symbols: target/<host triple>/profiling/bookstore)"
 cargo build --profile profiling --quiet -p bookstore
 
 pgdir=$(mktemp -d)

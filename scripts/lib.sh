@@ -97,14 +97,28 @@ wait_http() {
   return 1
 }
 
+# cargo_binary NAME CARGO-BUILD-ARGS... — builds with `cargo build ARGS` and prints the path of
+# the binary NAME, wherever cargo put it (target/<host triple>/PROFILE/: .cargo/config.toml).
+cargo_binary() {
+  local name=$1
+  shift
+  (cd "$ROOT" && cargo build --locked --quiet --message-format=json-render-diagnostics "$@") \
+    | python3 -c '
+import json, sys
+name = sys.argv[1]
+built = [m["executable"] for m in map(json.loads, sys.stdin)
+         if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == name]
+print(built[-1]) if built else sys.exit(f"cargo built no binary named {name}")' "$name"
+}
+
 # build_release — builds the release binary once per run; prints its path (BOOKSTORE_BIN
 # when a full test run has set it: the static binary the images package).
 build_release() {
-  if [ -z "${BOOKSTORE_RELEASE_BUILT:-}" ]; then
-    (cd "$ROOT" && cargo build --release --quiet --bins) >&2
-    export BOOKSTORE_RELEASE_BUILT=1
+  if [ -z "${BOOKSTORE_BIN:-}" ]; then
+    BOOKSTORE_BIN=$(cargo_binary bookstore --release -p bookstore)
+    export BOOKSTORE_BIN
   fi
-  printf '%s\n' "${BOOKSTORE_BIN:-$ROOT/target/release/bookstore}"
+  printf '%s\n' "$BOOKSTORE_BIN"
 }
 
 # e2e_modules — the browser tests' npm packages, as `npm ci` installs them from
@@ -187,8 +201,10 @@ ensure_trivy() {
 }
 
 # build_static — the static, auditable backend binary that the `prebuilt` image target takes,
-# for this host's architecture, at target/static/bookstore. (The explicit `--target` keeps
-# crt-static off build scripts and proc macros.)
+# for this host's architecture, at target/static/bookstore. .cargo/config.toml makes every
+# build this one; the flags are explicit here so that a RUSTFLAGS in the environment cannot
+# make the image's binary a dynamic one. (Naming the target keeps crt-static off build scripts
+# and proc macros.)
 build_static() {
   cargo_tool cargo-auditable cargo-auditable@0.7.7
   local triple

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testkit import ROOT, http, log  # noqa: E402
+from testkit import ROOT, built, http, log  # noqa: E402
 
 README = ROOT / "README.md"
 ADDRESS = ("127.0.0.1", 8000)
@@ -231,7 +231,7 @@ def main() -> int:
             subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
             subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--detach", head], check=True)
             run_quick_start(run, clone, target)
-            check_settings_agree(target / "release" / "bookstore", (clone / "README.md").read_text())
+            check_settings_agree(built("bookstore", target=target), (clone / "README.md").read_text())
     except Failure as failure:
         print(f"\033[1;31mxx\033[0m {failure}", file=sys.stderr)
         return 1

@@ -438,11 +438,11 @@ full_run() {
   done
   [ "$(printf '%s\n' "${lanes_tiers[@]}" | sort | tr '\n' ' ')" = "$(printf '%s\n' "${TIERS[@]}" | sort | tr '\n' ' ')" ] \
     || die "LANES must hold every tier of TIERS exactly once"
-  # Every tier runs the one release binary the images package: the static one. A second,
-  # dynamic release build would be one more tree of dependencies to compile before any tier
-  # could start; the readme tier builds that one itself, as the README's command does.
-  # (Measured: compiling it while the tools install made the needs phase slower, not faster:
-  # the installs want the CPU too.) If it does not build, each tier's needs build their own.
+  # Every tier runs the one release binary the images package: the static one. The readme
+  # tier's `cargo run --release` is the same build (.cargo/config.toml), so it compiles only
+  # its clone's own crate on these dependencies. (Measured: compiling this while the tools
+  # install made the needs phase slower, not faster: the installs want the CPU too.) If it
+  # does not build, each tier's needs build their own.
   log "building the backend binary every tier runs: the static one, as the images package it"
   set +e
   (
@@ -451,7 +451,7 @@ full_run() {
   )
   local built=$?
   set -e
-  [ "$built" -ne 0 ] || export BOOKSTORE_RELEASE_BUILT=1 BOOKSTORE_BIN="$ROOT/target/static/bookstore"
+  [ "$built" -ne 0 ] || export BOOKSTORE_BIN="$ROOT/target/static/bookstore"
   log "installing and building what every tier needs, one tier after another"
   for tier in "${TIERS[@]}"; do
     declare -F "needs_$tier" >/dev/null || continue

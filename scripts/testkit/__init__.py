@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -23,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_TOKEN = "operator-token-of-the-native-tests"
 OPERATOR_ENV = {"BOOKSTORE_ADMIN_TOKEN": OPERATOR_TOKEN}
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def built(name: str, profile: str = "release", target: Path = ROOT / "target") -> Path:
+    """A binary of this workspace where cargo builds it: TARGET/<host triple>/PROFILE/NAME
+    (.cargo/config.toml names the host as the build target, see there why)."""
+    host = subprocess.run(["rustc", "--print", "host-tuple"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return target / host / profile / name
 
 
 def log(message: str) -> None:

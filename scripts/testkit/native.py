@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testkit import OPERATOR_ENV, ROOT, free_port, get, wait_until  # noqa: E402
+from testkit import OPERATOR_ENV, ROOT, built, free_port, get, wait_until  # noqa: E402
 
-BINARY = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "release" / "bookstore"))
+BINARY = Path(os.environ.get("BOOKSTORE_BIN") or built("bookstore"))
 NGINX_SITE = ROOT / "frontend" / "nginx" / "default.conf"
 NGINX_UPSTREAM = ROOT / "frontend" / "nginx" / "bookstore-upstream.conf"
 NGINX_ENTRYPOINT = ROOT / "frontend" / "nginx" / "bookstore-nginx.sh"

@@ -4,7 +4,7 @@
 // listens on a free loopback port instead of 8080, finds the backend on 127.0.0.1 instead of
 // the compose service name, and serves the UI from the repository.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -16,7 +16,10 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '..', '..');
 export const ARTIFACTS = path.join(ROOT, 'artifacts', 'e2e');
-const BINARY = process.env.BOOKSTORE_BIN ?? path.join(ROOT, 'target', 'release', 'bookstore');
+// The release build, where cargo puts it: target/<host triple>/release (.cargo/config.toml).
+const BINARY = process.env.BOOKSTORE_BIN
+  ?? path.join(ROOT, 'target', execFileSync('rustc', ['--print', 'host-tuple'], { encoding: 'utf8' }).trim(),
+    'release', 'bookstore');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
 // The operator token the test backends start with (BOOKSTORE_ADMIN_TOKEN): a test value.
