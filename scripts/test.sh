@@ -391,10 +391,12 @@ tier_bench() {
   scripts/bench.sh --quick
 }
 
-# run_tier TIER — the tier's tests in a subshell with `set -e` of its own (outside any `if`,
-# where bash would ignore it), so that it stops at its first failure and the others still run;
-# with its needs first unless they were met already (NEEDS_DONE). Writes "PASS|FAIL  TIER
-# (Ns)" to $RESULTS/TIER.
+# run_tier TIER — the tier's tests in a subshell with `set -e` of its own, so that it stops at
+# its first failure and the others still run; with its needs first unless they were met
+# already (NEEDS_DONE). Writes "PASS|FAIL  TIER (Ns)" to $RESULTS/TIER and returns 0: call it
+# as a plain command, never under `if`, `||`, `&&` or `!`, where bash ignores `set -e` in
+# everything the call runs, the subshell's own `set -e` included (then a tier would pass
+# whenever its last command does). check_runner proves it stops.
 run_tier() {
   local tier="$1" started=$SECONDS status verdict=PASS
   set +e
@@ -409,7 +411,19 @@ run_tier() {
   set -e
   [ "$status" -eq 0 ] || verdict=FAIL
   printf '%s  %s  (%ds)\n' "$verdict" "$tier" $((SECONDS - started)) >"$RESULTS/$tier"
-  return "$status"
+}
+
+# check_runner — a lane with a tier whose first command fails and whose last succeeds must
+# say FAIL: a run that could not fail would be worse than none.
+tier_runner_probe() {
+  false
+  true
+}
+check_runner() {
+  NEEDS_DONE=1 run_lane runner_probe 2>/dev/null
+  grep -q '^FAIL' "$RESULTS/runner_probe" \
+    || die "scripts/test.sh would pass a tier that fails before its last command: see run_tier"
+  rm "$RESULTS/runner_probe" "$LOGS/runner_probe.log"
 }
 
 # run_lane TIER... — the tiers one after another, each one's output kept in $LOGS/TIER.log
@@ -419,7 +433,7 @@ run_lane() {
   for tier in "$@"; do
     [ -e "$RESULTS/$tier" ] && continue # its needs failed
     log "tier $tier: started at ${SECONDS}s (output: artifacts/tests/$tier.log, printed when it ends)"
-    run_tier "$tier" >"$LOGS/$tier.log" 2>&1 || true
+    run_tier "$tier" >"$LOGS/$tier.log" 2>&1
     (
       flock 9
       printf '\n\033[1;34m==>\033[0m tier: %s\n' "$tier" >&2
@@ -482,11 +496,12 @@ main() {
   fi
   local tier
   for tier in "$@"; do
-    declare -F "tier_$tier" >/dev/null || die "no tier '$tier' (try --list)"
+    [[ " ${TIERS[*]} " == *" $tier "* ]] || die "no tier '$tier' (try --list)"
   done
   RESULTS=$(mktemp -d)
   LOGS="$ROOT/artifacts/tests"
   mkdir -p "$LOGS"
+  check_runner
   if [ $# -eq 0 ]; then
     full_run
   else
@@ -494,7 +509,7 @@ main() {
     unset NEEDS_DONE
     for tier in "$@"; do
       log "tier: $tier"
-      run_tier "$tier" || true
+      run_tier "$tier"
     done
   fi
   local results=() failed=0
