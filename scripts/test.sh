@@ -18,14 +18,15 @@ TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitor
 # The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
 # Every tier uses ports of its own (free ones, or the compose stack's, which only the Docker
 # lane starts). Compiling is what a fresh clone spends most of its time on, and it keeps both
-# cores busy: the tests' debug build (rust, which postgres in the fourth lane waits for),
-# clippy's check build and the readme tier's release build follow one another in the second
-# lane, while the other lanes mostly wait on health checks and alert timings. (Measured: the
-# release build in a lane and a target directory of its own, alongside the debug build, made a
-# fresh run two minutes slower, not faster.)
+# cores busy: the tests' debug build (rust, which postgres in the fourth lane waits for) and
+# clippy's check build follow one another in the second lane, and the readme tier (its clone's
+# own crate, on the release dependencies built first) follows the Docker tiers, while the
+# other lanes mostly wait on health checks and alert timings. (Measured: the release build in
+# a lane and a target directory of its own, alongside the debug build, made a fresh run two
+# minutes slower, not faster.)
 LANES=(
-  "containers swarm"
-  "rust faults static readme"
+  "containers swarm readme"
+  "rust faults static"
   "monitoring drill ui replicas kubernetes audit bench"
   "postgres schemathesis"
 )
