@@ -52,7 +52,8 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         5,
         "acb4d1c868c8d2a23d79ffbd2863086ccb3a5e0fa0583e12f48136bbc5f04057c5944091b930daa04c4604a2e3c5506f",
-    ),    (
+    ),
+    (
         6,
         "637dc35fce78986100ac8a5ee896582ecf206a6072a31a97eba56c6f07beb5497e2b376fb5d9a8820a9ff8b27f52ab6f",
     ),
@@ -95,7 +96,12 @@ fn assert_append_only(engine: &str, folder: &str, released: &[(i64, &str)], migr
 
 #[test]
 fn released_sqlite_migrations_never_change() {
-    assert_append_only("SQLite", "migrations/", SQLITE, &sqlx::migrate!("./migrations"));
+    assert_append_only(
+        "SQLite",
+        "migrations/",
+        SQLITE,
+        &sqlx_macros::migrate!("./migrations"),
+    );
 }
 
 #[test]
@@ -104,6 +110,6 @@ fn released_postgres_migrations_never_change() {
         "PostgreSQL",
         "migrations/postgres/",
         POSTGRES,
-        &sqlx::migrate!("./migrations/postgres"),
+        &sqlx_macros::migrate!("./migrations/postgres"),
     );
 }

@@ -403,9 +403,9 @@ impl Errors {
     }
 }
 
-/// A stored book, as the API returns it (and as both engines' rows read: PostgreSQL's year
-/// is an `integer` and its times `timestamptz`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+/// A stored book, as the API returns it (both engines' rows read into it in
+/// `store/statement.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": 42, "title": "Dune", "author": "Frank Herbert", "year": 1965,
     "genre": "Science fiction",
@@ -420,17 +420,14 @@ pub struct Book {
     #[schema(min_length = 1, max_length = 50)]
     pub author: String,
     #[schema(minimum = -5000, maximum = 2100)]
-    #[sqlx(try_from = "i32")]
     pub year: i64,
     #[schema(min_length = 1, max_length = 50)]
     pub genre: Option<String>,
     /// RFC 3339, UTC.
     #[schema(format = DateTime)]
-    #[sqlx(try_from = "Timestamp")]
     pub created_at: String,
     /// RFC 3339, UTC.
     #[schema(format = DateTime)]
-    #[sqlx(try_from = "Timestamp")]
     pub updated_at: String,
     /// Bumped by every change; the `ETag` is derived from it.
     #[serde(skip)]

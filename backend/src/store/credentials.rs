@@ -12,7 +12,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use super::statement::{Arg, Engine};
 
 /// An API token as stored (its hash is never read back out).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx_macros::FromRow)]
 pub struct TokenRecord {
     pub id: i64,
     pub name: String,
@@ -35,7 +35,7 @@ pub struct NewToken {
 }
 
 /// A browser session as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx_macros::FromRow)]
 pub struct SessionRecord {
     pub id_hash: String,
     /// The API token it was made from, or `None` for the operator token.
@@ -56,7 +56,7 @@ pub struct FoundSession {
 }
 
 /// A session joined with its token's revocation.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub struct SessionRow {
     #[sqlx(flatten)]
     session: SessionRecord,

@@ -21,7 +21,7 @@ use crate::domain::{Book, Edit, IdempotencyKey, ListQuery, NewBook, Precondition
 use crate::error::{Error, Result};
 
 /// An `Idempotency-Key` used earlier, and the answer it got.
-#[derive(FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub struct KeyRow {
     pub fingerprint: String,
     book_id: i64,

@@ -3,8 +3,6 @@
 //! engines' SQL ([`Engine`]): how a row is locked for a change, how text is searched, and
 //! whether the planner keeps statistics.
 
-use sqlx::FromRow;
-
 use crate::domain::{Book, Timestamp};
 
 /// Which engine a database URL names.
@@ -177,7 +175,7 @@ impl Statement {
 
 /// A book of a listing's page, with the number of books the listing matches: how an engine
 /// that hands pages over as rows answers (see [`Engine::writes_pages`]).
-#[derive(FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub struct PageRow {
     pub total: i64,
     #[sqlx(flatten)]
@@ -207,6 +205,30 @@ macro_rules! book_columns {
     };
 }
 pub(crate) use book_columns;
+
+/// A [`Book`] from a row of either engine that holds [`book_columns!`]: PostgreSQL's year is
+/// an `integer`, and each engine stores a time its own way (its `dialect.rs`).
+macro_rules! book_from_row {
+    ($row:ty) => {
+        impl<'r> sqlx::FromRow<'r, $row> for Book {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                use sqlx::Row;
+                Ok(Self {
+                    id: row.try_get("id")?,
+                    title: row.try_get("title")?,
+                    author: row.try_get("author")?,
+                    year: row.try_get::<i32, _>("year")?.into(),
+                    genre: row.try_get("genre")?,
+                    created_at: row.try_get::<Timestamp, _>("created_at")?.into(),
+                    updated_at: row.try_get::<Timestamp, _>("updated_at")?.into(),
+                    version: row.try_get("version")?,
+                })
+            }
+        }
+    };
+}
+book_from_row!(sqlx::sqlite::SqliteRow);
+book_from_row!(sqlx::postgres::PgRow);
 
 #[cfg(test)]
 mod tests {

@@ -105,7 +105,7 @@ async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
                 .max_connections(1)
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("./migrations").run(&pool).await?;
+            sqlx_macros::migrate!("./migrations").run(&pool).await?;
             Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
         Some(Engine::Postgres) => {
@@ -113,7 +113,7 @@ async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
                 .max_connections(1)
                 .connect_with(PgConnectOptions::from_str(url)?)
                 .await?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            sqlx_macros::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
         None => Err(sqlx::Error::Configuration(

@@ -617,9 +617,9 @@ contract_test! {
             }};
         }
         match engine {
-            Engine::Sqlite => release_before!(sqlx::SqliteConnection, sqlx::migrate!("./migrations"), ""),
+            Engine::Sqlite => release_before!(sqlx::SqliteConnection, sqlx_macros::migrate!("./migrations"), ""),
             Engine::Postgres => {
-                release_before!(sqlx::PgConnection, sqlx::migrate!("./migrations/postgres"), "::timestamptz")
+                release_before!(sqlx::PgConnection, sqlx_macros::migrate!("./migrations/postgres"), "::timestamptz")
             }
         }
         // Today's release migrates it on start.

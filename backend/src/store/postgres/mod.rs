@@ -218,7 +218,9 @@ async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SET statement_timeout = 0")
         .execute(&mut *conn)
         .await?;
-    let migrated = sqlx::migrate!("./migrations/postgres").run(&mut *conn).await;
+    let migrated = sqlx_macros::migrate!("./migrations/postgres")
+        .run(&mut *conn)
+        .await;
     sqlx::query(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
         .execute(&mut *conn)
         .await?;

@@ -107,7 +107,7 @@ impl SqliteStore {
         write
             .execute(format!("PRAGMA cache_size = {MIGRATION_CACHE}").as_str())
             .await?;
-        sqlx::migrate!("./migrations").run(&mut write).await?;
+        sqlx_macros::migrate!("./migrations").run(&mut write).await?;
         // A migration that rebuilt indexes leaves them in the WAL (this connection never
         // checkpoints), where every read would look them up until the next checkpoint, and a
         // copy of the database file alone would lack them: folded in before serving.
@@ -281,7 +281,7 @@ impl Catalogue for SqliteStore {
 pub async fn credentials(url: &str) -> Result<Tables<Sqlite>, sqlx::Error> {
     let options = connect_options(url)?.create_if_missing(false);
     let mut conn = options.connect().await?;
-    sqlx::migrate!("./migrations").run(&mut conn).await?;
+    sqlx_macros::migrate!("./migrations").run(&mut conn).await?;
     conn.close().await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
