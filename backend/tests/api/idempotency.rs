@@ -59,6 +59,37 @@ contract_test! {
     }
 }
 
+// A key is free again as soon as an answer with it is out: a replay or a refusal must not
+// leave it locked for a moment (on PostgreSQL, a transaction that is only dropped keeps its
+// lock on the key until its connection is used again), or the next request is a 409. Many
+// clients at once, so that the server is busy when each next request arrives.
+contract_test! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_key_is_free_again_as_soon_as_its_answer_is_out(engine) {
+        let app = std::sync::Arc::new(TestApp::spawn(engine).await);
+        let clients = (0..16).map(|client| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut other = dune();
+                other["title"] = json!("Dune Messiah");
+                for round in 0..8 {
+                    let key = format!("free-{client}-{round}");
+                    let post = |body: &Value| app.post("/books", body).header("idempotency-key", key.as_str());
+                    assert_eq!(post(&dune()).await.status(), StatusCode::CREATED, "{key}: the first");
+                    assert_eq!(post(&dune()).await.status(), StatusCode::CREATED, "{key}: the replay");
+                    let refused = post(&other).await.status();
+                    assert_eq!(refused, StatusCode::UNPROCESSABLE_ENTITY, "{key}: after a replay");
+                    let again = post(&other).await.status();
+                    assert_eq!(again, StatusCode::UNPROCESSABLE_ENTITY, "{key}: after a refusal");
+                }
+            })
+        });
+        for client in clients.collect::<Vec<_>>() {
+            client.await.expect("a client's requests");
+        }
+    }
+}
+
 contract_test! {
     #[tokio::test]
     async fn different_keys_create_different_books_and_requests_without_a_key_are_unaffected(engine) {

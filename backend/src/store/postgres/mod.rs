@@ -111,20 +111,22 @@ impl Catalogue for PostgresStore {
     ) -> Result<Created> {
         let mut tx = self.begin(deadline).await?;
         let now = Timestamp::now();
-        let created = match &key {
-            // The key's lock, held to the end of the transaction on every replica, lets one
-            // request with it in at a time.
-            Some(key) if !try_lock_key(&mut tx, key).await? => return Err(Error::key_in_progress()),
-            Some(key) => Postgres::create_with_key(&mut tx, &book, key, &now).await??,
-            None => {
-                let created = Postgres::insert_books(&mut tx, std::slice::from_ref(&book), &now).await?;
-                Created::new(StoredBook::of(created.first().ok_or(sqlx::Error::RowNotFound)?))
-            }
-        };
-        if !created.replayed {
-            commit(tx).await?;
+        let created = async {
+            Ok(match &key {
+                // The key's lock, held to the end of the transaction on every replica, lets one
+                // request with it in at a time.
+                Some(key) if !try_lock_key(&mut tx, key).await? => return Err(Error::key_in_progress()),
+                Some(key) => Postgres::create_with_key(&mut tx, &book, key, &now).await??,
+                None => {
+                    let created = Postgres::insert_books(&mut tx, std::slice::from_ref(&book), &now).await?;
+                    Created::new(StoredBook::of(created.first().ok_or(sqlx::Error::RowNotFound)?))
+                }
+            })
         }
-        Ok(created)
+        .await;
+        // Ended before the answer goes out, a replay and a refusal too: the key's lock must be
+        // free when the client sends its next request with it.
+        end(tx, created).await
     }
 
     async fn update_book(
@@ -135,18 +137,16 @@ impl Catalogue for PostgresStore {
         deadline: &Deadline,
     ) -> Result<BookRef> {
         let mut tx = self.begin(deadline).await?;
-        let (book, written) =
-            Postgres::change_book(&mut tx, id, &precondition, edit, &Timestamp::now()).await??;
-        if written {
-            commit(tx).await?;
-        }
+        let changed =
+            async { Postgres::change_book(&mut tx, id, &precondition, edit, &Timestamp::now()).await? }.await;
+        let (book, _written) = end(tx, changed).await?;
         Ok(StoredBook::of(&book))
     }
 
     async fn delete_book(&self, id: i64, precondition: Precondition, deadline: &Deadline) -> Result<()> {
         let mut tx = self.begin(deadline).await?;
-        Postgres::remove_book(&mut tx, id, &precondition).await??;
-        commit(tx).await
+        let removed = async { Postgres::remove_book(&mut tx, id, &precondition).await? }.await;
+        end(tx, removed).await
     }
 
     /// `None` when the database answers and accepts writes.
@@ -246,6 +246,23 @@ async fn claim_creation(pool: &PgPool) -> Result<bool, sqlx::Error> {
     .fetch_optional(pool)
     .await?;
     Ok(claimed.is_some())
+}
+
+/// Ends a transaction before its answer goes out: commits it if `outcome` is a success
+/// (also when it wrote nothing, as for a replay), or rolls it back. A transaction that is
+/// only dropped is rolled back when its connection is next used, and until then it keeps
+/// its locks: an `Idempotency-Key`'s, a book's row. (A failed rollback needs no answer of its
+/// own: the connection is closed, and the server rolls back and frees the locks.)
+async fn end<T>(tx: Transaction<'static, Postgres>, outcome: Result<T>) -> Result<T> {
+    match outcome {
+        Ok(value) => commit(tx).await.map(|()| value),
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "a rollback failed; the connection is closed");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Commits, telling apart a transaction the database refused (rolled back: nothing
