@@ -251,14 +251,18 @@ async fn claim_creation(pool: &PgPool) -> Result<bool, sqlx::Error> {
 /// Ends a transaction before its answer goes out: commits it if `outcome` is a success
 /// (also when it wrote nothing, as for a replay), or rolls it back. A transaction that is
 /// only dropped is rolled back when its connection is next used, and until then it keeps
-/// its locks: an `Idempotency-Key`'s, a book's row. (A failed rollback needs no answer of its
-/// own: the connection is closed, and the server rolls back and frees the locks.)
+/// its locks: an `Idempotency-Key`'s, a book's row. (A failed rollback changes no answer: as
+/// for a dropped transaction, it is tried again when the connection is next used, or the
+/// connection is broken and the server rolls back and frees the locks itself.)
 async fn end<T>(tx: Transaction<'static, Postgres>, outcome: Result<T>) -> Result<T> {
     match outcome {
         Ok(value) => commit(tx).await.map(|()| value),
         Err(error) => {
             if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "a rollback failed; the connection is closed");
+                tracing::warn!(
+                    error = %rollback,
+                    "a rollback failed (tried again at the connection's next use)"
+                );
             }
             Err(error)
         }
