@@ -108,11 +108,14 @@ import json, sys
 name = sys.argv[1]
 built = [m["executable"] for m in map(json.loads, sys.stdin)
          if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == name]
-print(built[-1]) if built else sys.exit(f"cargo built no binary named {name}")' "$name"
+if not built:
+    sys.exit(f"cargo built no binary named {name}")
+print(built[-1])' "$name"
 }
 
-# build_release — builds the release binary once per run; prints its path (BOOKSTORE_BIN
-# when a full test run has set it: the static binary the images package).
+# build_release — the release binary's path: BOOKSTORE_BIN if set (a full test run sets it to
+# the static binary the images package), else built here (nothing to do if it is up to date)
+# and exported as BOOKSTORE_BIN for what runs after it in this shell.
 build_release() {
   if [ -z "${BOOKSTORE_BIN:-}" ]; then
     BOOKSTORE_BIN=$(cargo_binary bookstore --release -p bookstore)
