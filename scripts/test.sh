@@ -123,6 +123,12 @@ ADVISORY_DB="${ADVISORY_DB:-$ROOT/../shared/advisory-db}"
 
 needs_audit() {
   cargo_tool cargo-deny cargo-deny
+  # cargo deny reads the metadata of every platform's dependencies; builds fetch only this
+  # one's, so a machine that has only built lacks the others (windows-sys and the like).
+  if ! cargo metadata --offline --format-version 1 >/dev/null 2>&1; then
+    log "fetching every platform's dependencies for cargo deny (cargo fetch --locked)"
+    cargo fetch --locked --quiet
+  fi
   [ -d "$ADVISORY_DB" ] || die "no advisory database at $ADVISORY_DB (set ADVISORY_DB)"
   advisory_repository "$ADVISORY_DB" "$TOOLS/advisory-dbs/$DENY_DB_NAME"
 }
