@@ -48,19 +48,14 @@ pub struct Opened {
 /// Opens the database `config.database_url` names, migrating it.
 pub async fn open(config: &StoreConfig) -> Result<Opened, sqlx::Error> {
     let url = &config.database_url;
-    let (store, fresh): (Store, bool) = match Engine::of(url) {
-        Some(Engine::Sqlite) => {
+    let (store, fresh): (Store, bool) = match Engine::named_by(url)? {
+        Engine::Sqlite => {
             let (store, fresh) = sqlite::SqliteStore::open(url, config.durability).await?;
             (Arc::new(store), fresh)
         }
-        Some(Engine::Postgres) => {
+        Engine::Postgres => {
             let (store, fresh) = postgres::PostgresStore::open(url, config.max_connections).await?;
             (Arc::new(store), fresh)
-        }
-        None => {
-            return Err(sqlx::Error::Configuration(
-                "the database URL must start with sqlite:// or postgres://".into(),
-            ));
         }
     };
     Ok(Opened { store, fresh })
@@ -70,11 +65,8 @@ pub async fn open(config: &StoreConfig) -> Result<Opened, sqlx::Error> {
 /// (which may run while a server uses the database). Migrates it; a SQLite file must exist
 /// already (the server creates it), so that a mistyped path is not a new database.
 pub async fn open_credentials(url: &str) -> Result<CredentialStore, sqlx::Error> {
-    match Engine::of(url) {
-        Some(Engine::Sqlite) => Ok(Arc::new(sqlite::credentials(url).await?)),
-        Some(Engine::Postgres) => Ok(Arc::new(postgres::credentials(url).await?)),
-        None => Err(sqlx::Error::Configuration(
-            "the database URL must start with sqlite:// or postgres://".into(),
-        )),
-    }
+    Ok(match Engine::named_by(url)? {
+        Engine::Sqlite => Arc::new(sqlite::credentials(url).await?),
+        Engine::Postgres => Arc::new(postgres::credentials(url).await?),
+    })
 }

