@@ -239,3 +239,17 @@ ensure_chromium() {
   is_debian || die "needs Chromium: install it and set CHROMIUM=/path/to/chromium"
   apt_install chromium
 }
+
+# loopback_only COMMAND... — runs COMMAND in a network namespace of its own that has only a
+# loopback interface, for the tiers that drive Chromium against servers on 127.0.0.1: Chromium
+# aborts the requests in flight with ERR_NETWORK_CHANGED whenever the machine's interfaces
+# change, which Docker's do while the Docker lane starts and stops stacks beside them. Needs
+# root (unshare); without it, COMMAND runs in the machine's namespace.
+loopback_only() {
+  if [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
+    unshare --net sh -c 'ip link set lo up && exec "$@"' loopback_only "$@"
+  else
+    warn "cannot make a network namespace (not root): Docker's network changes may reach Chromium"
+    "$@"
+  fi
+}

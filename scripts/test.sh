@@ -13,24 +13,25 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring kubernetes drill bench containers swarm)
+TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitoring kubernetes drill bench containers pgstack swarm)
 
 # The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
-# Every tier uses ports of its own (free ones, or the compose stack's, which only the Docker
-# lane starts). Compiling is what a fresh clone spends most of its time on, and it keeps both
-# cores busy: the tests' debug build (rust, which postgres in the fourth lane waits for) and
-# clippy's check build follow one another in the second lane, while the other lanes mostly
-# wait on health checks and alert timings. The readme tier (its clone's own crate, on the
-# release dependencies built first) has a lane of its own: after any other lane it would
-# lengthen the longest one, the Docker lane when warm and the compiling one when fresh.
-# (Measured: the release build in a lane and a target directory of its own, alongside the
-# debug build, made a fresh run two minutes slower, not faster.)
+# Every tier uses ports of its own (free ones, or the compose stacks': the SQLite stack's and
+# the Swarm stack's are the same, so those two share a lane; the PostgreSQL stack's are moved).
+# Compiling is what a fresh clone spends most of its time on, and it keeps both cores busy:
+# the tests' debug build (rust, which postgres in the fourth lane waits for) and clippy's
+# check build follow one another in the second lane, while the other lanes mostly wait on
+# health checks and alert timings. The PostgreSQL stack goes first in its lane, so that its
+# containers have come and gone before the compose drill's browser runs. The readme tier
+# (its clone's own crate, on the release dependencies built first) follows it. (Measured: the
+# release build in a lane and a target directory of its own, alongside the debug build, made
+# a fresh run two minutes slower, not faster.)
 LANES=(
   "containers swarm"
-  "rust faults static"
-  "monitoring drill ui replicas kubernetes audit bench"
-  "postgres schemathesis"
-  "readme"
+  "rust faults static kubernetes audit"
+  "monitoring drill ui replicas"
+  "postgres schemathesis bench"
+  "pgstack readme"
 )
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
@@ -105,6 +106,7 @@ tier_rust() {
 needs_faults() {
   require nginx nginx-light
   require python3 python3
+  require ip iproute2 # loopback_only
   ensure_chromium
   ensure_node
   e2e_modules
@@ -115,7 +117,7 @@ tier_faults() {
   log "faults injected into the binary: a full disk, a locked database, unreadable data, slow and idle clients, the connection cap, a flood of searches"
   cargo test --quiet --test faults
   log "faults at the edge: nginx's own answers, rate limits, a hung backend and the UI's retried addition"
-  (cd tests/e2e && node --test --test-concurrency=1 faults.test.mjs)
+  (cd tests/e2e && loopback_only node --test --test-concurrency=1 faults.test.mjs)
 }
 
 # The RustSec snapshot the audit tier checks against.
@@ -281,7 +283,7 @@ tier_ui() {
     # The fault tests have their own tier.
     [ "${file##*/}" = faults.test.mjs ] || files+=("${file##*/}")
   done
-  (cd tests/e2e && node --test --test-concurrency=1 "${files[@]}")
+  (cd tests/e2e && loopback_only node --test --test-concurrency=1 "${files[@]}")
   log "screenshots of the main states are in artifacts/e2e/"
 }
 
@@ -304,10 +306,24 @@ tier_monitoring() {
   promtool check config "$config"
   rm -f "$config"
   promtool check rules monitoring/prometheus/rules/*.yml
-  (cd monitoring/prometheus && promtool test rules tests/*.test.yml)
   amtool check-config monitoring/alertmanager/alertmanager.yml
+  # The rules' unit tests compute (a minute of one core); the tests against real Prometheus
+  # mostly wait for its scrapes and alerts: side by side.
+  log "promtool test rules, beside the tests against real Prometheus"
+  local rules=() pids=() file pid status=0
+  for file in monitoring/prometheus/tests/*.test.yml; do
+    rules+=("$(mktemp)")
+    (cd monitoring/prometheus && promtool test rules "tests/${file##*/}") >"${rules[-1]}" 2>&1 &
+    pids+=($!)
+  done
   log "dashboards, provisioning, and every query and alert against real Prometheus (about a minute)"
-  python3 -m unittest discover -s tests/monitoring -v
+  python3 -m unittest discover -s tests/monitoring -v || status=$?
+  for pid in "${pids[@]}"; do
+    wait "$pid" || status=$?
+  done
+  cat "${rules[@]}"
+  rm -f "${rules[@]}"
+  return "$status"
 }
 
 # The Kubernetes deployment, offline (no cluster can run here): every overlay built, validated
@@ -354,9 +370,18 @@ tier_containers() {
   fi
   # Down whatever happened: a stack left up would hold the ports the next tier needs.
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  log "the PostgreSQL stack: three replicas behind nginx (health, spread, one killed, recovery)"
-  python3 -m unittest -v tests/containers/test_postgres_stack.py || status=$?
   return "$status"
+}
+
+# The PostgreSQL stack (compose.postgres.yml) on the same engine, beside the containers tier:
+# its published ports are moved (tests/containers/compose.ports.yml).
+needs_pgstack() {
+  needs_swarm
+}
+
+tier_pgstack() {
+  log "the PostgreSQL stack: three replicas behind nginx (health, spread, one killed, recovery)"
+  python3 -m unittest -v tests/containers/test_postgres_stack.py
 }
 
 # The Swarm stack on a one-node swarm of the test engine (made for the test, left after it):
@@ -388,7 +413,7 @@ tier_drill() {
   # the same scenario (scripts/testkit/replica_loss.py) and asserts what clients saw and
   # that the alert fired; scripts/drill.sh --replicas measures it for the post-mortem.
   log "the failure drill, natively: outage, detection, recovery, 10 SIGKILLs under load (about 2 minutes)"
-  python3 scripts/drill.py --native
+  loopback_only python3 scripts/drill.py --native
 }
 
 needs_bench() {

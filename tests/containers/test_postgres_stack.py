@@ -3,7 +3,8 @@
 changed (tests/containers/compose.test.yml), on stand-ins for the upstream images
 (tests/containers/standins, PostgreSQL's built from Debian's package).
 
-Run by `scripts/test.sh containers` after the SQLite stack's tests (they share host ports).
+Run by `scripts/test.sh pgstack`, beside the SQLite stack's tests (the `containers` tier): its
+published ports are moved up by 10,000 (tests/containers/compose.ports.yml).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from testkit import ROOT, http as request, wait_until as poll  # noqa: E402
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 PROJECT = "bookstore-pg-test"
 COMPOSE = [DOCKER, "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
-           "-f", str(ROOT / "compose.postgres.yml"), "-f", str(ROOT / "tests/containers/compose.test.yml")]
+           "-f", str(ROOT / "compose.postgres.yml"), "-f", str(ROOT / "tests/containers/compose.test.yml"),
+           "-f", str(ROOT / "tests/containers/compose.ports.yml")]
 SERVICES = ["secrets", "postgres", "backend", "frontend", "prometheus", "alertmanager"]
-UI = "http://127.0.0.1:8080"
-PROMETHEUS = "http://127.0.0.1:9090"
+UI = "http://127.0.0.1:18080"
+PROMETHEUS = "http://127.0.0.1:19090"
 REPLICAS = 3
 MONITORING: dict[str, str] = {}
 
