@@ -18,20 +18,20 @@ TIERS=(readme static rust faults postgres replicas audit schemathesis ui monitor
 # The full run's lanes: the tiers of one lane run one after another, the lanes side by side.
 # Every tier uses ports of its own (free ones, or the compose stacks': the SQLite stack's and
 # the Swarm stack's are the same, so those two share a lane; the PostgreSQL stack's are moved).
-# Compiling is what a fresh clone spends most of its time on, and it keeps both cores busy:
-# the tests' debug build (rust, which postgres in the fourth lane waits for) and clippy's
-# check build follow one another in the second lane, while the other lanes mostly wait on
-# health checks and alert timings. The PostgreSQL stack goes first in its lane, so that its
-# containers have come and gone before the compose drill's browser runs. The readme tier
-# (its clone's own crate, on the release dependencies built first) follows it. (Measured: the
-# release build in a lane and a target directory of its own, alongside the debug build, made
-# a fresh run two minutes slower, not faster.)
+# On a fresh clone the longest lanes are the ones that wait for the tests' debug build: rust
+# builds it, postgres (a lane of its own) waits for it, and clippy's check build (static) comes
+# after it whatever lane it is in (cargo locks the target directory), so nothing else follows
+# them. On a warm machine the Docker lane is the longest. The PostgreSQL stack goes first in
+# its lane, so that its containers have come and gone before the compose drill's browser runs;
+# the readme tier (its clone's own crate, on the release dependencies built first) follows it.
+# (Measured: the release build in a lane and a target directory of its own, alongside the
+# debug build, made a fresh run two minutes slower, not faster.)
 LANES=(
   "containers swarm"
-  "rust faults static kubernetes audit"
-  "monitoring drill ui replicas"
-  "postgres schemathesis bench"
-  "pgstack readme"
+  "rust faults"
+  "monitoring drill ui replicas static kubernetes"
+  "postgres"
+  "pgstack readme bench schemathesis audit"
 )
 
 # Each tier installs (or, off Debian, names) only what it needs itself; `rust` and `audit`
